@@ -1,0 +1,85 @@
+"""The store protocol: the durable, ordered log of events. Every implementation passes the
+same contract suite (tests/contract)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from tidings.envelope import AppendResult, Candidate, Event, Filter
+
+CommitListener = Callable[[list[Event]], None]
+"""Called in the event loop after each commit with its events, in seq order, once per commit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A history query. Bounds on seq are exclusive; bounds on time are inclusive."""
+
+    filter: Filter = field(default_factory=Filter)
+    since_us: int | None = None  # received_at >= since
+    until_us: int | None = None  # received_at <= until
+    time_since_us: int | None = None  # the producer's time >= time_since
+    time_until_us: int | None = None
+    after: int | None = None  # seq > after
+    before: int | None = None  # seq < before
+    order: Literal["asc", "desc"] = "desc"
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    total: int
+    by_type: dict[str, int]
+    by_source: dict[str, int]
+    by_hour: list[dict[str, Any]]
+    head_seq: int
+    earliest_seq: int | None
+    size_bytes: int
+
+
+class Store(Protocol):
+    """Append events durably in seq order and read them back."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema and start the writer."""
+
+    async def close(self) -> None:
+        """Commit what is queued, checkpoint and release every resource."""
+
+    async def append(self, candidates: Sequence[Candidate]) -> list[AppendResult]:
+        """Store the candidates of one caller, all or nothing, and answer after the commit.
+
+        A repeat of a stored deduplication key answers its original (``duplicate``); the same
+        key with other content raises TidingsError 409 ``idempotency_conflict`` and stores
+        nothing of this call. Other callers committed in the same group are unaffected.
+        """
+
+    async def get(self, tenant: str, event_id: str) -> Event | None: ...
+
+    async def query(self, tenant: str, query: Query) -> list[Event]: ...
+
+    async def read_after(
+        self, tenant: str, after: int, limit: int, filter: Filter | None = None
+    ) -> list[Event]:
+        """Events with seq > ``after`` in seq order (the stream catch-up read)."""
+
+    def head(self) -> int:
+        """The highest committed seq (0 when empty)."""
+
+    async def earliest(self, tenant: str) -> int | None:
+        """The lowest stored seq of a tenant, or None when it has no events."""
+
+    async def purged_through(self, tenant: str) -> int:
+        """The highest seq retention has deleted for a tenant (0 when none)."""
+
+    async def purge(self, older_than_us: int, chunk: int = 1000) -> int:
+        """Delete events received before ``older_than_us`` in small chunks; the count."""
+
+    async def stats(self, tenant: str) -> StoreStats: ...
+
+    async def ping(self) -> None:
+        """Raise when the store cannot serve."""
+
+    def add_commit_listener(self, listener: CommitListener) -> None: ...
