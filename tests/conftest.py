@@ -1,0 +1,34 @@
+"""Shared test configuration: service markers that skip, or fail under CI."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("CI") == "true" or os.environ.get("TIDINGS_REQUIRE_SERVICES") == "1"
+
+SERVICES = {
+    "postgres": ("127.0.0.1", 5432),
+    "redis": ("127.0.0.1", 6379),
+    "mqtt": ("127.0.0.1", 1883),
+    "nats": ("127.0.0.1", 4222),
+}
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker, (host, port) in SERVICES.items():
+        if item.get_closest_marker(marker) and not _reachable(host, port):
+            message = f"{marker} is not reachable at {host}:{port}"
+            if REQUIRE_SERVICES:
+                pytest.fail(f"{message} (CI=true or TIDINGS_REQUIRE_SERVICES=1 requires it)")
+            pytest.skip(message)

@@ -1,0 +1,88 @@
+"""The ASGI application: routes, error shape, middleware and the hub's life cycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from tidings import __version__
+from tidings.api import errors, events, ops
+from tidings.api.middleware import RequestMetrics
+from tidings.api.schemas import EVENT_IN_SCHEMA
+from tidings.hub import Hub
+from tidings.settings import Settings
+
+
+def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
+    """A Tidings app; the hub starts and stops with the app's lifespan."""
+    the_hub = hub or Hub(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await the_hub.start()
+        try:
+            yield
+        finally:
+            await the_hub.stop()
+
+    app = FastAPI(
+        title="Tidings",
+        version=__version__,
+        summary="A self-hosted event hub: publish, store, query, stream and deliver events.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.hub = the_hub
+    errors.install(app)
+    app.include_router(events.router)
+    app.include_router(ops.router)
+    app.add_middleware(RequestMetrics)
+    _add_schemas(app)
+    return app
+
+
+def _add_schemas(app: FastAPI) -> None:
+    """Put the publish input schema into /openapi.json (the publish handler reads raw JSON)."""
+    original = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        defs = dict(EVENT_IN_SCHEMA.get("$defs", {}))
+        components.update(defs)
+        components["EventIn"] = {k: v for k, v in EVENT_IN_SCHEMA.items() if k != "$defs"}
+        for name in ("PublishResult", "BatchPublishResult"):
+            components.setdefault(name, _model_schema(name))
+        _drop_framework_422(schema)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _model_schema(name: str) -> dict[str, object]:
+    from tidings.api import schemas
+
+    model = getattr(schemas, name)
+    result: dict[str, object] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    result.pop("$defs", None)
+    return result
+
+
+def _drop_framework_422(schema: dict[str, Any]) -> None:
+    """FastAPI documents a 422 for every route with parameters; Tidings answers bad
+    parameters with 400 ``invalid_parameter``, so only its own 422s stay."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            response = operation.get("responses", {}).get("422")
+            if response and "HTTPValidationError" in str(response):
+                del operation["responses"]["422"]
+    components = schema.get("components", {}).get("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)

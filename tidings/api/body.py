@@ -1,0 +1,52 @@
+"""Reading request bodies within the limits, and picking the publish format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from tidings.errors import TidingsError
+
+JSON_TYPES = ("application/json", "text/json")
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _too_large(limit: int) -> TidingsError:
+    return TidingsError(
+        413,
+        "body_too_large",
+        f"the request body is larger than {limit} bytes (TIDINGS_MAX_BODY_BYTES)",
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise _too_large(limit)
+        except ValueError:
+            raise TidingsError(400, "bad_request", "Content-Length is not a number") from None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    if not body:
+        raise TidingsError(400, "malformed_json", "the request body is empty; expected JSON")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise TidingsError(400, "malformed_json", f"the request body is not valid JSON: {error}") from None

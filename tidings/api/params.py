@@ -1,0 +1,119 @@
+"""Query-string parameters of the history endpoints: filters, bounds, order, paging."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Literal
+
+import orjson
+from starlette.datastructures import QueryParams
+
+from tidings.envelope import parse_filter
+from tidings.envelope.timefmt import parse_iso
+from tidings.errors import TidingsError
+from tidings.store import Query
+
+HISTORY_PARAMS = (
+    "since", "until", "time_since", "time_until", "after", "before", "order", "limit", "cursor",
+)
+EXPORT_PARAMS = (*HISTORY_PARAMS, "format")
+MAX_LIMIT = 1000
+
+
+def _bad(name: str, message: str) -> TidingsError:
+    return TidingsError(400, "invalid_parameter", message, details=[{"loc": ["query", name], "msg": message}])
+
+
+def multi_dict(params: QueryParams) -> dict[str, str | list[str]]:
+    """Query parameters with repeats kept (``?type=a&type=b`` means ``type=a,b``)."""
+    out: dict[str, str | list[str]] = {}
+    for key in params:
+        values = params.getlist(key)
+        out[key] = values if len(values) > 1 else values[0]
+    return out
+
+
+def _single(params: Mapping[str, str | list[str]], name: str) -> str | None:
+    value = params.get(name)
+    if isinstance(value, list):
+        raise _bad(name, f"{name} may be given once")
+    return value
+
+
+def _time(params: Mapping[str, str | list[str]], name: str) -> int | None:
+    value = _single(params, name)
+    if value is None or value == "":
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError as error:
+        raise _bad(name, str(error)) from None
+
+
+def _int(params: Mapping[str, str | list[str]], name: str, low: int, high: int | None = None) -> int | None:
+    value = _single(params, name)
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise _bad(name, f"{name} must be an integer, not {value!r}") from None
+    if number < low or (high is not None and number > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise _bad(name, f"{name} must be {bound}")
+    return number
+
+
+def parse_query(
+    raw: QueryParams, *, allowed: tuple[str, ...] = HISTORY_PARAMS, default_order: str = "desc",
+    default_limit: int | None = 100,
+) -> Query:
+    params = multi_dict(raw)
+    flt = parse_filter(params, ignore=allowed)
+    order = _single(params, "order") or default_order
+    if order not in ("asc", "desc"):
+        raise _bad("order", "order must be 'asc' or 'desc'")
+    limit = _int(params, "limit", 1, MAX_LIMIT if default_limit is not None else None)
+    query = Query(
+        filter=flt,
+        since_us=_time(params, "since"),
+        until_us=_time(params, "until"),
+        time_since_us=_time(params, "time_since"),
+        time_until_us=_time(params, "time_until"),
+        after=_int(params, "after", 0),
+        before=_int(params, "before", 0),
+        order=_order(order),
+        limit=limit if limit is not None else (default_limit or 0),
+    )
+    cursor = _single(params, "cursor")
+    return apply_cursor(query, cursor) if cursor else query
+
+
+def _order(value: str) -> Literal["asc", "desc"]:
+    return "asc" if value == "asc" else "desc"
+
+
+def make_cursor(query: Query, last_seq: int) -> str:
+    """An opaque cursor for the page after the one that ended at ``last_seq``."""
+    raw = orjson.dumps({"o": query.order, "s": last_seq})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def apply_cursor(query: Query, cursor: str) -> Query:
+    try:
+        decoded = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        order, seq = decoded["o"], int(decoded["s"])
+        if order not in ("asc", "desc"):
+            raise ValueError(order)
+    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise _bad("cursor", "cursor is not one this server made; pass the `next` value as is") from None
+    if order != query.order:
+        raise _bad("cursor", "the cursor was made for the other order; keep the same parameters")
+    if order == "desc":
+        before = seq if query.before is None else min(seq, query.before)
+        return replace(query, before=before)
+    after = seq if query.after is None else max(seq, query.after)
+    return replace(query, after=after)

@@ -1,0 +1,37 @@
+"""The typer application that gathers every command."""
+
+from __future__ import annotations
+
+import typer
+
+from tidings import __version__
+from tidings.cli import client_commands, serve_command
+
+app = typer.Typer(
+    name="tidings",
+    help="Tidings, a self-hosted event hub: publish, store, query, stream and deliver events.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tidings {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Tidings, a self-hosted event hub."""
+
+
+serve_command.register(app)
+client_commands.register(app)
+
+
+def main() -> None:
+    app()

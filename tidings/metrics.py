@@ -1,0 +1,83 @@
+"""Prometheus metrics (single-process mode).
+
+Labels have bounded cardinality only: ``source`` is capped (the first ``MAX_SOURCES`` distinct
+sources get their own series, the rest count as ``other``) and the user-chosen event type is
+never a label.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+MAX_SOURCES = 100
+
+EVENTS_INGESTED = Counter(
+    "tidings_events_ingested_total",
+    "Events stored, by source and transport.",
+    ["source", "transport"],
+    registry=REGISTRY,
+)
+EVENTS_DUPLICATE = Counter(
+    "tidings_events_duplicate_total",
+    "Publishes answered with an already-stored event (same idempotency key).",
+    ["source", "transport"],
+    registry=REGISTRY,
+)
+PUBLISH_REJECTED = Counter(
+    "tidings_publish_rejected_total",
+    "Publish requests refused, by error code.",
+    ["code"],
+    registry=REGISTRY,
+)
+PUBLISH_LATENCY = Histogram(
+    "tidings_publish_latency_seconds",
+    "Time from a publish request's arrival to its durable commit.",
+    ["transport"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+COMMIT_BATCH_EVENTS = Histogram(
+    "tidings_store_commit_batch_events",
+    "Events written per group commit.",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+    registry=REGISTRY,
+)
+COMMIT_SECONDS = Histogram(
+    "tidings_store_commit_seconds",
+    "Time to write and commit one group.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    registry=REGISTRY,
+)
+STORE_HEAD = Gauge("tidings_store_head_seq", "Highest committed position.", registry=REGISTRY)
+STORE_BYTES = Gauge("tidings_store_size_bytes", "Size of the store on disk.", registry=REGISTRY)
+RETENTION_PURGED = Counter(
+    "tidings_retention_purged_total", "Events deleted by retention.", registry=REGISTRY
+)
+HTTP_REQUESTS = Counter(
+    "tidings_http_requests_total",
+    "HTTP requests answered, by route template, method and status.",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+
+_sources: set[str] = set()
+_sources_lock = threading.Lock()
+
+
+def source_label(source: str) -> str:
+    """``source`` itself for the first MAX_SOURCES distinct sources, else ``other``."""
+    if source in _sources:
+        return source
+    with _sources_lock:
+        if len(_sources) < MAX_SOURCES:
+            _sources.add(source)
+            return source
+    return "other"
+
+
+def record_commit(events: int, seconds: float) -> None:
+    COMMIT_BATCH_EVENTS.observe(events)
+    COMMIT_SECONDS.observe(seconds)

@@ -1,0 +1,127 @@
+"""One settings object. Precedence: CLI flag > environment (``TIDINGS_*``) > TOML file > default.
+
+The names are a public contract (DESIGN.md section 5): scripts and users rely on them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+_SECRET_KEY = re.compile(r"secret|password|token|private", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(//[^:/@]+:)[^@]+@")
+
+
+class Settings(BaseSettings):
+    """Every setting of a Tidings process, validated once at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="forbid", validate_default=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: Path = Path("./data")
+    store: str | None = None  # sqlite:///path; default: <data_dir>/tidings.db
+    config: Path | None = None  # the TOML file this came from
+    log_level: LogLevel = "info"
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    retention_days: float = Field(30, ge=0)  # 0 keeps events forever
+    retention_interval_s: float = Field(3600, gt=0)  # how often the purge runs
+    max_event_bytes: int = Field(262_144, ge=256)
+    max_body_bytes: int = Field(8_388_608, ge=1024)
+    max_batch: int = Field(1000, ge=1)
+    shutdown_timeout_s: float = Field(20, gt=0)
+    url: str = "http://127.0.0.1:8000"  # the server that client commands talk to
+    # Tables of the config file read by the ingest adapters (DESIGN.md section 6).
+    sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    mqtt: dict[str, Any] | None = None
+    pg_notify: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("log_level", "sqlite_synchronous", mode="before")
+    @classmethod
+    def _case_insensitive(cls, value: Any, info: Any) -> Any:
+        if isinstance(value, str):
+            return value.upper() if info.field_name == "sqlite_synchronous" else value.lower()
+        return value
+
+    @property
+    def store_url(self) -> str:
+        return self.store or f"sqlite:///{(self.data_dir / 'tidings.db').as_posix()}"
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as printed at start-up: secrets and URL passwords masked."""
+        shown = self.model_dump(mode="json")
+        shown["store"] = self.store_url
+        return _redact(shown)
+
+
+def _redact(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _redact(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, key) for v in value]
+    if isinstance(value, str):
+        if _SECRET_KEY.search(key):
+            return "********"
+        return _URL_PASSWORD.sub(r"\1********@", value)
+    return value
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message names it."""
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Settings from CLI ``overrides`` (None values ignored), the environment and the TOML file."""
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    config_path = given.get("config") or os.environ.get("TIDINGS_CONFIG") or None
+    toml_file = Path(config_path) if config_path else None
+    if toml_file is not None:
+        if not toml_file.is_file():
+            raise ConfigError(f"config file {str(toml_file)!r} (TIDINGS_CONFIG) does not exist")
+        try:
+            tomllib.loads(toml_file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {str(toml_file)!r} is not valid TOML: {error}") from None
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if toml_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+            return tuple(sources)
+
+    try:
+        return _Loaded(**given)
+    except ValidationError as error:
+        raise ConfigError(_explain(error, toml_file)) from None
+
+
+def _explain(error: ValidationError, toml_file: Path | None) -> str:
+    lines = []
+    for item in error.errors(include_url=False):
+        name = ".".join(str(p) for p in item["loc"])
+        env = "TIDINGS_" + str(item["loc"][0]).upper() if item["loc"] else ""
+        where = f" (environment {env}" + (f" or {toml_file}" if toml_file else "") + ")"
+        message = "unknown setting" if item["type"] == "extra_forbidden" else item["msg"]
+        lines.append(f"setting {name!r}{where}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
