@@ -2,48 +2,102 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from tidings import metrics
-from tidings.envelope import Limits
+from tidings.backplane import Announcement, Backplane, open_backplane_from_url
+from tidings.envelope import Event, Limits
 from tidings.publish import Publisher
 from tidings.retention import retention_loop
+from tidings.router.router import Router
 from tidings.settings import Settings
 from tidings.store import Store, open_store_from_url
+from tidings.streams.registry import StreamRegistry
 from tidings.tasks import Supervisor
 
 log = logging.getLogger("tidings")
+HEAD_CHECK_S = 5.0  # how often the router compares itself with the store's head
 
 
 class Hub:
-    """Owns the store, the publish path and the background tasks of one process."""
+    """Owns the store, the publish path, fan-out and the background tasks of one process."""
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None, backplane: Backplane | None = None) -> None:
         self.settings = settings
         self.store = store or open_store_from_url(
             settings.store, settings.data_dir, synchronous=settings.sqlite_synchronous
         )
+        self.backplane = backplane or open_backplane_from_url(settings.backplane)
         self.publisher = Publisher(self.store)
         self.limits = Limits(max_event_bytes=settings.max_event_bytes, max_batch=settings.max_batch)
         self.tasks = Supervisor()
+        self.streams = StreamRegistry()
+        self.router: Router | None = None  # built once the store is open and knows its head
         self.draining = False  # set at the first shutdown signal: /readyz answers 503
+        self._shutdown: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.store.open()
         add_group_listener = getattr(self.store, "add_group_listener", None)
         if add_group_listener is not None:
             add_group_listener(metrics.record_commit)
-        self.store.add_commit_listener(lambda events: metrics.STORE_HEAD.set(events[-1].seq))
+        self.router = Router(self.store)
+        self.store.add_commit_listener(self._committed)
+        await self.backplane.start(self.router.on_announcement, self._backplane_state)
         metrics.STORE_HEAD.set(self.store.head())
         self.tasks.start(
             "retention",
-            lambda: retention_loop(
-                self.store, self.settings.retention_days, self.settings.retention_interval_s
-            ),
+            lambda: retention_loop(self.store, self.settings.retention_days, self.settings.retention_interval_s),
         )
+        self.tasks.start("router-head-check", self._check_head)
+
+    def _committed(self, events: list[Event]) -> None:
+        metrics.STORE_HEAD.set(events[-1].seq)
+        self.backplane.publish(Announcement.of(events))
+
+    def _backplane_state(self, connected: bool) -> None:
+        code = "backplane_restored" if connected else "backplane_lost"
+        message = "the backplane is back" if connected else "the backplane connection was lost"
+        self.streams.broadcast_system(code, {"message": message})
+        if connected and self.router is not None:
+            self.router.check_head(self.store.head())
+
+    async def _check_head(self) -> None:
+        while True:
+            await asyncio.sleep(HEAD_CHECK_S)
+            if self.router is not None:
+                self.router.check_head(self.store.head())
+
+    def begin_shutdown(self) -> None:
+        """Start the shutdown of streams (on SIGTERM, before uvicorn waits for connections)."""
+        self.draining = True
+        if self._shutdown is None:
+            self._shutdown = asyncio.get_running_loop().create_task(
+                self._close_streams(), name="tidings:shutdown-streams"
+            )
+
+    async def _close_streams(self) -> None:
+        """In order: let in-flight publishes commit, let the router deliver what was committed,
+        then tell every stream to go with a jittered retry."""
+        budget = self.settings.shutdown_timeout_s
+        if not await self.publisher.wait_idle(budget / 4):
+            log.warning("publishes still in flight after %.1fs", budget / 4)
+        router = self.router
+        if router is not None:
+            router.check_head(self.store.head())
+            deadline = asyncio.get_running_loop().time() + budget / 4
+            while router.routed_through < self.store.head() and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+        await self.streams.shutdown(budget / 2)
 
     async def stop(self) -> None:
-        """Stop background work, then let the store commit what it holds and close."""
-        self.draining = True
+        """Close streams, stop background work, then let the store commit what it holds."""
+        self.begin_shutdown()
+        assert self._shutdown is not None
+        await self._shutdown
         await self.tasks.stop()
+        await self.backplane.stop()
+        if self.router is not None:
+            await self.router.stop()
         await self.store.close()

@@ -81,3 +81,28 @@ def source_label(source: str) -> str:
 def record_commit(events: int, seconds: float) -> None:
     COMMIT_BATCH_EVENTS.observe(events)
     COMMIT_SECONDS.observe(seconds)
+
+
+STREAM_CONNECTIONS = Gauge(
+    "tidings_stream_connections",
+    "Open stream connections, by transport.",
+    ["transport"],
+    registry=REGISTRY,
+)
+STREAM_EVENTS = Counter(
+    "tidings_stream_events_delivered_total",
+    "Events written to stream connections, by transport.",
+    ["transport"],
+    registry=REGISTRY,
+)
+STREAM_CATCHUP = Gauge(
+    "tidings_stream_subscriptions_behind",
+    "Subscriptions being fed from the store because they are behind the head.",
+    registry=REGISTRY,
+)
+STREAM_CLOSED = Counter(
+    "tidings_stream_closed_total",
+    "Stream connections closed, by transport and reason (client, stalled, shutdown, error).",
+    ["transport", "reason"],
+    registry=REGISTRY,
+)

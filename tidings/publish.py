@@ -4,6 +4,7 @@ store has committed it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter as Tally
 from collections.abc import Sequence
@@ -17,17 +18,39 @@ from tidings.store import Store
 class Publisher:
     def __init__(self, store: Store) -> None:
         self.store = store  # the durable log; its commit listeners fan out
+        self.inflight = 0  # publishes waiting for their commit
+        self._idle = asyncio.Event()  # set while nothing is in flight
+        self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no publish is waiting for its commit (at shutdown); False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def publish(
-        self, candidates: Sequence[Candidate], *, transport: str = "http", started: float | None = None
+        self,
+        candidates: Sequence[Candidate],
+        *,
+        transport: str = "http",
+        started: float | None = None,
     ) -> list[AppendResult]:
         """Store the candidates (all or nothing) and answer once they are durable."""
         begin = started if started is not None else time.perf_counter()
+        self.inflight += 1
+        self._idle.clear()
         try:
             results = await self.store.append(candidates)
         except TidingsError as error:
             metrics.PUBLISH_REJECTED.labels(error.code).inc()
             raise
+        finally:
+            self.inflight -= 1
+            if not self.inflight:
+                self._idle.set()
         stored: Tally[str] = Tally()
         repeated: Tally[str] = Tally()
         for candidate, result in zip(candidates, results, strict=True):

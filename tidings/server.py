@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from types import FrameType
 
 import uvicorn
@@ -29,7 +31,15 @@ class TidingsServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self.hub.draining:
             log.info("shutdown signal %d received; draining", sig)
-        self.hub.draining = True
+            self.hub.draining = True
+            # Streams never end on their own, and uvicorn waits for open connections before
+            # the lifespan shutdown: end them now, after what was committed is delivered.
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                loop.call_soon_threadsafe(self.hub.begin_shutdown)
         super().handle_exit(sig, frame)
 
 
@@ -51,4 +61,19 @@ def build_server(settings: Settings) -> TidingsServer:
 
 
 def serve(settings: Settings) -> None:
-    build_server(settings).run()
+    """Run until SIGTERM or SIGINT, then shut down in order and exit 0.
+
+    After its graceful shutdown uvicorn raises the captured signal again under the handler
+    that was installed before it started, which by default ends the process *by* that
+    signal (exit -15) rather than with 0. The server's own handler is installed around the
+    run instead: once the server has shut down it does nothing, and a signal that arrives
+    just before uvicorn installs its handlers still starts the shutdown.
+    """
+    server = build_server(settings)
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, server.handle_exit) for sig in handled}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

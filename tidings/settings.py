@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(8_388_608, ge=1024)
     max_batch: int = Field(1000, ge=1)
     shutdown_timeout_s: float = Field(20, gt=0)
+    backplane: str = "memory://"  # memory:// (one process)
+    heartbeat_s: float = Field(15, gt=0)  # stream heartbeat period
+    stream_stall_s: float = Field(30, gt=0)  # a socket accepting nothing this long is closed
     url: str = "http://127.0.0.1:8000"  # the server that client commands talk to
     # Tables of the config file read by the ingest adapters (DESIGN.md section 6).
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -37,12 +37,12 @@ class ServerProcess:
     def start(self, timeout: float = 20.0) -> ServerProcess:
         env = {**os.environ, "TIDINGS_LOG_LEVEL": "warning", **self.env}
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tidings", "serve", "--port", str(self.port),
-             "--data-dir", str(self.data_dir)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tidings", "serve", "--port", str(self.port),
+                 "--data-dir", str(self.data_dir)],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from tidings import __version__
-from tidings.api import errors, events, ops
+from tidings.api import errors, events, ops, streams
 from tidings.api.middleware import RequestMetrics
 from tidings.api.schemas import EVENT_IN_SCHEMA
 from tidings.hub import Hub
@@ -38,6 +38,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     )
     app.state.hub = the_hub
     errors.install(app)
+    app.include_router(streams.router)  # before /v1/events/{id}
     app.include_router(events.router)
     app.include_router(ops.router)
     app.add_middleware(RequestMetrics)

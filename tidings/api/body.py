@@ -49,4 +49,6 @@ def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise TidingsError(400, "malformed_json", f"the request body is not valid JSON: {error}") from None
+        raise TidingsError(
+            400, "malformed_json", f"the request body is not valid JSON: {error}"
+        ) from None

@@ -8,8 +8,8 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.routing import Match
 from starlette.responses import Response
+from starlette.routing import Match
 
 from tidings.api.responses import error_response
 from tidings.errors import TidingsError
@@ -44,21 +44,35 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = f"{request.method} is not allowed on {request.url.path}"
         if allowed:
             message += f"; allowed: {allowed}"
-            return error_response(TidingsError(405, "method_not_allowed", message, headers={"Allow": allowed}))
+            return error_response(
+                TidingsError(405, "method_not_allowed", message, headers={"Allow": allowed})
+            )
     else:
         message = str(exc.detail)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(TidingsError(exc.status_code, code, message, headers=dict(exc.headers or {})))
+    return error_response(
+        TidingsError(exc.status_code, code, message, headers=dict(exc.headers or {}))
+    )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route accepts on this path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "__none__"})
-        if match != Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return ", ".join(sorted(methods))
+    """Every method some route accepts on this path (Starlette names only the first route's).
+
+    Each method is tried against the routes rather than read from ``route.methods``, because
+    included routers are nested routes without a ``methods`` attribute of their own.
+    """
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+    return ", ".join(allowed)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -10,7 +10,8 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query as Q, Request
+from fastapi import APIRouter, Request
+from fastapi import Query as Q
 from starlette.responses import Response, StreamingResponse
 
 from tidings.api.body import JSON_TYPES, media_type, parse_json, read_body
@@ -32,8 +33,17 @@ from tidings.hub import Hub
 router = APIRouter(prefix="/v1/events", tags=["events"])
 EXPORT_PAGE = 1000
 CSV_COLUMNS = (
-    "seq", "id", "type", "source", "subject", "time", "received_at", "trace_id",
-    "idempotency_key", "data", "metadata",
+    "seq",
+    "id",
+    "type",
+    "source",
+    "subject",
+    "time",
+    "received_at",
+    "trace_id",
+    "idempotency_key",
+    "data",
+    "metadata",
 )
 
 # Query parameters shown in OpenAPI; handlers read request.query_params themselves because
@@ -61,7 +71,9 @@ def hub_of(request: Request) -> Hub:
 def _context(request: Request) -> PublishContext:
     key = request.headers.get("idempotency-key")
     if key is not None and (not key or len(key) > 200 or not key.isprintable()):
-        raise TidingsError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-200 printable characters")
+        raise TidingsError(
+            400, "invalid_idempotency_key", "Idempotency-Key must be 1-200 printable characters"
+        )
     return PublishContext(
         trace_id=trace_id_from_traceparent(request.headers.get("traceparent")),
         idempotency_key=key,
@@ -99,7 +111,12 @@ async def publish(request: Request) -> Response:
     started = time.perf_counter()
     hub = hub_of(request)
     candidates, batch = await _candidates(request, hub)
-    transport = "cloudevents" if media_type(request).startswith("application/cloudevents") or ce.is_binary(request.headers) else "http"
+    transport = (
+        "cloudevents"
+        if media_type(request).startswith("application/cloudevents")
+        or ce.is_binary(request.headers)
+        else "http"
+    )
     results = await hub.publisher.publish(candidates, transport=transport, started=started)
     fresh = any(not r.duplicate for r in results)
     status = 201 if fresh else 200
@@ -113,7 +130,13 @@ async def publish(request: Request) -> Response:
 def _page_body(events: list[Event], next_cursor: str | None) -> bytes:
     """``{"events": [...], "next": ...}`` built from each event's cached encoding."""
     return b"".join(
-        (b'{"events":[', b",".join(e.encode() for e in events), b'],"next":', orjson.dumps(next_cursor), b"}")
+        (
+            b'{"events":[',
+            b",".join(e.encode() for e in events),
+            b'],"next":',
+            orjson.dumps(next_cursor),
+            b"}",
+        )
     )
 
 
@@ -122,7 +145,11 @@ def _page_body(events: list[Event], next_cursor: str | None) -> bytes:
     summary="Query history",
     response_model=EventPage,
     responses=error_responses(400),
-    openapi_extra={"description": "Also accepts `data.<path>=v1,v2` and `metadata.<path>=...` equality filters."},
+    openapi_extra={
+        "description": (
+            "Also accepts `data.<path>=v1,v2` and `metadata.<path>=...` equality filters."
+        )
+    },
 )
 async def list_events(
     request: Request,
@@ -152,7 +179,10 @@ async def list_events(
 @router.get(
     "/export",
     summary="Export history as NDJSON or CSV (streamed)",
-    responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}, **error_responses(400)},
+    responses={
+        200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
+        **error_responses(400),
+    },
 )
 async def export_events(
     request: Request,
@@ -168,11 +198,15 @@ async def export_events(
     kind = request.query_params.get("format", "ndjson")
     if kind not in ("ndjson", "csv"):
         raise TidingsError(400, "invalid_parameter", "format must be 'ndjson' or 'csv'")
-    query = parse_query(request.query_params, allowed=EXPORT_PARAMS, default_order="asc", default_limit=None)
+    query = parse_query(
+        request.query_params, allowed=EXPORT_PARAMS, default_order="asc", default_limit=None
+    )
     # Bound the export to what was committed when it started, so it ends.
     if query.order == "asc":
         head = hub.store.head()
-        query = replace(query, before=head + 1 if query.before is None else min(query.before, head + 1))
+        query = replace(
+            query, before=head + 1 if query.before is None else min(query.before, head + 1)
+        )
     total = query.limit or None
     encode = _ndjson_lines if kind == "ndjson" else _csv_lines
 
@@ -190,14 +224,20 @@ async def export_events(
             yield encode(events)
             sent += len(events)
             last = events[-1].seq
-            current = replace(current, after=last) if current.order == "asc" else replace(current, before=last)
+            current = (
+                replace(current, after=last)
+                if current.order == "asc"
+                else replace(current, before=last)
+            )
             if len(events) < size:
                 return
 
     media = "application/x-ndjson" if kind == "ndjson" else "text/csv; charset=utf-8"
     filename = f"tidings-events.{'ndjson' if kind == 'ndjson' else 'csv'}"
     return StreamingResponse(
-        pages(), media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+        pages(),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
@@ -217,8 +257,19 @@ def _csv_lines(events: list[Event]) -> bytes:
     for e in events:
         d = e.to_dict()
         writer.writerow(
-            [d["seq"], d["id"], d["type"], d["source"], d["subject"] or "", d["time"],
-             d["received_at"], d["trace_id"], d["idempotency_key"] or "", e.data_json, e.metadata_json]
+            [
+                d["seq"],
+                d["id"],
+                d["type"],
+                d["source"],
+                d["subject"] or "",
+                d["time"],
+                d["received_at"],
+                d["trace_id"],
+                d["idempotency_key"] or "",
+                e.data_json,
+                e.metadata_json,
+            ]
         )
     return buffer.getvalue().encode()
 

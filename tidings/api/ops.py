@@ -70,5 +70,6 @@ async def stats(request: Request) -> Response:
                 "size_bytes": s.size_bytes,
                 "retention_days": hub.settings.retention_days,
             },
+            "streams": hub.streams.stats(),
         }
     )

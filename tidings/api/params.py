@@ -17,14 +17,24 @@ from tidings.errors import TidingsError
 from tidings.store import Query
 
 HISTORY_PARAMS = (
-    "since", "until", "time_since", "time_until", "after", "before", "order", "limit", "cursor",
+    "since",
+    "until",
+    "time_since",
+    "time_until",
+    "after",
+    "before",
+    "order",
+    "limit",
+    "cursor",
 )
 EXPORT_PARAMS = (*HISTORY_PARAMS, "format")
 MAX_LIMIT = 1000
 
 
 def _bad(name: str, message: str) -> TidingsError:
-    return TidingsError(400, "invalid_parameter", message, details=[{"loc": ["query", name], "msg": message}])
+    return TidingsError(
+        400, "invalid_parameter", message, details=[{"loc": ["query", name], "msg": message}]
+    )
 
 
 def multi_dict(params: QueryParams) -> dict[str, str | list[str]]:
@@ -53,7 +63,9 @@ def _time(params: Mapping[str, str | list[str]], name: str) -> int | None:
         raise _bad(name, str(error)) from None
 
 
-def _int(params: Mapping[str, str | list[str]], name: str, low: int, high: int | None = None) -> int | None:
+def _int(
+    params: Mapping[str, str | list[str]], name: str, low: int, high: int | None = None
+) -> int | None:
     value = _single(params, name)
     if value is None or value == "":
         return None
@@ -68,7 +80,10 @@ def _int(params: Mapping[str, str | list[str]], name: str, low: int, high: int |
 
 
 def parse_query(
-    raw: QueryParams, *, allowed: tuple[str, ...] = HISTORY_PARAMS, default_order: str = "desc",
+    raw: QueryParams,
+    *,
+    allowed: tuple[str, ...] = HISTORY_PARAMS,
+    default_order: str = "desc",
     default_limit: int | None = 100,
 ) -> Query:
     params = multi_dict(raw)
@@ -109,7 +124,9 @@ def apply_cursor(query: Query, cursor: str) -> Query:
         if order not in ("asc", "desc"):
             raise ValueError(order)
     except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        raise _bad("cursor", "cursor is not one this server made; pass the `next` value as is") from None
+        raise _bad(
+            "cursor", "cursor is not one this server made; pass the `next` value as is"
+        ) from None
     if order != query.order:
         raise _bad("cursor", "the cursor was made for the other order; keep the same parameters")
     if order == "desc":

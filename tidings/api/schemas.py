@@ -74,18 +74,31 @@ PUBLISH_BODY = {
                 }
             },
             "application/cloudevents+json": {"schema": {"type": "object"}},
-            "application/cloudevents-batch+json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/cloudevents-batch+json": {
+                "schema": {"type": "array", "items": {"type": "object"}}
+            },
         },
     }
 }
 
-EVENT_IN_SCHEMA = EventIn.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+EVENT_IN_SCHEMA = EventIn.model_json_schema(
+    ref_template="#/components/schemas/{model}", by_alias=True
+)
 
 PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    201: {"description": "stored", "content": {"application/json": {"schema": {"oneOf": [
-        {"$ref": "#/components/schemas/PublishResult"},
-        {"$ref": "#/components/schemas/BatchPublishResult"},
-    ]}}}},
+    201: {
+        "description": "stored",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/PublishResult"},
+                        {"$ref": "#/components/schemas/BatchPublishResult"},
+                    ]
+                }
+            }
+        },
+    },
     200: {"description": "a repeat of a stored idempotency key: the original, `duplicate: true`"},
     **error_responses(400, 409, 413, 415, 422, 503),
 }

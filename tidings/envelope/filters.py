@@ -7,6 +7,7 @@ the two in agreement.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,10 @@ from tidings.errors import TidingsError
 
 FILTER_FIELDS = ("type", "source", "exclude_source", "subject")
 _MISSING = object()
+# A path segment the stores can address: no double quote (it ends a quoted JSON path label),
+# no backslash or control character (JSON escapes them in keys, and SQLite compares a path
+# label with the escaped key text, so such a key could never be found in SQL).
+_BAD_SEGMENT = re.compile(r'["\\\x00-\x1f]')
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +43,7 @@ class FieldEquals:
             value = value.get(key, _MISSING)
             if value is _MISSING:
                 return False
-        if isinstance(value, dict | list) or value is None and None not in self.values:
+        if isinstance(value, dict | list) or (value is None and None not in self.values):
             return False
         return any(_scalar_equal(value, wanted) for wanted in self.values)
 
@@ -90,7 +95,9 @@ class Filter:
 
     @property
     def is_empty(self) -> bool:
-        return not (self.types or self.sources or self.exclude_sources or self.subjects or self.fields)
+        return not (
+            self.types or self.sources or self.exclude_sources or self.subjects or self.fields
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The filter as the API shows it back (query-parameter form)."""
@@ -109,11 +116,13 @@ class Filter:
         return out
 
 
-def _split(value: str | Iterable[str]) -> tuple[str, ...]:
+def _split(value: str | Iterable[Any]) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else list(value)
     parts: list[str] = []
     for item in items:
-        parts.extend(p.strip() for p in str(item).split(","))
+        # A JSON filter object may list scalars: [true, null] means "true,null", not "True,None".
+        text = item if isinstance(item, str) else orjson.dumps(item).decode()
+        parts.extend(p.strip() for p in text.split(","))
     return tuple(p for p in parts if p)
 
 
@@ -140,9 +149,11 @@ def parse_filter(
     for key, raw in params.items():
         if key in skip:
             continue
-        if isinstance(raw, bool | int | float) and key.startswith(("data.", "metadata.")):
+        scalar = raw is None or isinstance(raw, bool | int | float)
+        if scalar and key.startswith(("data.", "metadata.")):
             raw = orjson.dumps(raw).decode()
-        if not isinstance(raw, str | list | tuple):
+        nested = isinstance(raw, list | tuple) and any(isinstance(v, dict | list) for v in raw)
+        if not isinstance(raw, str | list | tuple) or nested:
             raise _error([location, key], f"filter {key!r} must be a string or a list of strings")
         values = _split(raw)
         if key == "type":
@@ -161,8 +172,12 @@ def parse_filter(
         elif key.startswith(("data.", "metadata.")):
             root, _, path = key.partition(".")
             segments = tuple(path.split("."))
-            if not all(segments) or any('"' in s for s in segments):
-                raise _error([location, key], f"filter {key!r} has an empty path segment or a double quote")
+            if not all(segments) or any(_BAD_SEGMENT.search(s) for s in segments):
+                raise _error(
+                    [location, key],
+                    f"filter {key!r} has an empty path segment, a double quote, a backslash "
+                    "or a control character",
+                )
             if not values:
                 raise _error([location, key], f"filter {key!r} needs a value")
             candidates = tuple(c for v in values for c in scalar_candidates(v))

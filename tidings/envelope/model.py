@@ -48,6 +48,8 @@ class Event:
     metadata_json: str
     tenant: str = DEFAULT_TENANT
     _encoded: bytes | None = field(default=None, repr=False, compare=False)
+    # Frames built from the encoding, by wire format ("sse"...), shared by every consumer.
+    wire: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def data(self) -> Any:

@@ -13,8 +13,9 @@ from functools import lru_cache
 
 MAX_TYPE_LENGTH = 200
 _SEGMENT = r"[A-Za-z0-9_\-:]+"
-TYPE_RE = re.compile(rf"^{_SEGMENT}(?:\.{_SEGMENT})*$")
-_SEGMENT_RE = re.compile(rf"^{_SEGMENT}$")
+# Used with fullmatch: "$" would also accept a trailing newline ("user.created\n").
+TYPE_RE = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*")
+_SEGMENT_RE = re.compile(_SEGMENT)
 
 
 def type_error(value: str) -> str | None:
@@ -23,7 +24,7 @@ def type_error(value: str) -> str | None:
         return "type must not be empty"
     if len(value) > MAX_TYPE_LENGTH:
         return f"type is longer than {MAX_TYPE_LENGTH} characters"
-    if not TYPE_RE.match(value):
+    if not TYPE_RE.fullmatch(value):
         return (
             "type must be segments of letters, digits, '_', '-' or ':' separated by '.', "
             "such as 'user.created'"
@@ -40,7 +41,7 @@ def split_pattern(pattern: str) -> tuple[str, ...]:
         if segment == "#":
             if index != len(segments) - 1:
                 raise ValueError(f"'#' may only be the last segment of a pattern: {pattern!r}")
-        elif segment != "*" and not _SEGMENT_RE.match(segment):
+        elif segment != "*" and not _SEGMENT_RE.fullmatch(segment):
             raise ValueError(f"invalid type pattern {pattern!r}")
     return segments
 
@@ -53,11 +54,11 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     for index, segment in enumerate(segments):
         if segment == "#":
             # zero or more further segments: "a.#" matches "a" and "a.b.c"; "#" matches all
-            parts.append(r"(?:\.[^.]+)*" if index else r"[^.]+(?:\.[^.]+)*")
+            parts.append(rf"(?:\.{_SEGMENT})*" if index else rf"{_SEGMENT}(?:\.{_SEGMENT})*")
             continue
-        piece = "[^.]+" if segment == "*" else re.escape(segment)
+        piece = _SEGMENT if segment == "*" else re.escape(segment)
         parts.append(("\\." if index else "") + piece)
-    return re.compile("^" + "".join(parts) + "$")
+    return re.compile("^" + "".join(parts) + r"\Z")
 
 
 def type_matches(pattern: str, event_type: str) -> bool:
@@ -66,4 +67,5 @@ def type_matches(pattern: str, event_type: str) -> bool:
 
 
 def is_literal(pattern: str) -> bool:
+    """Whether ``pattern`` has no wildcard, so plain equality (and an index) can match it."""
     return "*" not in pattern and "#" not in pattern.split(".")

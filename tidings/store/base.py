@@ -65,6 +65,15 @@ class Store(Protocol):
     ) -> list[Event]:
         """Events with seq > ``after`` in seq order (the stream catch-up read)."""
 
+    async def read_log(self, after: int, through: int, limit: int) -> list[Event]:
+        """Events of every tenant with ``after < seq <= through`` in seq order (gap repair)."""
+
+    async def position_before(self, tenant: str, received_at_us: int) -> int:
+        """The highest seq of a tenant received before ``received_at_us`` (0 when none).
+
+        A stream that resumes ``since`` a time starts after this position.
+        """
+
     def head(self) -> int:
         """The highest committed seq (0 when empty)."""
 

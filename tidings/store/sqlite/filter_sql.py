@@ -110,7 +110,5 @@ def query_sql(tenant: str, query: Query) -> tuple[str, list[Any]]:
         f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
         f"ORDER BY seq {order} LIMIT ?"
     )
-    params.append(query.limit)
+    params.append(max(query.limit, 0))  # SQLite reads a negative LIMIT as "no limit"
     return sql, params
-
-

@@ -18,6 +18,14 @@ SELECT seq, id, type, source, subject, time_us, received_at_us, trace_id, idempo
        data, metadata, tenant
 FROM events WHERE tenant = ? AND id = ? ORDER BY seq DESC LIMIT 1;
 
+-- name: read_log
+SELECT seq, id, type, source, subject, time_us, received_at_us, trace_id, idempotency_key,
+       data, metadata, tenant
+FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?;
+
+-- name: position_before
+SELECT MAX(seq) FROM events WHERE tenant = ? AND received_at_us < ?;
+
 -- name: earliest
 SELECT MIN(seq) FROM events WHERE tenant = ?;
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,9 @@ log = logging.getLogger("tidings.store")
 QUERIES = load_queries("tidings.store.sqlite", "queries.sql")
 STATS_TOP = 100  # types and sources listed in stats
 
+GroupListener = Callable[[int, float], None]
+"""Told of each write group: (candidates in it, seconds from BEGIN to COMMIT)."""
+
 
 def _event(row: tuple[Any, ...]) -> Event:
     return Event(*row)
@@ -35,50 +38,62 @@ class SqliteStore:
     def __init__(self, path: Path | str, *, synchronous: str = "FULL", readers: int = 4) -> None:
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
-            raise ValueError(f"TIDINGS_SQLITE_SYNCHRONOUS must be one of {', '.join(SYNCHRONOUS_MODES)}")
+            raise ValueError(
+                f"TIDINGS_SQLITE_SYNCHRONOUS must be one of {', '.join(SYNCHRONOUS_MODES)}"
+            )
         self.path = Path(path)  # the database file; -wal and -shm live beside it
         self._synchronous = synchronous  # FULL: acknowledged means on disk
         self._readers = ReaderPool(self.path, readers)
         self._writer: Writer | None = None
         self._listeners: list[CommitListener] = []  # told of every commit, in order
-        self._group_listeners: list[Any] = []  # metrics: (events in group, seconds)
+        self._group_listeners: list[GroupListener] = []  # metrics: group sizes, durations
         self._head = 0  # highest committed seq
 
     # -- life cycle ---------------------------------------------------------------------
 
     async def open(self) -> None:
+        if self._writer is not None:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = await asyncio.to_thread(self._open_writer_connection)
-        self._head = conn.execute(QUERIES["sequence_position"]).fetchone()[0]
+        conn, self._head = await asyncio.to_thread(self._open_writer_connection)
         self._writer = Writer(conn, QUERIES, asyncio.get_running_loop(), self._committed)
         self._writer.start()
         self._readers.open()
 
-    def _open_writer_connection(self) -> sqlite3.Connection:
+    def _open_writer_connection(self) -> tuple[sqlite3.Connection, int]:
         conn = connect(self.path, synchronous=self._synchronous)
-        migrate(conn)
-        return conn
+        try:
+            migrate(conn)
+            head = int(conn.execute(QUERIES["sequence_position"]).fetchone()[0])
+        except BaseException:
+            conn.close()  # a refused schema must not leave the file open
+            raise
+        return conn, head
 
     async def close(self) -> None:
         if self._writer is None:
             return
         writer, self._writer = self._writer, None
         await writer.stop()
-        self._readers.close()
+        await self._readers.close()
         await asyncio.to_thread(_checkpoint_and_close, writer)
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
 
-    def add_group_listener(self, listener: Any) -> None:
+    def add_group_listener(self, listener: GroupListener) -> None:
         self._group_listeners.append(listener)
 
     def _committed(self, count: int, events: list[Event], elapsed: float) -> None:
+        if events:
+            self._head = events[-1].seq
         for listener in self._group_listeners:
-            listener(count, elapsed)
+            try:
+                listener(count, elapsed)
+            except Exception:  # metrics must never keep events from the commit listeners
+                log.exception("group listener failed")
         if not events:
             return
-        self._head = events[-1].seq
         for commit_listener in self._listeners:
             try:
                 commit_listener(events)
@@ -93,16 +108,19 @@ class SqliteStore:
         return self._writer
 
     async def append(self, candidates: Sequence[Candidate]) -> list[AppendResult]:
+        writer = self._require_writer()
         if not candidates:
             return []
-        return await self._require_writer().append(candidates)
+        return await writer.append(candidates)
 
     async def purge(self, older_than_us: int, chunk: int = 1000) -> int:
         """Delete in chunks, each its own short transaction, so publishes interleave."""
+        if chunk < 1:
+            raise ValueError("purge chunk must be at least 1")
         writer = self._require_writer()
         total = 0
         while True:
-            deleted = await writer.call(lambda conn: _purge_chunk(conn, older_than_us, chunk))
+            deleted: int = await writer.call(lambda c: _purge_chunk(c, older_than_us, chunk))
             total += deleted
             if deleted < chunk:
                 return total
@@ -129,8 +147,19 @@ class SqliteStore:
         conditions, params = filter_clause(filter or Filter())
         where = " AND ".join(["tenant = ?", "seq > ?", *conditions])
         sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq ASC LIMIT ?"
-        args = [tenant, after, *params, limit]
+        args = [tenant, after, *params, max(limit, 0)]
         return await self._readers.run(lambda conn: [_event(r) for r in conn.execute(sql, args)])
+
+    async def read_log(self, after: int, through: int, limit: int) -> list[Event]:
+        sql, args = QUERIES["read_log"], (after, through, max(limit, 0))
+        return await self._readers.run(lambda conn: [_event(r) for r in conn.execute(sql, args)])
+
+    async def position_before(self, tenant: str, received_at_us: int) -> int:
+        def read(conn: sqlite3.Connection) -> int:
+            row = conn.execute(QUERIES["position_before"], (tenant, received_at_us)).fetchone()
+            return int(row[0] or 0)
+
+        return await self._readers.run(read)
 
     async def earliest(self, tenant: str) -> int | None:
         return await self._readers.run(
@@ -151,8 +180,12 @@ class SqliteStore:
             conn.execute("BEGIN")  # one snapshot for every count
             try:
                 total = conn.execute(QUERIES["count_events"], (tenant,)).fetchone()[0]
-                by_type = dict(conn.execute(QUERIES["count_by_type"], (tenant, STATS_TOP)).fetchall())
-                by_source = dict(conn.execute(QUERIES["count_by_source"], (tenant, STATS_TOP)).fetchall())
+                by_type = dict(
+                    conn.execute(QUERIES["count_by_type"], (tenant, STATS_TOP)).fetchall()
+                )
+                by_source = dict(
+                    conn.execute(QUERIES["count_by_source"], (tenant, STATS_TOP)).fetchall()
+                )
                 hours = conn.execute(QUERIES["count_by_hour"], (tenant, since)).fetchall()
                 earliest = conn.execute(QUERIES["earliest"], (tenant,)).fetchone()[0]
             finally:
@@ -184,7 +217,7 @@ class SqliteStore:
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply every migration newer than ``PRAGMA user_version``; returns the version."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
     migrations = load_migrations("tidings.store.sqlite.migrations")
     latest = migrations[-1][0] if migrations else 0
     if current > latest:

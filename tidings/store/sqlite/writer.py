@@ -19,11 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from tidings.envelope import AppendResult, Candidate, Event
 from tidings.envelope.timefmt import now_us
 from tidings.errors import TidingsError
+from tidings.store.idempotency import conflict_error, same_content
 
 log = logging.getLogger("tidings.store")
 
@@ -147,7 +146,7 @@ class Writer:
                 raise
         except BaseException as error:  # handed to the caller, who decides
             call.error = error
-        self._loop.call_soon_threadsafe(_finish_call, call)
+        self._answer(_finish_call, call)
 
     def _run_group(self, group: list[_Append], count: int) -> None:
         conn = self._conn
@@ -162,29 +161,38 @@ class Writer:
                     request.outcome = self._insert(request, received_us)
                 except _Conflict as conflict:
                     conn.execute("ROLLBACK TO caller")
-                    request.outcome = _conflict_error(conflict)
+                    request.outcome = conflict_error(conflict.index, conflict.key)
                     request.events = []
-                except sqlite3.Error as error:
+                except Exception as error:  # a row SQLite refuses, or one that cannot be bound
                     conn.execute("ROLLBACK TO caller")
                     log.exception("append failed for one caller")
-                    request.outcome = TidingsError(500, "store_error", f"the store refused the events: {error}")
+                    request.outcome = TidingsError(
+                        500, "store_error", f"the store refused the events: {error}"
+                    )
                     request.events = []
                 conn.execute("RELEASE caller")
                 committed.extend(request.events)
             conn.execute("COMMIT")
-        except sqlite3.Error as error:
+        except Exception as error:  # the transaction itself failed: nobody's events are stored
             log.exception("commit failed")
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            _rollback(conn)
             failure = TidingsError(503, "store_unavailable", f"the store could not commit: {error}")
             for request in group:
                 request.outcome = failure
+                request.events = []
             committed = []
         else:
             if committed:
                 self.last_received_us = received_us
         elapsed = time.perf_counter() - started
-        self._loop.call_soon_threadsafe(self._finish_group, group, count, committed, elapsed)
+        self._answer(self._finish_group, group, count, committed, elapsed)
+
+    def _answer(self, callback: Callable[..., None], *args: Any) -> None:
+        """Hand the outcome to the event loop; a closed loop has no caller left to answer."""
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            log.warning("the event loop closed before the store answered a write")
 
     def _insert(self, request: _Append, received_us: int) -> list[AppendResult]:
         conn = self._conn
@@ -194,21 +202,31 @@ class Writer:
             if c.dedupe_key is not None:
                 row = conn.execute(find, (c.tenant, c.dedupe_key)).fetchone()
                 if row is not None:
-                    if not _same_content(row, c):
+                    seq, id_, type_, source, subject, data = row
+                    if not same_content(type_, source, subject, data, c):
                         raise _Conflict(index, c.idempotency_key)
-                    results.append(AppendResult(row[1], row[0], True))
+                    results.append(AppendResult(id_, seq, True))
                     continue
-            cursor = conn.execute(
-                insert,
-                (c.tenant, c.id, c.type, c.source, c.subject, c.time_us, received_us,
-                 c.trace_id, c.idempotency_key, c.dedupe_key, c.data_json, c.metadata_json),
-            )
-            seq = cursor.lastrowid
+            row = (c.tenant, c.id, c.type, c.source, c.subject, c.time_us, received_us)
+            rest = (c.trace_id, c.idempotency_key, c.dedupe_key, c.data_json, c.metadata_json)
+            seq = conn.execute(insert, row + rest).lastrowid
             assert seq is not None
             results.append(AppendResult(c.id, seq, False))
             request.events.append(
-                Event(seq, c.id, c.type, c.source, c.subject, c.time_us, received_us,
-                      c.trace_id, c.idempotency_key, c.data_json, c.metadata_json, c.tenant)
+                Event(
+                    seq,
+                    c.id,
+                    c.type,
+                    c.source,
+                    c.subject,
+                    c.time_us,
+                    received_us,
+                    c.trace_id,
+                    c.idempotency_key,
+                    c.data_json,
+                    c.metadata_json,
+                    c.tenant,
+                )
             )
         return results
 
@@ -234,21 +252,13 @@ def _finish_call(call: _Call) -> None:
         call.future.set_result(call.outcome)
 
 
-def _same_content(row: tuple[Any, ...], c: Candidate) -> bool:
-    _, _, type_, source, subject, data = row
-    if (type_, source, subject) != (c.type, c.source, c.subject):
-        return False
-    return data == c.data_json or orjson.loads(data) == orjson.loads(c.data_json)
-
-
-def _conflict_error(conflict: _Conflict) -> TidingsError:
-    return TidingsError(
-        409,
-        "idempotency_conflict",
-        "an event with this idempotency key was stored with a different type, source, "
-        "subject or data",
-        details=[{"loc": ["body", conflict.index], "msg": f"idempotency key {conflict.key!r} is taken"}],
-    )
+def _rollback(conn: sqlite3.Connection) -> None:
+    """End a failed transaction; SQLite may already have rolled it back itself."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.exception("rollback failed")
 
 
 def _closed() -> TidingsError:

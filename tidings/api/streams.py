@@ -1,0 +1,96 @@
+"""``/v1/events/stream`` (SSE) and ``/v1/ws`` (WebSocket): parse, resolve the resume point, hand
+the connection to the streams part."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query as Q, Request, WebSocket
+from starlette.responses import Response
+
+from tidings.api.params import multi_dict
+from tidings.api.schemas import error_responses
+from tidings.envelope import parse_filter
+from tidings.errors import TidingsError
+from tidings.hub import Hub
+from tidings.router.router import Router
+from tidings.streams import resume
+from tidings.streams.sse import SSEResponse
+from tidings.streams.websocket import serve_websocket
+
+router = APIRouter(tags=["streams"])
+STREAM_PARAMS = ("last_event_id", "since")
+
+
+def _hub(request: Request | WebSocket) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def _router(hub: Hub) -> Router:
+    if hub.router is None:
+        raise TidingsError(503, "not_ready", "the server is starting")
+    return hub.router
+
+
+@router.get(
+    "/v1/events/stream",
+    summary="Server-Sent Events stream of matching events",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "an endless event stream"},
+        **error_responses(400, 503),
+    },
+)
+async def stream(
+    request: Request,
+    type: str | None = Q(None, description="comma list of type patterns"),
+    source: str | None = Q(None),
+    exclude_source: str | None = Q(None, description="leave out events from these sources (echo suppression)"),
+    subject: str | None = Q(None),
+    last_event_id: str | None = Q(None, description="resume after this position (the Last-Event-ID header wins)"),
+    since: str | None = Q(None, description="resume from this time (ISO 8601)"),
+) -> Response:
+    hub = _hub(request)
+    if hub.draining:
+        raise TidingsError(503, "shutting_down", "the server is shutting down; reconnect shortly",
+                           headers={"Retry-After": "2"})
+    params = multi_dict(request.query_params)
+    flt = parse_filter(params, ignore=STREAM_PARAMS)
+    start = await resume.resolve(
+        hub.store,
+        "default",
+        header=request.headers.get("last-event-id"),
+        last_event_id=request.query_params.get("last_event_id"),
+        since=request.query_params.get("since"),
+    )
+    truncated = await resume.truncation(hub.store, "default", start.position) if start.position is not None else None
+    return SSEResponse(
+        store=hub.store,
+        router=_router(hub),
+        registry=hub.streams,
+        tenant="default",
+        filter=flt,
+        position=start.position,
+        truncated=truncated,
+        heartbeat_s=hub.settings.heartbeat_s,
+        stall_s=hub.settings.stream_stall_s,
+    )
+
+
+@router.websocket("/v1/ws")
+async def websocket_stream(websocket: WebSocket) -> None:
+    hub = _hub(websocket)
+    if hub.draining:
+        await websocket.close(1012, "server shutting down")
+        return
+    if hub.router is None:
+        await websocket.close(1013, "server starting")
+        return
+    await serve_websocket(
+        websocket,
+        store=hub.store,
+        router=hub.router,
+        registry=hub.streams,
+        tenant="default",
+        heartbeat_s=hub.settings.heartbeat_s,
+        stall_s=hub.settings.stream_stall_s,
+    )

@@ -1,0 +1,145 @@
+"""The client commands' side of HTTP: one client per command, and every failure made readable.
+
+A client command talks to a running server. Whatever goes wrong there (the server refuses, is
+not running, does not answer) ends as one ``error: ...`` line on stderr and a non-zero exit,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import httpx2
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from tidings import __version__
+from tidings.settings import ConfigError, load_settings
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="The Tidings server (env TIDINGS_URL, default http://127.0.0.1:8000).",
+        show_default=False,
+    ),
+]
+
+# Exit codes: 1 when the server refused or could not be reached, 2 for a wrong command line.
+FAILED = 1
+USAGE = 2
+
+
+class ServerError(Exception):
+    """The server refused a request; its ``{"error": {"code", "message", "details"}}`` answer."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[Any]) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status  # the HTTP status
+        self.code = code  # the stable snake_case code (docs/errors.md)
+        self.message = message  # one human sentence
+        self.details = details  # for 413/422/409: [{"loc": [...], "msg": "..."}]
+
+    @classmethod
+    def from_response(cls, response: httpx2.Response) -> ServerError:
+        """Read the error body; a proxy's HTML page still gives a useful line."""
+        try:
+            body = response.json()
+            error = body["error"]
+            return cls(
+                response.status_code,
+                str(error["code"]),
+                str(error["message"]),
+                list(error.get("details") or []),
+            )
+        except (ValueError, KeyError, TypeError):
+            text = " ".join(response.text.split())[:200] or response.reason_phrase
+            return cls(response.status_code, f"http_{response.status_code}", text, [])
+
+
+def check(response: httpx2.Response) -> httpx2.Response:
+    """``response`` when it succeeded; else raise its ``ServerError``."""
+    if response.is_success:
+        return response
+    response.read()
+    raise ServerError.from_response(response)
+
+
+def describe_loc(loc: Any) -> str:
+    """``["body", 3, "time"]`` as ``body.3.time``."""
+    return ".".join(str(part) for part in loc) if isinstance(loc, list) else str(loc)
+
+
+def print_error(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+
+
+def print_server_error(error: ServerError, prefix: str = "") -> None:
+    """``error: <code>: <message>`` then one indented line per detail."""
+    print_error(escape(f"{prefix}{error.code}: {error.message}"))
+    for detail in error.details:
+        if isinstance(detail, dict):
+            err.print(
+                f"  {describe_loc(detail.get('loc', ''))}: {detail.get('msg', '')}", markup=False
+            )
+        else:
+            err.print(f"  {detail}", markup=False)
+
+
+def fail(message: str, code: int = FAILED) -> typer.Exit:
+    """Print ``error: message`` and return the exit to raise."""
+    print_error(escape(message))
+    return typer.Exit(code)
+
+
+def server_url(url: str | None) -> str:
+    """``--url``, else ``TIDINGS_URL``, else the config file, else the default."""
+    try:
+        return load_settings({"url": url}).url.rstrip("/")
+    except ConfigError as error:
+        raise fail(str(error), USAGE) from None
+
+
+def explain(error: httpx2.HTTPError | httpx2.InvalidURL, base: str) -> tuple[str, int]:
+    """The error line and exit code for a failure to talk to the server at ``base``."""
+    if isinstance(error, httpx2.ConnectError):
+        reason = "connection refused" if "refused" in str(error).lower() else str(error)
+        return (
+            f"cannot reach the Tidings server at {base} ({reason}). Start one with "
+            "`tidings serve`, or point --url or TIDINGS_URL at a running server.",
+            FAILED,
+        )
+    if isinstance(error, httpx2.TimeoutException):
+        return f"the Tidings server at {base} did not answer in time", FAILED
+    if isinstance(error, httpx2.UnsupportedProtocol | httpx2.InvalidURL):
+        return f"invalid server URL {base!r} (--url or TIDINGS_URL): {error}", USAGE
+    return f"request to the Tidings server at {base} failed: {error}", FAILED
+
+
+@contextmanager
+def connect(url: str | None, *, read_timeout: float = 60.0) -> Iterator[httpx2.Client]:
+    """One client for the whole command; expected failures become an error line and an exit."""
+    base = server_url(url)
+    timeout = httpx2.Timeout(read_timeout, connect=10.0)
+    headers = {"User-Agent": f"tidings-cli/{__version__}"}
+    try:
+        with httpx2.Client(base_url=base, timeout=timeout, headers=headers) as client:
+            yield client
+    except ServerError as error:
+        print_server_error(error)
+        raise typer.Exit(FAILED) from None
+    except (httpx2.HTTPError, httpx2.InvalidURL) as error:
+        message, code = explain(error, base)
+        raise fail(message, code) from None
+    except BrokenPipeError:
+        # The reader of stdout went away (`tidings query --json | head`): stop quietly, and
+        # point stdout at /dev/null so the interpreter's last flush does not complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None

@@ -1,0 +1,138 @@
+"""Per node: route committed events to live subscriptions; repair gaps from the store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from tidings.backplane import Announcement
+from tidings.envelope import Event
+from tidings.router.gaps import GapTracker
+from tidings.router.trie import SubscriptionIndex
+from tidings.store import Store
+from tidings.streams.cursor import Cursor
+
+log = logging.getLogger("tidings.router")
+REPAIR_PAGE = 1000
+
+
+class Subscriber(Protocol):
+    """What the router needs of a subscription: its cursor and a way to wake its connection."""
+
+    cursor: Cursor
+
+    def wake(self) -> None: ...
+
+
+class Router:
+    def __init__(self, store: Store) -> None:
+        self._store = store  # the truth, read when announcements leave a gap
+        self._index: SubscriptionIndex[Subscriber] = SubscriptionIndex()
+        self._gaps = GapTracker(store.head())
+        self._pending: deque[Announcement] = deque()  # waiting behind a store read, in order
+        self._repair: asyncio.Task[None] | None = None
+        self.routed_events = 0  # events routed since start
+        self.offers = 0  # (event, subscription) pairs that matched
+        self.on_system: list[Callable[[str, dict[str, object]], None]] = []
+
+    @property
+    def routed_through(self) -> int:
+        """Every committed event up to here has been offered to every live subscription."""
+        return self._gaps.routed_through
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        cursor = subscriber.cursor
+        self._index.add(cursor.tenant, subscriber, cursor.filter.types)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._index.remove(subscriber.cursor.tenant, subscriber)
+
+    # -- announcements --------------------------------------------------------------------
+
+    def on_announcement(self, announcement: Announcement) -> None:
+        """Route at once when contiguous and carried; otherwise queue behind a store read."""
+        if self._pending or self._repair is not None:
+            self._pending.append(announcement)
+            return
+        plan = self._gaps.plan(
+            announcement.first, announcement.last, announcement.events is not None
+        )
+        if plan.skip:
+            return
+        if plan.read_from is None and announcement.events is not None:
+            self._route([e for e in announcement.events if e.seq > plan.use_carried_after])
+            return
+        self._pending.append(announcement)
+        self._repair = asyncio.create_task(self._drain_pending(), name="tidings:router-repair")
+
+    def check_head(self, head: int) -> None:
+        """Called now and then: when the store is ahead of what was routed, repair."""
+        if head > self.routed_through and not self._pending and self._repair is None:
+            log.info(
+                "router behind the store (%d < %d); reading the gap", self.routed_through, head
+            )
+            self.on_announcement(Announcement(self.routed_through, head, None))
+
+    async def _drain_pending(self) -> None:
+        try:
+            while self._pending:
+                announcement = self._pending[0]
+                carried = announcement.events is not None
+                plan = self._gaps.plan(announcement.first, announcement.last, carried)
+                if not plan.skip:
+                    if plan.read_from is not None and plan.read_to is not None:
+                        await self._read_and_route(plan.read_from, plan.read_to)
+                    if announcement.events is not None:
+                        self._route([e for e in announcement.events if e.seq > self.routed_through])
+                self._pending.popleft()
+        except Exception:
+            log.exception("router repair failed; will retry on the next announcement")
+        finally:
+            self._repair = None
+
+    async def _read_and_route(self, after: int, through: int) -> None:
+        while after < through:
+            events = await self._store.read_log(after, through, REPAIR_PAGE)
+            if not events:
+                self._gaps.advance(through)  # nothing there (rolled back or purged)
+                return
+            self._route(events)
+            after = events[-1].seq
+        self._gaps.advance(through)
+
+    # -- routing --------------------------------------------------------------------------
+
+    def _route(self, events: list[Event]) -> None:
+        index = self._index
+        for event in events:
+            if len(index):
+                for subscriber in index.match(event.tenant, event.type):
+                    cursor = subscriber.cursor
+                    if cursor.filter.matches(event):
+                        self.offers += 1
+                        if cursor.offer(event):
+                            subscriber.wake()
+            self.routed_events += 1
+        if events:
+            self._gaps.advance(events[-1].seq)
+
+    def broadcast_system(self, code: str, details: dict[str, object]) -> None:
+        """Tell every open stream (through the registry's listeners) about a state change."""
+        for listener in self.on_system:
+            listener(code, details)
+
+    async def stop(self) -> None:
+        if self._repair is not None:
+            self._repair.cancel()
+            try:
+                await self._repair
+            except asyncio.CancelledError:
+                pass

@@ -1,0 +1,1 @@
+"""Real-time streams: cursors, framing, and the SSE and WebSocket connections."""

@@ -1,0 +1,226 @@
+"""The asyncio glue around cursors: one loop per connection that feeds its subscriptions.
+
+A connection sleeps until the router wakes it, then drains everything queued for all its
+subscriptions into one write (coalescing: a burst costs one socket write, not one per event).
+A subscription that is behind pages the store at the pace the socket accepts. A write that
+does not complete within the stall time closes the connection as a slow consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+from tidings import metrics
+from tidings.envelope import Event, Filter
+from tidings.router.router import Router
+from tidings.store import Store
+from tidings.streams.cursor import Cursor
+
+log = logging.getLogger("tidings.streams")
+PAGE = 500  # events per catch-up read
+_ids = itertools.count(1)
+
+
+class Stalled(Exception):
+    """The socket accepted nothing for the stall time."""
+
+
+class Subscription:
+    """One subscription of a connection (SSE has one, a WebSocket may have several)."""
+
+    __slots__ = ("connection", "cursor", "id")
+
+    def __init__(self, connection: StreamConnection, sub_id: str, cursor: Cursor) -> None:
+        self.connection = connection  # woken when events are queued
+        self.id = sub_id  # the client's name for it (WebSocket), "" for SSE
+        self.cursor = cursor
+
+    def wake(self) -> None:
+        self.connection.wake()
+
+
+class StreamConnection(ABC):
+    """Transport-independent stream loop; SSE and WebSocket supply framing and sending."""
+
+    transport = "base"
+
+    def __init__(self, store: Store, router: Router, *, heartbeat_s: float, stall_s: float) -> None:
+        self.id = f"c{next(_ids)}-{int(time.time() * 1000) % 100000:05d}"
+        self.store = store  # catch-up reads
+        self.router = router  # live events
+        self.heartbeat_s = heartbeat_s
+        self.stall_s = stall_s
+        self.subs: dict[str, Subscription] = {}
+        self._wake = asyncio.Event()
+        self._outbox: list[bytes] = []  # system and control frames waiting to be sent
+        self.closing = False  # the client went away or the connection must end
+        self.shutdown_retry_ms: int | None = None  # set when the server shuts down
+        self.delivered = 0  # events written
+
+    # -- framing supplied by the transport ----------------------------------------------
+
+    @abstractmethod
+    def encode_event(self, sub: Subscription, event: Event) -> bytes: ...
+
+    @abstractmethod
+    def encode_heartbeat(self, position: int | None, positions: dict[str, int | None]) -> bytes: ...
+
+    @abstractmethod
+    def encode_system(self, code: str, details: dict[str, Any]) -> bytes: ...
+
+    @abstractmethod
+    def encode_shutdown(self, retry_ms: int) -> bytes: ...
+
+    @abstractmethod
+    async def send(self, frames: list[bytes]) -> None:
+        """Write frames to the socket (may wait for the socket to drain)."""
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    def add_subscription(
+        self, sub_id: str, tenant: str, filter: Filter, position: int | None
+    ) -> Subscription:
+        """Subscribe from ``position`` (catch up from the store) or, when None, from the head."""
+        live = position is None
+        start = self.router.routed_through if position is None else position
+        sub = Subscription(self, sub_id, Cursor(tenant, filter, start, live=live))
+        self.subs[sub_id] = sub
+        self.router.subscribe(sub)
+        self.wake()
+        return sub
+
+    def remove_subscription(self, sub_id: str) -> bool:
+        sub = self.subs.pop(sub_id, None)
+        if sub is None:
+            return False
+        self.router.unsubscribe(sub)
+        return True
+
+    def remove_all(self) -> None:
+        for sub_id in list(self.subs):
+            self.remove_subscription(sub_id)
+
+    # -- signals from elsewhere -----------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def push(self, frame: bytes) -> None:
+        """Queue a control frame (system message, reply) to go out with the next write."""
+        self._outbox.append(frame)
+        self.wake()
+
+    def system(self, code: str, details: dict[str, Any]) -> None:
+        self.push(self.encode_system(code, details))
+
+    def close(self) -> None:
+        self.closing = True
+        self.wake()
+
+    def begin_shutdown(self, retry_ms: int) -> None:
+        self.shutdown_retry_ms = retry_ms
+        self.wake()
+
+    @property
+    def behind(self) -> bool:
+        return any(sub.cursor.behind for sub in self.subs.values())
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def write(self, frames: list[bytes]) -> None:
+        if not frames:
+            return
+        try:
+            async with asyncio.timeout(self.stall_s):
+                await self.send(frames)
+        except TimeoutError:
+            raise Stalled from None
+
+    async def _pump(self) -> bool:
+        """Write what is ready; True when anything was written."""
+        wrote = False
+        if self._outbox:
+            frames, self._outbox = self._outbox, []
+            await self.write(frames)
+            wrote = True
+        batch: list[bytes] = []
+        for sub in list(self.subs.values()):
+            cursor = sub.cursor
+            if cursor.behind:
+                if batch:  # keep order: what was taken goes out before the page
+                    await self.write(batch)
+                    batch = []
+                after = cursor.begin_read()
+                events = await self.store.read_after(cursor.tenant, after, PAGE, cursor.filter)
+                if sub.id not in self.subs:
+                    continue  # unsubscribed while reading
+                await self.write([self.encode_event(sub, e) for e in events])
+                cursor.finish_read(events, PAGE)
+                self._count(len(events))
+                wrote = True
+            taken = cursor.take()
+            if taken:
+                batch.extend(self.encode_event(sub, e) for e in taken)
+                self._count(len(taken))
+        if batch:
+            await self.write(batch)
+            wrote = True
+        return wrote
+
+    def _count(self, events: int) -> None:
+        if events:
+            self.delivered += events
+            metrics.STREAM_EVENTS.labels(self.transport).inc(events)
+
+    def _has_work(self) -> bool:
+        if self._outbox or self.closing or self.shutdown_retry_ms is not None:
+            return True
+        return any(s.cursor.behind or s.cursor.queue for s in self.subs.values())
+
+    def _heartbeat(self) -> bytes:
+        routed = self.router.routed_through
+        positions = {sid: s.cursor.heartbeat_position(routed) for sid, s in self.subs.items()}
+        values = list(positions.values())
+        common = (
+            values[0]
+            if values and all(v is not None for v in values) and len(set(values)) == 1
+            else None
+        )
+        return self.encode_heartbeat(common, positions)
+
+    async def run(self) -> None:
+        """Feed the subscriptions until the connection closes or the server shuts down."""
+        loop = asyncio.get_running_loop()
+        next_heartbeat = loop.time() + self.heartbeat_s
+        while not self.closing:
+            if self.shutdown_retry_ms is not None:
+                await self._pump_live_only()
+                await self.write([self.encode_shutdown(self.shutdown_retry_ms)])
+                return
+            if await self._pump():
+                continue
+            now = loop.time()
+            if now >= next_heartbeat:
+                await self.write([self._heartbeat()])
+                next_heartbeat = now + self.heartbeat_s
+                continue
+            self._wake.clear()
+            if self._has_work():
+                continue
+            try:
+                async with asyncio.timeout(next_heartbeat - now):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _pump_live_only(self) -> None:
+        """At shutdown: flush what is queued live and pending control frames, no store reads."""
+        frames, self._outbox = self._outbox, []
+        for sub in self.subs.values():
+            frames.extend(self.encode_event(sub, e) for e in sub.cursor.take())
+        await self.write(frames)

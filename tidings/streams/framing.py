@@ -1,0 +1,65 @@
+"""Wire formats for streams (no I/O): SSE frames and WebSocket JSON messages.
+
+An event's JSON is encoded once (``Event.encode``); its SSE frame is built once and cached on
+the event, so a thousand subscribers cost one encoding. WebSocket messages splice the same
+bytes into ``{"op":"event","sub":...,"event":...}``.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import orjson
+
+from tidings.envelope import Event
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache, no-store"),
+    (b"x-accel-buffering", b"no"),  # tell nginx-style proxies not to buffer the stream
+    (b"connection", b"keep-alive"),
+]
+
+
+def sse_event(event: Event) -> bytes:
+    """``event: event`` / ``id: <seq>`` / ``data: <json>``, cached on the event."""
+    frame = event.wire.get("sse")
+    if frame is None:
+        frame = b"event: event\nid: %d\ndata: %s\n\n" % (event.seq, event.encode())
+        event.wire["sse"] = frame
+    return frame
+
+
+def sse_frame(name: str, data: Any, *, id: int | None = None, retry_ms: int | None = None) -> bytes:
+    """Any other SSE frame. ``data`` is JSON-encoded on one line (JSON never holds a raw newline)."""
+    lines = [b"event: " + name.encode()]
+    if id is not None:
+        lines.append(b"id: %d" % id)
+    if retry_ms is not None:
+        lines.append(b"retry: %d" % retry_ms)
+    lines.append(b"data: " + orjson.dumps(data))
+    return b"\n".join(lines) + b"\n\n"
+
+
+def sse_comment(text: str = "") -> bytes:
+    return b": " + text.encode() + b"\n\n"
+
+
+def ws_event(sub_id: str, event: Event) -> bytes:
+    """The WebSocket event message, splicing the event's cached JSON."""
+    return b'{"op":"event","sub":%s,"event":%s}' % (orjson.dumps(sub_id), event.encode())
+
+
+def ws_message(op: str, **fields: Any) -> bytes:
+    return orjson.dumps({"op": op, **fields})
+
+
+def jittered_retry_ms(
+    base_ms: int = 2000, spread_ms: int = 8000, rng: random.Random | None = None
+) -> int:
+    """How long a client should wait before reconnecting after a shutdown.
+
+    Spread over ``[base, base + spread)`` so that thousands of clients do not return at once.
+    """
+    return base_ms + int((rng or random).random() * spread_ms)

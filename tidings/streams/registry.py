@@ -1,0 +1,75 @@
+"""Every open stream connection of this node: counts, system broadcasts and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from typing import Any
+
+from tidings import metrics
+from tidings.streams.connection import StreamConnection
+from tidings.streams.framing import jittered_retry_ms
+
+log = logging.getLogger("tidings.streams")
+
+
+class StreamRegistry:
+    def __init__(self) -> None:
+        self._open: set[StreamConnection] = set()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self.closed: Counter[tuple[str, str]] = Counter()  # (transport, reason) -> count
+        self.delivered: Counter[str] = Counter()  # transport -> events, of closed connections
+        self.shutting_down = False
+
+    def add(self, conn: StreamConnection) -> None:
+        self._open.add(conn)
+        self._empty.clear()
+        metrics.STREAM_CONNECTIONS.labels(conn.transport).inc()
+
+    def remove(self, conn: StreamConnection, reason: str) -> None:
+        if conn not in self._open:
+            return
+        self._open.discard(conn)
+        metrics.STREAM_CONNECTIONS.labels(conn.transport).dec()
+        metrics.STREAM_CLOSED.labels(conn.transport, reason).inc()
+        self.closed[(conn.transport, reason)] += 1
+        self.delivered[conn.transport] += conn.delivered
+        if not self._open:
+            self._empty.set()
+
+    def broadcast_system(self, code: str, details: dict[str, Any]) -> None:
+        for conn in self._open:
+            conn.system(code, details)
+
+    def stats(self) -> dict[str, Any]:
+        by_transport: Counter[str] = Counter(conn.transport for conn in self._open)
+        behind = sum(1 for conn in self._open for sub in conn.subs.values() if sub.cursor.behind)
+        metrics.STREAM_CATCHUP.set(behind)
+        delivered = Counter(self.delivered)
+        for conn in self._open:
+            delivered[conn.transport] += conn.delivered
+        return {
+            "connections": {"sse": by_transport["sse"], "websocket": by_transport["websocket"]},
+            "subscriptions": sum(len(conn.subs) for conn in self._open),
+            "subscriptions_behind": behind,
+            "events_delivered": {"sse": delivered["sse"], "websocket": delivered["websocket"]},
+            "closed": {f"{t}:{r}": n for (t, r), n in sorted(self.closed.items())},
+        }
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    async def shutdown(self, timeout: float) -> None:
+        """Tell every stream to go (each with its own jittered retry) and wait for them."""
+        self.shutting_down = True
+        for conn in list(self._open):
+            conn.begin_shutdown(jittered_retry_ms())
+        try:
+            async with asyncio.timeout(timeout):
+                await self._empty.wait()
+        except TimeoutError:
+            log.warning("%d streams did not close in %.1fs; closing them", len(self._open), timeout)
+            for conn in list(self._open):
+                conn.close()

@@ -1,0 +1,250 @@
+"""In-memory implementations of Tidings' narrow seams, for tests (Tidings' own and its users').
+
+``MemoryStore`` keeps the store contract (tests/contract runs the same suite against it and
+against SQLite) without a file, a thread or a transaction, so a test that needs a store but not
+a disk stays fast and deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+
+from tidings.envelope import AppendResult, Candidate, Event, Filter
+from tidings.envelope.timefmt import format_us, now_us
+from tidings.errors import TidingsError
+from tidings.store.base import CommitListener, Query, StoreStats
+from tidings.store.idempotency import conflict_error, same_content
+
+__all__ = ["MemoryStore"]
+
+log = logging.getLogger("tidings.testing")
+
+HOUR_US = 3_600_000_000
+STATS_HOURS = 48  # stats count events by hour over this window, as the SQLite store does
+STATS_TOP = 100  # types and sources listed in stats
+
+
+def _seq(event: Event) -> int:
+    return event.seq
+
+
+class MemoryStore:
+    """``Store`` held in Python lists and dicts.
+
+    The data belongs to the object, not to ``open``: ``close`` then ``open`` finds every event
+    again, as reopening a file would. ``clock`` (microseconds since the epoch) stamps
+    ``received_at``; a test may pass or assign its own to control time.
+    """
+
+    def __init__(self, *, clock: Callable[[], int] = now_us) -> None:
+        self.clock = clock  # stamps received_at, never trusted to move forwards
+        self._log: list[Event] = []  # every stored event, in seq order
+        self._by_id: dict[tuple[str, str], Event] = {}  # (tenant, id): its newest event
+        self._by_key: dict[tuple[str, str], Event] = {}  # (tenant, dedupe key): its event
+        self._purged: dict[str, int] = {}  # tenant: the highest seq retention deleted
+        self._last_seq = 0  # the highest seq ever given, so a purge never lets one be reused
+        self._last_received_us = 0  # received_at never goes backwards
+        self._listeners: list[CommitListener] = []  # told of every commit, in order
+        self._open = False  # appends and reads are refused while closed
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._open = True
+
+    async def close(self) -> None:
+        self._open = False
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise TidingsError(503, "store_closed", "the store is not open")
+
+    async def ping(self) -> None:
+        self._require_open()
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    # -- writes -------------------------------------------------------------------------
+
+    async def append(self, candidates: Sequence[Candidate]) -> list[AppendResult]:
+        """Stage the whole call first, so a conflict anywhere in it stores nothing."""
+        self._require_open()
+        received_us = max(self.clock(), self._last_received_us)
+        staged: dict[tuple[str, str], Event] = {}  # this call's keys, for repeats within it
+        results: list[AppendResult] = []
+        events: list[Event] = []
+        seq = self._last_seq
+        for index, c in enumerate(candidates):
+            key = (c.tenant, c.dedupe_key) if c.dedupe_key is not None else None
+            if key is not None:
+                found = staged[key] if key in staged else self._by_key.get(key)
+                if found is not None:
+                    if not same_content(
+                        found.type, found.source, found.subject, found.data_json, c
+                    ):
+                        raise conflict_error(index, c.idempotency_key)
+                    results.append(AppendResult(found.id, found.seq, True))
+                    continue
+            seq += 1
+            event = Event(
+                seq,
+                c.id,
+                c.type,
+                c.source,
+                c.subject,
+                c.time_us,
+                received_us,
+                c.trace_id,
+                c.idempotency_key,
+                c.data_json,
+                c.metadata_json,
+                c.tenant,
+            )
+            if key is not None:
+                staged[key] = event
+            events.append(event)
+            results.append(AppendResult(c.id, seq, False))
+        if events:
+            self._commit(events, staged, received_us)
+        return results
+
+    def _commit(
+        self, events: list[Event], keys: dict[tuple[str, str], Event], received_us: int
+    ) -> None:
+        self._log.extend(events)
+        for event in events:
+            self._by_id[(event.tenant, event.id)] = event
+        self._by_key.update(keys)
+        self._last_seq = events[-1].seq
+        self._last_received_us = received_us
+        for listener in self._listeners:
+            try:
+                listener(events)
+            except Exception:  # one broken listener must not stop the others
+                log.exception("commit listener failed")
+
+    async def purge(self, older_than_us: int, chunk: int = 1000) -> int:
+        """Delete events received before ``older_than_us``; ``chunk`` only matters on disk."""
+        if chunk < 1:
+            raise ValueError("purge chunk must be at least 1")
+        self._require_open()
+        kept: list[Event] = []
+        deleted: list[Event] = []
+        for event in self._log:
+            (deleted if event.received_at_us < older_than_us else kept).append(event)
+        self._log = kept
+        for event in deleted:
+            tenant = event.tenant
+            self._purged[tenant] = max(self._purged.get(tenant, 0), event.seq)
+        self._forget(deleted)
+        return len(deleted)
+
+    def _forget(self, deleted: Iterable[Event]) -> None:
+        """Drop index entries that point at deleted events (a purged key may be used again)."""
+        gone = {id(event) for event in deleted}
+        for index in (self._by_id, self._by_key):
+            for name in [name for name, event in index.items() if id(event) in gone]:
+                del index[name]
+
+    # -- reads --------------------------------------------------------------------------
+
+    def head(self) -> int:
+        return self._last_seq
+
+    async def get(self, tenant: str, event_id: str) -> Event | None:
+        self._require_open()
+        return self._by_id.get((tenant, event_id))
+
+    async def query(self, tenant: str, query: Query) -> list[Event]:
+        self._require_open()
+        lo = 0 if query.after is None else bisect_right(self._log, query.after, key=_seq)
+        hi = len(self._log)
+        if query.before is not None:
+            hi = bisect_left(self._log, query.before, key=_seq)
+        positions = range(lo, hi) if query.order == "asc" else range(hi - 1, lo - 1, -1)
+        found: list[Event] = []
+        if query.limit <= 0:
+            return found
+        for position in positions:
+            event = self._log[position]
+            if event.tenant == tenant and _in_bounds(event, query) and query.filter.matches(event):
+                found.append(event)
+                if len(found) == query.limit:
+                    break
+        return found
+
+    async def read_after(
+        self, tenant: str, after: int, limit: int, filter: Filter | None = None
+    ) -> list[Event]:
+        self._require_open()
+        flt = filter or Filter()
+        found: list[Event] = []
+        if limit <= 0:
+            return found
+        for position in range(bisect_right(self._log, after, key=_seq), len(self._log)):
+            event = self._log[position]
+            if event.tenant == tenant and flt.matches(event):
+                found.append(event)
+                if len(found) == limit:
+                    break
+        return found
+
+    async def read_log(self, after: int, through: int, limit: int) -> list[Event]:
+        self._require_open()
+        lo = bisect_right(self._log, after, key=_seq)
+        hi = bisect_right(self._log, through, key=_seq)
+        return self._log[lo : min(hi, lo + max(limit, 0))]
+
+    async def position_before(self, tenant: str, received_at_us: int) -> int:
+        self._require_open()
+        for event in reversed(self._log):
+            if event.tenant == tenant and event.received_at_us < received_at_us:
+                return event.seq
+        return 0
+
+    async def earliest(self, tenant: str) -> int | None:
+        self._require_open()
+        return next((event.seq for event in self._log if event.tenant == tenant), None)
+
+    async def purged_through(self, tenant: str) -> int:
+        self._require_open()
+        return self._purged.get(tenant, 0)
+
+    async def stats(self, tenant: str) -> StoreStats:
+        self._require_open()
+        events = [event for event in self._log if event.tenant == tenant]
+        since = self.clock() - STATS_HOURS * HOUR_US
+        hours = Counter(e.received_at_us // HOUR_US for e in events if e.received_at_us >= since)
+        return StoreStats(
+            total=len(events),
+            by_type=dict(Counter(event.type for event in events).most_common(STATS_TOP)),
+            by_source=dict(Counter(event.source for event in events).most_common(STATS_TOP)),
+            by_hour=[
+                {"hour": format_us(h * HOUR_US), "count": n} for h, n in sorted(hours.items())
+            ],
+            head_seq=self._last_seq,
+            earliest_seq=events[0].seq if events else None,
+            size_bytes=sum(_size(event) for event in self._log),
+        )
+
+
+def _in_bounds(event: Event, query: Query) -> bool:
+    """The time bounds of ``query`` (inclusive); seq bounds are applied by position."""
+    bounds = (
+        (query.since_us, event.received_at_us, query.until_us),
+        (query.time_since_us, event.time_us, query.time_until_us),
+    )
+    for low, value, high in bounds:
+        if (low is not None and value < low) or (high is not None and value > high):
+            return False
+    return True
+
+
+def _size(event: Event) -> int:
+    """About the bytes an event holds: its text fields (``size_bytes`` is a file size on disk)."""
+    texts = (event.id, event.type, event.source, event.subject or "", event.trace_id)
+    return sum(map(len, texts)) + len(event.data_json) + len(event.metadata_json) + 16
