@@ -147,11 +147,11 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 
 
 async def one(
-    pool: Pool, payload: bytes, scheduled: float, window_end: float, timeout: float, tally: Tally
+    pool: Pool, payload: bytes, scheduled: float, window_end: float, limit_s: float, tally: Tally
 ) -> None:
     conn: Conn | None = None
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit_s):
             conn = await pool.acquire()
             tally.lags.append(time.perf_counter() - scheduled)
             conn.writer.write(payload)
@@ -219,7 +219,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         while sent < due:
             payload = request_bytes(args.host, args.port, sent, args.batch)
             scheduled = t0 + sent / args.rate
-            task = asyncio.create_task(one(pool, payload, scheduled, window_end, args.timeout, tally))
+            task = asyncio.create_task(
+                one(pool, payload, scheduled, window_end, args.timeout, tally)
+            )
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             sent += 1

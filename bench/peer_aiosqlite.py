@@ -52,7 +52,9 @@ INSERT_ONE = f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class EventIn(BaseModel):
-    type: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_:\-]+(\.[A-Za-z0-9_:\-]+)*$")
+    type: str = Field(
+        min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_:\-]+(\.[A-Za-z0-9_:\-]+)*$"
+    )
     source: str = "api"
     subject: str | None = None
     time: datetime | None = None

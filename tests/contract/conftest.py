@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tidings.envelope.timefmt import now_us
 from tidings.store import Store
 from tidings.store.sqlite import SqliteStore
 from tidings.testing import MemoryStore
@@ -82,6 +83,20 @@ class StoreHarness:
         self.implementation.use_clock(clock)
 
 
+class FakeClock:
+    """A clock a test moves by hand (microseconds since the epoch)."""
+
+    def __init__(self, now_us: int) -> None:
+        self.now_us = now_us
+
+    def __call__(self) -> int:
+        return self.now_us
+
+    def advance(self, seconds: float) -> int:
+        self.now_us += round(seconds * 1_000_000)
+        return self.now_us
+
+
 @pytest.fixture(params=IMPLEMENTATIONS)
 async def harness(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -95,6 +110,14 @@ async def harness(
 async def store(harness: StoreHarness) -> Store:
     """An open, empty store of each implementation; closed after the test."""
     return await harness.open()
+
+
+@pytest.fixture
+def clock(harness: StoreHarness) -> FakeClock:
+    """The clock that stamps ``received_at`` in this test, starting at the real time."""
+    fake = FakeClock(now_us())
+    harness.use_clock(fake)
+    return fake
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from tidings import __version__
+from tidings import __version__, web
 from tidings.api import errors, events, ops, streams
 from tidings.api.middleware import RequestMetrics
 from tidings.api.schemas import EVENT_IN_SCHEMA
@@ -41,6 +41,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(streams.router)  # before /v1/events/{id}
     app.include_router(events.router)
     app.include_router(ops.router)
+    web.install(app)
     app.add_middleware(RequestMetrics)
     _add_schemas(app)
     return app

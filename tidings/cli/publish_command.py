@@ -193,11 +193,14 @@ def register(app: typer.Typer) -> None:
     def publish(
         event_type: Annotated[
             str | None,
-            typer.Argument(metavar="TYPE", help="The event type, e.g. door.opened.", show_default=False),
+            typer.Argument(
+                metavar="TYPE", help="The event type, e.g. door.opened.", show_default=False
+            ),
         ] = None,
         data: Annotated[str | None, _opt("--data", "-d", help="The event's data, as JSON.")] = None,
         source: Annotated[
-            str | None, _opt("--source", "-s", help="Where it comes from (the server's default: api).")
+            str | None,
+            _opt("--source", "-s", help="Where it comes from (the server's default: api)."),
         ] = None,
         subject: Annotated[
             str | None, _opt("--subject", help="What it is about, e.g. a device id.")
@@ -229,9 +232,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Publish one event, or every event of an NDJSON file.
 
-        One event prints its id, seq and whether it was a duplicate. With --file, events go in
-        batches; a line that is not JSON or that the server refuses is reported by its line
-        number, the other lines are still published, and the exit code is 1.
+        One event prints its id, its seq and whether it was a duplicate.
+
+        With --file, events go in batches of --batch-size, one event object per line.
+
+        A line that is not JSON, or that the server refuses, is reported by its line number.
+
+        The other lines are still published, and the exit code is then 1.
 
         Examples:
 

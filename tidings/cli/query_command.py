@@ -65,9 +65,7 @@ def register(app: typer.Typer) -> None:
         until: UntilOption = None,
         after: AfterOption = None,
         before: BeforeOption = None,
-        order: Annotated[
-            str, typer.Option("--order", help="desc (newest first) or asc.")
-        ] = "desc",
+        order: Annotated[str, typer.Option("--order", help="desc (newest first) or asc.")] = "desc",
         limit: Annotated[
             int, typer.Option("--limit", "-n", min=1, max=1000, help="Events per page.")
         ] = 100,
@@ -76,7 +74,11 @@ def register(app: typer.Typer) -> None:
         ] = False,
         cursor: Annotated[
             str | None,
-            typer.Option("--cursor", help="Start at this page (the cursor a previous query printed).", show_default=False),
+            typer.Option(
+                "--cursor",
+                help="Start at this page (the cursor a previous query printed).",
+                show_default=False,
+            ),
         ] = None,
         json_output: Annotated[
             bool, typer.Option("--json", help="One JSON object per line: the events as stored.")
@@ -85,8 +87,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show stored events that match the filters, newest first.
 
-        The filters are those of GET /v1/events; --since and --until take ISO 8601 or a
-        duration ago (15m, 2h, 7d). For a large history prefer --json, or tidings export.
+        The filters are those of GET /v1/events. For a large history use --json, or export.
 
         Examples:
 
@@ -112,7 +113,7 @@ def register(app: typer.Typer) -> None:
         with connect(url) as client:
             while True:
                 page_params = [*params, ("cursor", cursor)] if cursor else params
-                page = check(client.get("/v1/events", params=page_params)).json()
+                page = check(client.get("/v1/events", params=tuple(page_params))).json()
                 events: list[dict[str, Any]] = page["events"]
                 if json_output:
                     for event in events:

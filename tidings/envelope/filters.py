@@ -7,6 +7,7 @@ the two in agreement.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ def _split(value: str | Iterable[Any]) -> tuple[str, ...]:
     parts: list[str] = []
     for item in items:
         # A JSON filter object may list scalars: [true, null] means "true,null", not "True,None".
-        text = item if isinstance(item, str) else orjson.dumps(item).decode()
+        text = item if isinstance(item, str) else json.dumps(item)
         parts.extend(p.strip() for p in text.split(","))
     return tuple(p for p in parts if p)
 
@@ -151,7 +152,7 @@ def parse_filter(
             continue
         scalar = raw is None or isinstance(raw, bool | int | float)
         if scalar and key.startswith(("data.", "metadata.")):
-            raw = orjson.dumps(raw).decode()
+            raw = json.dumps(raw)
         nested = isinstance(raw, list | tuple) and any(isinstance(v, dict | list) for v in raw)
         if not isinstance(raw, str | list | tuple) or nested:
             raise _error([location, key], f"filter {key!r} must be a string or a list of strings")

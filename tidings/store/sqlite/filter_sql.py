@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from tidings.envelope import Filter
 from tidings.envelope.types import is_literal, pattern_regex
 from tidings.store.base import Query
@@ -16,6 +18,9 @@ EVENT_COLUMNS = (
     "seq, id, type, source, subject, time_us, received_at_us, trace_id, idempotency_key, "
     "data, metadata, tenant"
 )
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def regexp(pattern: str, value: str | None) -> bool:
@@ -38,14 +43,34 @@ def _value_condition(column: str, path: str, value: Any) -> tuple[str, list[Any]
     if isinstance(value, bool):
         return f"json_type({column}, ?) = ?", [path, "true" if value else "false"]
     if isinstance(value, int | float):
-        return (
-            f"(json_type({column}, ?) IN ('integer', 'real') AND json_extract({column}, ?) = ?)",
-            [path, path, value],
+        return _number_condition(column, path, value)
+    # json_extract() ends a string at a NUL character, so compare the JSON text instead: the
+    # column was written by orjson, which writes an equal string the same way.
+    return f"({column} -> ?) = ?", [path, orjson.dumps(value).decode()]
+
+
+def _number_condition(column: str, path: str, value: float) -> tuple[str, list[Any]]:
+    """Exact numeric equality, integer or real, as Python has it (5 == 5.0, never True == 1).
+
+    SQLite compares integers with reals exactly, but json_extract() turns an integer beyond
+    64 bits into a rounded real, and Python's sqlite3 cannot bind such an integer: those
+    compare by their JSON text.
+    """
+    ors: list[str] = []
+    params: list[Any] = []
+    in_range = isinstance(value, float) or _INT64_MIN <= value <= _INT64_MAX
+    if in_range or float(value) == value:
+        ors.append(
+            f"((json_type({column}, ?) = 'real' OR (json_type({column}, ?) = 'integer'"
+            f" AND typeof(json_extract({column}, ?)) = 'integer'))"
+            f" AND json_extract({column}, ?) = ?)"
         )
-    return (
-        f"(json_type({column}, ?) = 'text' AND json_extract({column}, ?) = ?)",
-        [path, path, value],
-    )
+        params.extend([path, path, path, path, value if in_range else float(value)])
+    integral = isinstance(value, int) or value.is_integer()
+    if integral and not _INT64_MIN <= value <= _INT64_MAX:
+        ors.append(f"(json_type({column}, ?) = 'integer' AND ({column} -> ?) = ?)")
+        params.extend([path, path, str(int(value))])
+    return "(" + " OR ".join(ors) + ")", params
 
 
 def filter_clause(flt: Filter) -> tuple[list[str], list[Any]]:

@@ -1,0 +1,138 @@
+"""Summaries and Markdown tables for bench/run_publish.py: means per scenario and server,
+Tidings/peer ratios, and the project's publish targets judged plainly."""
+
+from __future__ import annotations
+
+from statistics import mean
+from typing import Any
+
+SCENARIOS = ("single", "batch100", "open1000", "openhalf")
+P99_TARGET_MS = 20.0
+
+
+def one_line(r: dict[str, Any]) -> str:
+    lat = r["latency_ms"]
+    return (
+        f"{r['req_per_s']:>9.1f} req/s {r['events_per_s']:>10.1f} ev/s  p50 {lat['p50']:.2f} ms "
+        f"p99 {lat['p99']:.2f} ms  server {r['cpu_percent']:.0f}%  loadgen "
+        f"{r['loadgen_cpu_percent']:.0f}%  errors {r['errors']}"
+    )
+
+
+def _mean(runs: list[dict[str, Any]], get: Any) -> float:
+    return round(mean(get(r) for r in runs), 3)
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means over rounds per (scenario, server), then ratios and targets per scenario."""
+    means: dict[str, dict[str, dict[str, Any]]] = {}
+    for scenario in SCENARIOS:
+        for server in ("tidings", "peer"):
+            mine = [r for r in runs if r["scenario"] == scenario and r["server"] == server]
+            if not mine:
+                continue
+            means.setdefault(scenario, {})[server] = {
+                "rounds": len(mine),
+                "offered_rate": mine[0].get("offered_rate"),
+                "req_per_s": _mean(mine, lambda r: r["req_per_s"]),
+                "events_per_s": _mean(mine, lambda r: r["events_per_s"]),
+                "p50_ms": _mean(mine, lambda r: r["latency_ms"]["p50"]),
+                "p99_ms": _mean(mine, lambda r: r["latency_ms"]["p99"]),
+                "worst_p99_ms": max(r["latency_ms"]["p99"] for r in mine),
+                "max_ms": max(r["latency_ms"]["max"] for r in mine),
+                "server_cpu_percent": _mean(mine, lambda r: r["cpu_percent"]),
+                "loadgen_cpu_percent": _mean(mine, lambda r: r["loadgen_cpu_percent"]),
+                "errors": sum(r["errors"] for r in mine),
+            }
+    ratios: dict[str, dict[str, Any]] = {}
+    for scenario, pair in means.items():
+        if "tidings" not in pair or "peer" not in pair:
+            continue
+        t, p = pair["tidings"], pair["peer"]
+        ratios[scenario] = {
+            "events_per_s": round(t["events_per_s"] / p["events_per_s"], 2)
+            if p["events_per_s"]
+            else None,
+            "p99": round(t["p99_ms"] / p["p99_ms"], 2) if p["p99_ms"] else None,
+        }
+    return {"means": means, "ratios": ratios, "targets": _targets(means, ratios)}
+
+
+def _targets(means: dict[str, Any], ratios: dict[str, Any]) -> list[dict[str, Any]]:
+    targets: list[dict[str, Any]] = []
+    if "single" in ratios:
+        value = ratios["single"]["events_per_s"]
+        targets.append({"target": "single-event publishes/s >= 2x the peer", "value": f"{value}x",
+                        "met": value is not None and value >= 2.0})  # fmt: skip
+    if "batch100" in ratios:
+        value = ratios["batch100"]["events_per_s"]
+        targets.append({"target": "100-event batches: events/s >= the peer", "value": f"{value}x",
+                        "met": value is not None and value >= 1.0})  # fmt: skip
+    fixed = means.get("open1000", {}).get("tidings")
+    if fixed:
+        kept_up = fixed["req_per_s"] >= 0.99 * (fixed["offered_rate"] or 0) and fixed["errors"] == 0
+        worst, achieved = fixed["worst_p99_ms"], fixed["req_per_s"]
+        targets.append({
+            "target": f"p99 < {P99_TARGET_MS:g} ms at 1,000 publishes/s (open loop, every round)",
+            "value": f"worst p99 {worst:.2f} ms, {achieved:.0f}/s achieved",
+            "met": worst < P99_TARGET_MS and kept_up,
+        })  # fmt: skip
+    return targets
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def markdown(outcome: dict[str, Any]) -> str:
+    m, s, timing = outcome["machine"], outcome["summary"], outcome["timing"]
+    modified = " (tidings/ modified)" if m["tidings_tree_modified"] else ""
+    lines = [
+        f"Command: `{outcome['command']}` ({outcome['started']}; {timing['run_s']:g} s per run, "
+        f"{timing['rounds']} round(s), openhalf at {outcome['half_rate']} req/s)",
+        f"Machine: {m['nproc']} cores ({m['cpu_model']}), Linux {m['kernel']}, "
+        f"Python {m['python']}, SQLite {m['sqlite']}, {m['wrk']}; "
+        f"tidings at {m['commit']}{modified}",
+        "",
+        _row("scenario", "server", "offered req/s", "req/s", "events/s", "p50 ms", "p99 ms",
+             "max ms", "server CPU %", "load gen CPU %", "errors"),
+        "|---|---|" + "---:|" * 9,
+    ]  # fmt: skip
+    for scenario, pair in s["means"].items():
+        for server, v in pair.items():
+            offered = f"{v['offered_rate']:.0f}" if v["offered_rate"] else "flat out"
+            cells = (
+                f"{v['req_per_s']:,.0f}", f"{v['events_per_s']:,.0f}", f"{v['p50_ms']:.2f}",
+                f"{v['p99_ms']:.2f}", f"{v['max_ms']:.1f}", f"{v['server_cpu_percent']:.0f}",
+                f"{v['loadgen_cpu_percent']:.0f}", v["errors"],
+            )  # fmt: skip
+            lines.append(_row(scenario, server, offered, *cells))
+    lines += ["", _row("scenario", "Tidings/peer events/s", "Tidings/peer p99"), "|---|---:|---:|"]
+    for scenario, ratio in s["ratios"].items():
+        lines.append(_row(scenario, ratio["events_per_s"], ratio["p99"]))
+    lines += ["", _row("target", "measured", "met"), "|---|---|---|"]
+    for t in s["targets"]:
+        lines.append(_row(t["target"], t["value"], "yes" if t["met"] else "**no**"))
+    lines += [
+        "",
+        "Every run (CPU in percent of one core; machine busy and steal in percent of all cores;",
+        "commits from Tidings' own metrics):",
+        "",
+        _row("scenario", "round", "server", "req/s", "events/s", "p50 ms", "p99 ms", "server CPU",
+             "loop thread", "busiest other thread", "load gen CPU", "machine busy / steal",
+             "commits/s", "events/commit", "ms/commit"),
+        "|---|---:|---|" + "---:|" * 12,
+    ]  # fmt: skip
+    for r in outcome["runs"]:
+        c = r.get("commits") or {}
+        lat = r["latency_ms"]
+        lines.append(
+            _row(r["scenario"], r["round"], r["server"], f"{r['req_per_s']:,.0f}",
+                 f"{r['events_per_s']:,.0f}", f"{lat['p50']:.2f}", f"{lat['p99']:.2f}",
+                 f"{r['cpu_percent']:.0f}", f"{r['main_thread_percent']:.0f}",
+                 f"{r['busiest_other_thread_percent']:.0f}", f"{r['loadgen_cpu_percent']:.0f}",
+                 f"{r['machine_busy_percent']:.0f} / {r['machine_steal_percent']:.0f}",
+                 c.get("commits_per_s", "-"), c.get("events_per_commit", "-"),
+                 c.get("commit_ms_mean", "-"))
+        )  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,145 @@
+"""``tidings export``: stored events streamed to a file as NDJSON or CSV."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+import typer
+from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
+
+from tidings.cli.filters import (
+    AfterOption,
+    BeforeOption,
+    ExcludeSourceOption,
+    SinceOption,
+    SourceOption,
+    SubjectOption,
+    TypeOption,
+    UntilOption,
+    WhereOption,
+    filter_params,
+)
+from tidings.cli.http import USAGE, UrlOption, check, connect, err, fail
+
+
+@contextmanager
+def _target(output: Path | None) -> Iterator[BinaryIO]:
+    """stdout, or ``output`` written whole: a failed export leaves no half-written file."""
+    if output is None or str(output) == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    # A sibling temporary file, renamed over ``output`` once complete; created with the
+    # ordinary permissions (umask), unlike mkstemp's owner-only ones.
+    temporary = output.with_name(f".{output.name}.{secrets.token_hex(4)}.part")
+    try:
+        stream = temporary.open("xb")
+    except OSError as error:
+        raise fail(f"cannot write {output}: {error.strerror}", USAGE) from None
+    try:
+        with stream:
+            yield stream
+        temporary.replace(output)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def export(
+        types: TypeOption = None,
+        sources: SourceOption = None,
+        exclude_sources: ExcludeSourceOption = None,
+        subjects: SubjectOption = None,
+        where: WhereOption = None,
+        since: SinceOption = None,
+        until: UntilOption = None,
+        after: AfterOption = None,
+        before: BeforeOption = None,
+        format: Annotated[
+            str, typer.Option("--format", help="ndjson (one event per line) or csv.")
+        ] = "ndjson",
+        output: Annotated[
+            Path | None,
+            typer.Option(
+                "--output", "-o", help="Write here instead of stdout.", show_default=False
+            ),
+        ] = None,
+        order: Annotated[str, typer.Option("--order", help="asc (oldest first) or desc.")] = "asc",
+        limit: Annotated[
+            int | None,
+            typer.Option(
+                "--limit",
+                "-n",
+                min=1,
+                help="Stop after this many events (default: all).",
+                show_default=False,
+            ),
+        ] = None,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")
+        ] = False,
+        url: UrlOption = None,
+    ) -> None:
+        """Export stored events that match the filters, oldest first, streamed as they are read.
+
+        It covers what was stored when it started, so it ends while events keep coming.
+
+        CSV has one column per event field, from seq to metadata; data and metadata as JSON.
+
+        Examples:
+
+          tidings export --output events.ndjson
+
+          tidings export --type 'order.#' --since 7d --format csv --output orders.csv
+
+          tidings export --source smartthings | gzip > smartthings.ndjson.gz
+        """
+        if format not in ("ndjson", "csv"):
+            raise typer.BadParameter("choose ndjson or csv", param_hint="--format")
+        params = filter_params(
+            types=types,
+            sources=sources,
+            exclude_sources=exclude_sources,
+            subjects=subjects,
+            where=where,
+            since=since,
+            until=until,
+            after=after,
+            before=before,
+        )
+        params += [("format", format), ("order", order)]
+        if limit is not None:
+            params.append(("limit", str(limit)))
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("exporting"),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TextColumn("{task.fields[events]} events"),
+            console=err,
+            disable=quiet or not err.is_terminal,
+        )
+        size = lines = 0
+        with (
+            connect(url) as client,
+            client.stream("GET", "/v1/events/export", params=tuple(params)) as answer,
+        ):
+            check(answer)
+            with _target(output) as stream, progress:
+                task = progress.add_task("exporting", total=None, events=0)
+                for chunk in answer.iter_bytes():
+                    stream.write(chunk)
+                    size += len(chunk)
+                    lines += chunk.count(b"\n")
+                    events = lines - 1 if format == "csv" else lines
+                    progress.update(task, completed=size, events=max(events, 0))
+        if not quiet:
+            events = max(lines - 1, 0) if format == "csv" else lines
+            target = f" to {output}" if output is not None and str(output) != "-" else ""
+            err.print(f"exported {events} events ({size} bytes){target}", markup=False)
