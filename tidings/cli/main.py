@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tidings import __version__
-from tidings.cli import client_commands, serve_command
+from tidings.cli import client_commands, serve_command, tail_command
 
 app = typer.Typer(
     name="tidings",
@@ -31,6 +31,7 @@ def _root(
 
 serve_command.register(app)
 client_commands.register(app)
+tail_command.register(app)
 
 
 def main() -> None:
