@@ -11,7 +11,9 @@ import pytest
 
 from tests.integration.server import ServerProcess
 
-REQUIRE_SERVICES = os.environ.get("CI") == "true" or os.environ.get("TIDINGS_REQUIRE_SERVICES") == "1"
+REQUIRE_SERVICES = (
+    os.environ.get("CI") == "true" or os.environ.get("TIDINGS_REQUIRE_SERVICES") == "1"
+)
 
 SERVICES = {
     "postgres": ("127.0.0.1", 5432),
@@ -36,7 +38,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             if REQUIRE_SERVICES:
                 pytest.fail(f"{message} (CI=true or TIDINGS_REQUIRE_SERVICES=1 requires it)")
             pytest.skip(message)
-
 
 
 @pytest.fixture

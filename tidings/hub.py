@@ -23,7 +23,9 @@ HEAD_CHECK_S = 5.0  # how often the router compares itself with the store's head
 class Hub:
     """Owns the store, the publish path, fan-out and the background tasks of one process."""
 
-    def __init__(self, settings: Settings, store: Store | None = None, backplane: Backplane | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store | None = None, backplane: Backplane | None = None
+    ) -> None:
         self.settings = settings
         self.store = store or open_store_from_url(
             settings.store, settings.data_dir, synchronous=settings.sqlite_synchronous
@@ -48,7 +50,9 @@ class Hub:
         metrics.STORE_HEAD.set(self.store.head())
         self.tasks.start(
             "retention",
-            lambda: retention_loop(self.store, self.settings.retention_days, self.settings.retention_interval_s),
+            lambda: retention_loop(
+                self.store, self.settings.retention_days, self.settings.retention_interval_s
+            ),
         )
         self.tasks.start("router-head-check", self._check_head)
 
@@ -87,7 +91,10 @@ class Hub:
         if router is not None:
             router.check_head(self.store.head())
             deadline = asyncio.get_running_loop().time() + budget / 4
-            while router.routed_through < self.store.head() and asyncio.get_running_loop().time() < deadline:
+            while (
+                router.routed_through < self.store.head()
+                and asyncio.get_running_loop().time() < deadline
+            ):
                 await asyncio.sleep(0.01)
         await self.streams.shutdown(budget / 2)
 

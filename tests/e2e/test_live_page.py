@@ -35,7 +35,9 @@ def test_page_shows_events_as_they_are_published(server: ServerProcess, browser:
         page.close()
 
 
-def test_page_filter_by_type_pattern_hides_other_events(server: ServerProcess, browser: Any) -> None:
+def test_page_filter_by_type_pattern_hides_other_events(
+    server: ServerProcess, browser: Any
+) -> None:
     page = browser.new_page()
     try:
         page.goto(server.url + "/")
@@ -78,7 +80,10 @@ def test_page_reconnects_after_a_server_restart_without_missing_events(
         second = _publish(server, type="door.opened")
         # EventSource reconnects on its own (after the jittered retry) with Last-Event-ID.
         page.wait_for_selector(f"tr[data-seq='{second}']", timeout=30_000)
-        seqs = [int(s) for s in page.eval_on_selector_all("tbody tr", "rows => rows.map(r => r.dataset.seq)")]
+        seqs = [
+            int(s)
+            for s in page.eval_on_selector_all("tbody tr", "rows => rows.map(r => r.dataset.seq)")
+        ]
         assert seqs == [second, first]
     finally:
         page.close()

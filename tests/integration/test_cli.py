@@ -266,8 +266,8 @@ def test_query_json_prints_raw_events_matching_the_where_filter(
 ) -> None:
     source, events = history
     result = tidings(
-        "query", "-s", source, "--where", "data.room=kitchen", "--type", "room.#", "--order", "asc", "--json",
-        url=hub.url,
+        "query", "-s", source, "--where", "data.room=kitchen", "--type", "room.#",
+        "--order", "asc", "--json", url=hub.url,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     printed = [json.loads(line) for line in result.stdout.splitlines()]
@@ -294,8 +294,8 @@ def test_query_all_follows_the_next_cursors_to_the_last_page(
     hint = re.search(r"--all, or --cursor (\S+)", first.stderr)
     assert hint is not None, first.stderr
     second = tidings(
-        "query", "-s", source, "--limit", "10", "--order", "asc", "--json", "--cursor", hint.group(1),
-        url=hub.url,
+        "query", "-s", source, "--limit", "10", "--order", "asc", "--json",
+        "--cursor", hint.group(1), url=hub.url,
     )  # fmt: skip
     assert [json.loads(line)["seq"] for line in second.stdout.splitlines()] == [
         e["seq"] for e in events[10:20]

@@ -66,15 +66,13 @@ NAMES = st.lists(st.sampled_from(["api", "mqtt", "st", "s1", "s2", "other"]), mi
 PATH = st.lists(st.sampled_from(KEYS), min_size=1, max_size=2).map(".".join)
 
 
-def _leaves(value: Any) -> Iterator[Any]:
+def _paths(value: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every (path, scalar) reachable through objects, as a data filter can address them."""
     if isinstance(value, dict):
-        for item in value.values():
-            yield from _leaves(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _leaves(item)
-    else:
-        yield value
+        for key, item in value.items():
+            yield from _paths(item, (*prefix, key))
+    elif prefix and not isinstance(value, list):
+        yield prefix, value
 
 
 def _as_query_text(value: Any) -> str:
@@ -144,24 +142,35 @@ def assert_sql_agrees(events: list[Event], flt: Filter) -> None:
 
 @st.composite
 def filter_params(draw: st.DrawFn, specs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Filter parameters, with values often taken from the events so that some match."""
-    leaves = [leaf for spec in specs for leaf in _leaves([spec["data"], spec["metadata"]])]
-    value_text = st.one_of(
-        st.sampled_from([_as_query_text(leaf) for leaf in leaves] or ["1"]),
-        st.sampled_from(["1", "1.0", "-0", "true", "false", "null", "x", "1e16", '"x"']),
-        TEXT.map(_as_query_text),
-    )
-    value_list = st.lists(value_text, min_size=1, max_size=3).map(",".join)
-    json_scalar = st.sampled_from(leaves or [1]).filter(lambda v: not isinstance(v, str))
+    """Filter parameters, often naming paths and values found in the events, so some match."""
+    found = [
+        (f"{root}.{'.'.join(path)}", leaf)
+        for spec in specs
+        for root in ("data", "metadata")
+        for path, leaf in _paths(spec[root])
+    ]
     params: dict[str, Any] = {}
-    if draw(st.booleans()):
+    if draw(st.integers(0, 2)) == 0:
         params["type"] = draw(st.lists(PATTERN, min_size=1, max_size=3))
     for name in ("source", "exclude_source", "subject"):
         if draw(st.integers(0, 3)) == 0:
             params[name] = draw(NAMES)
     for _ in range(draw(st.integers(0, 2))):
-        key = f"{draw(st.sampled_from(['data', 'metadata']))}.{draw(PATH)}"
-        params[key] = draw(st.one_of(value_list, json_scalar))
+        if found and draw(st.booleans()):
+            key, leaf = draw(st.sampled_from(found))
+        else:
+            key = f"{draw(st.sampled_from(['data', 'metadata']))}.{draw(PATH)}"
+            leaf = draw(SCALAR)
+        if not isinstance(leaf, str) and draw(st.booleans()):
+            params[key] = leaf  # a JSON filter object's scalar
+            continue
+        others = st.one_of(
+            st.sampled_from(["1", "1.0", "-0", "true", "false", "null", "x", "1e16", '"x"']),
+            TEXT.map(_as_query_text),
+        )
+        values = draw(st.lists(others, max_size=2))
+        values.insert(draw(st.integers(0, len(values))), _as_query_text(leaf))
+        params[key] = ",".join(values)
     return params
 
 

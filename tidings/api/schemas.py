@@ -81,24 +81,38 @@ PUBLISH_BODY = {
     }
 }
 
-EVENT_IN_SCHEMA = EventIn.model_json_schema(
-    ref_template="#/components/schemas/{model}", by_alias=True
-)
+
+def _event_in_schema() -> dict[str, Any]:
+    schema = EventIn.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+    # `payload` is accepted as another name for `data`; pydantic lists only the first name of a
+    # validation alias, and the schema forbids other properties, so it is named here.
+    properties = schema["properties"]
+    properties["payload"] = {
+        **properties["data"],
+        "title": "Payload",
+        "description": "another name for `data`",
+    }
+    return schema
+
+
+EVENT_IN_SCHEMA = _event_in_schema()
+
+_PUBLISH_RESULT = {
+    "application/json": {
+        "schema": {
+            "oneOf": [
+                {"$ref": "#/components/schemas/PublishResult"},
+                {"$ref": "#/components/schemas/BatchPublishResult"},
+            ]
+        }
+    }
+}
 
 PUBLISH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    201: {
-        "description": "stored",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        {"$ref": "#/components/schemas/PublishResult"},
-                        {"$ref": "#/components/schemas/BatchPublishResult"},
-                    ]
-                }
-            }
-        },
+    201: {"description": "stored", "content": _PUBLISH_RESULT},
+    200: {
+        "description": "a repeat of a stored idempotency key: the original, `duplicate: true`",
+        "content": _PUBLISH_RESULT,
     },
-    200: {"description": "a repeat of a stored idempotency key: the original, `duplicate: true`"},
     **error_responses(400, 409, 413, 415, 422, 503),
 }

@@ -3,7 +3,8 @@ the connection to the streams part."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query as Q, Request, WebSocket
+from fastapi import APIRouter, Request, WebSocket
+from fastapi import Query as Q
 from starlette.responses import Response
 
 from tidings.api.params import multi_dict
@@ -44,15 +45,23 @@ async def stream(
     request: Request,
     type: str | None = Q(None, description="comma list of type patterns"),
     source: str | None = Q(None),
-    exclude_source: str | None = Q(None, description="leave out events from these sources (echo suppression)"),
+    exclude_source: str | None = Q(
+        None, description="leave out events from these sources (echo suppression)"
+    ),
     subject: str | None = Q(None),
-    last_event_id: str | None = Q(None, description="resume after this position (the Last-Event-ID header wins)"),
+    last_event_id: str | None = Q(
+        None, description="resume after this position (the Last-Event-ID header wins)"
+    ),
     since: str | None = Q(None, description="resume from this time (ISO 8601)"),
 ) -> Response:
     hub = _hub(request)
     if hub.draining:
-        raise TidingsError(503, "shutting_down", "the server is shutting down; reconnect shortly",
-                           headers={"Retry-After": "2"})
+        raise TidingsError(
+            503,
+            "shutting_down",
+            "the server is shutting down; reconnect shortly",
+            headers={"Retry-After": "2"},
+        )
     params = multi_dict(request.query_params)
     flt = parse_filter(params, ignore=STREAM_PARAMS)
     start = await resume.resolve(
@@ -62,7 +71,11 @@ async def stream(
         last_event_id=request.query_params.get("last_event_id"),
         since=request.query_params.get("since"),
     )
-    truncated = await resume.truncation(hub.store, "default", start.position) if start.position is not None else None
+    truncated = (
+        await resume.truncation(hub.store, "default", start.position)
+        if start.position is not None
+        else None
+    )
     return SSEResponse(
         store=hub.store,
         router=_router(hub),

@@ -35,12 +35,24 @@ def _print_settings(settings: Settings) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
-        host: str | None = typer.Option(None, "--host", help="Listen address [env TIDINGS_HOST, default 127.0.0.1]."),
-        port: int | None = typer.Option(None, "--port", help="Port [env TIDINGS_PORT, default 8000]."),
-        data_dir: Path | None = typer.Option(None, "--data-dir", help="SQLite data directory [env TIDINGS_DATA_DIR, default ./data]."),
-        store: str | None = typer.Option(None, "--store", help="Store URL, sqlite:///path [env TIDINGS_STORE]."),
-        config: Path | None = typer.Option(None, "--config", help="TOML config file [env TIDINGS_CONFIG]."),
-        log_level: str | None = typer.Option(None, "--log-level", help="critical|error|warning|info|debug [env TIDINGS_LOG_LEVEL]."),
+        host: str | None = typer.Option(
+            None, "--host", help="Listen address [env TIDINGS_HOST, default 127.0.0.1]."
+        ),
+        port: int | None = typer.Option(
+            None, "--port", help="Port [env TIDINGS_PORT, default 8000]."
+        ),
+        data_dir: Path | None = typer.Option(
+            None, "--data-dir", help="SQLite data directory [env TIDINGS_DATA_DIR, default ./data]."
+        ),
+        store: str | None = typer.Option(
+            None, "--store", help="Store URL, sqlite:///path [env TIDINGS_STORE]."
+        ),
+        config: Path | None = typer.Option(
+            None, "--config", help="TOML config file [env TIDINGS_CONFIG]."
+        ),
+        log_level: str | None = typer.Option(
+            None, "--log-level", help="critical|error|warning|info|debug [env TIDINGS_LOG_LEVEL]."
+        ),
     ) -> None:
         """Run the hub: HTTP API, store and background work.
 
@@ -54,8 +66,13 @@ def register(app: typer.Typer) -> None:
         """
         from tidings.server import serve as run
 
-        settings = _settings(host=host, port=port, data_dir=data_dir, store=store, config=config, log_level=log_level)
-        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        settings = _settings(
+            host=host, port=port, data_dir=data_dir, store=store, config=config, log_level=log_level
+        )
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
         _print_settings(settings)
         try:
             run(settings)
@@ -65,10 +82,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def purge(
-        older_than_days: float | None = typer.Option(None, "--older-than-days", help="Delete events received more than this many days ago [default: TIDINGS_RETENTION_DAYS]."),
-        data_dir: Path | None = typer.Option(None, "--data-dir", help="SQLite data directory [env TIDINGS_DATA_DIR]."),
+        older_than_days: float | None = typer.Option(
+            None,
+            "--older-than-days",
+            help="Delete events received more than this many days ago [default: TIDINGS_RETENTION_DAYS].",
+        ),
+        data_dir: Path | None = typer.Option(
+            None, "--data-dir", help="SQLite data directory [env TIDINGS_DATA_DIR]."
+        ),
         store: str | None = typer.Option(None, "--store", help="Store URL [env TIDINGS_STORE]."),
-        config: Path | None = typer.Option(None, "--config", help="TOML config file [env TIDINGS_CONFIG]."),
+        config: Path | None = typer.Option(
+            None, "--config", help="TOML config file [env TIDINGS_CONFIG]."
+        ),
     ) -> None:
         """Delete events past retention now, in small chunks (safe while the server runs).
 
@@ -84,11 +109,15 @@ def register(app: typer.Typer) -> None:
         settings = _settings(data_dir=data_dir, store=store, config=config)
         days = settings.retention_days if older_than_days is None else older_than_days
         if days <= 0 and older_than_days is None:
-            err.print("retention is off (TIDINGS_RETENTION_DAYS=0); pass --older-than-days to purge")
+            err.print(
+                "retention is off (TIDINGS_RETENTION_DAYS=0); pass --older-than-days to purge"
+            )
             raise typer.Exit(0)
 
         async def run() -> int:
-            the_store = open_store_from_url(settings.store, settings.data_dir, synchronous=settings.sqlite_synchronous)
+            the_store = open_store_from_url(
+                settings.store, settings.data_dir, synchronous=settings.sqlite_synchronous
+            )
             await the_store.open()
             try:
                 return await purge_once(the_store, days)

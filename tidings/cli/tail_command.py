@@ -23,7 +23,15 @@ from tidings.cli.filters import (
     filter_params,
     resolve_time,
 )
-from tidings.cli.http import FAILED, ServerError, UrlOption, err, explain, print_server_error, server_url
+from tidings.cli.http import (
+    FAILED,
+    ServerError,
+    UrlOption,
+    err,
+    explain,
+    print_server_error,
+    server_url,
+)
 from tidings.cli.sse_client import Frame, SSEParser
 
 out = Console(highlight=False, soft_wrap=True)
@@ -55,7 +63,9 @@ class Follower:
             return self.limit is not None and self.count >= self.limit
         if frame.event == "system":
             info = _json(frame.data)
-            err.print(f"[yellow]{escape(str(info.get('code')))}[/yellow]: {escape(str(info.get('message', '')))}")
+            err.print(
+                f"[yellow]{escape(str(info.get('code')))}[/yellow]: {escape(str(info.get('message', '')))}"
+            )
         elif frame.event == "shutdown":
             self.retry_ms = frame.retry_ms
             err.print("[yellow]server shutting down[/yellow]; reconnecting")
@@ -89,15 +99,25 @@ def register(app: typer.Typer) -> None:
         subjects: SubjectOption = None,
         where: WhereOption = None,
         last_event_id: Annotated[
-            int | None, typer.Option("--last-event-id", help="Start after this position.", show_default=False)
+            int | None,
+            typer.Option("--last-event-id", help="Start after this position.", show_default=False),
         ] = None,
         since: Annotated[
             str | None,
-            typer.Option("--since", help="Start from this time: ISO 8601 or a duration ago (15m).", show_default=False),
+            typer.Option(
+                "--since",
+                help="Start from this time: ISO 8601 or a duration ago (15m).",
+                show_default=False,
+            ),
         ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print each event's JSON on one line.")] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print each event's JSON on one line.")
+        ] = False,
         count: Annotated[
-            int | None, typer.Option("--count", "-n", min=1, help="Exit after this many events.", show_default=False)
+            int | None,
+            typer.Option(
+                "--count", "-n", min=1, help="Exit after this many events.", show_default=False
+            ),
         ] = None,
         url: UrlOption = None,
     ) -> None:
@@ -115,7 +135,11 @@ def register(app: typer.Typer) -> None:
         """
         base = server_url(url)
         params = filter_params(
-            types=types, sources=sources, exclude_sources=exclude_sources, subjects=subjects, where=where
+            types=types,
+            sources=sources,
+            exclude_sources=exclude_sources,
+            subjects=subjects,
+            where=where,
         )
         follower = Follower(as_json=as_json, limit=count)
         follower.last_id = last_event_id
@@ -133,7 +157,7 @@ def follow(base: str, params: list[tuple[str, str]], follower: Follower, since: 
     headers_base = {"User-Agent": f"tidings-cli/{__version__}", "Accept": "text/event-stream"}
     with httpx2.Client(base_url=base, timeout=timeout, headers=headers_base) as client:
         while True:
-            query = list(params)
+            query: list[tuple[str, str | int | float | bool | None]] = list(params)
             headers: dict[str, str] = {}
             if follower.last_id is not None:
                 headers["Last-Event-ID"] = str(follower.last_id)
@@ -141,7 +165,9 @@ def follow(base: str, params: list[tuple[str, str]], follower: Follower, since: 
                 query.append(("since", since))
             follower.retry_ms = None
             try:
-                with client.stream("GET", "/v1/events/stream", params=query, headers=headers) as response:
+                with client.stream(
+                    "GET", "/v1/events/stream", params=query, headers=headers
+                ) as response:
                     if response.status_code >= 400:
                         response.read()
                         error = ServerError.from_response(response)
@@ -156,12 +182,18 @@ def follow(base: str, params: list[tuple[str, str]], follower: Follower, since: 
                         if frame is not None and follower.handle(frame):
                             return
             except httpx2.TransportError as error:
-                if isinstance(error, httpx2.ConnectError) and follower.count == 0 and follower.last_id is None:
+                if (
+                    isinstance(error, httpx2.ConnectError)
+                    and follower.count == 0
+                    and follower.last_id is None
+                ):
                     message, _ = explain(error, base)
                     err.print(f"[yellow]{escape(message)}[/yellow] retrying in {backoff:.0f}s")
                 else:
-                    err.print(f"[yellow]stream interrupted[/yellow] ({escape(str(error) or type(error).__name__)}); "
-                              f"reconnecting in {backoff:.0f}s")
+                    err.print(
+                        f"[yellow]stream interrupted[/yellow] ({escape(str(error) or type(error).__name__)}); "
+                        f"reconnecting in {backoff:.0f}s"
+                    )
             if follower.retry_ms is not None:
                 time.sleep(follower.retry_ms / 1000)
             else:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
 from typing import Protocol
 
 from tidings.backplane import Announcement
@@ -24,6 +24,8 @@ class Subscriber(Protocol):
 
     cursor: Cursor
 
+    def __hash__(self) -> int: ...
+
     def wake(self) -> None: ...
 
 
@@ -36,7 +38,7 @@ class Router:
         self._repair: asyncio.Task[None] | None = None
         self.routed_events = 0  # events routed since start
         self.offers = 0  # (event, subscription) pairs that matched
-        self.on_system: list[Callable[[str, dict[str, object]], None]] = []
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []  # wait_routed callers
 
     @property
     def routed_through(self) -> int:
@@ -123,16 +125,31 @@ class Router:
             self.routed_events += 1
         if events:
             self._gaps.advance(events[-1].seq)
+            if self._waiters:
+                self._wake_waiters()
 
-    def broadcast_system(self, code: str, details: dict[str, object]) -> None:
-        """Tell every open stream (through the registry's listeners) about a state change."""
-        for listener in self.on_system:
-            listener(code, details)
+    def _wake_waiters(self) -> None:
+        through = self.routed_through
+        for position, waiter in list(self._waiters):
+            if position <= through and not waiter.done():
+                waiter.set_result(None)
+        self._waiters = [(p, w) for p, w in self._waiters if not w.done()]
+
+    async def wait_routed(self, position: int, timeout: float) -> bool:
+        """Wait until everything up to ``position`` was routed (at shutdown); False on timeout."""
+        if self.routed_through >= position:
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((position, waiter))
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            return False
+        return True
 
     async def stop(self) -> None:
         if self._repair is not None:
             self._repair.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._repair
-            except asyncio.CancelledError:
-                pass

@@ -17,7 +17,7 @@ K = TypeVar("K", bound=Hashable)
 
 
 class _Node(Generic[K]):
-    __slots__ = ("children", "rest", "here")
+    __slots__ = ("children", "here", "rest")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node[K]] = {}  # by literal segment, and "*"
@@ -30,7 +30,8 @@ class SubscriptionIndex(Generic[K]):
 
     def __init__(self) -> None:
         self._roots: dict[str, _Node[K]] = {}  # by tenant
-        self._patterns: dict[tuple[str, K], tuple[str, ...]] = {}  # what each key registered
+        # The split patterns each key registered, to find its entries again on removal.
+        self._patterns: dict[tuple[str, K], tuple[tuple[str, ...], ...]] = {}
         self._count = 0
 
     def __len__(self) -> int:
@@ -41,10 +42,11 @@ class SubscriptionIndex(Generic[K]):
         if (tenant, key) in self._patterns:
             raise KeyError(f"{key!r} is already subscribed")
         wanted = tuple(dict.fromkeys(patterns)) or ("#",)
+        # Split every pattern before indexing any: an invalid one must leave nothing behind.
+        paths = tuple(split_pattern(pattern) for pattern in wanted)
         root = self._roots.setdefault(tenant, _Node())
-        for pattern in wanted:
+        for segments in paths:
             node = root
-            segments = split_pattern(pattern)
             for segment in segments:
                 if segment == "#":
                     node.rest.add(key)
@@ -52,17 +54,17 @@ class SubscriptionIndex(Generic[K]):
                 node = node.children.setdefault(segment, _Node())
             else:
                 node.here.add(key)
-        self._patterns[(tenant, key)] = wanted
+        self._patterns[(tenant, key)] = paths
         self._count += 1
 
     def remove(self, tenant: str, key: K) -> None:
-        wanted = self._patterns.pop((tenant, key), None)
-        if wanted is None:
+        paths = self._patterns.pop((tenant, key), None)
+        if paths is None:
             return
         self._count -= 1
         root = self._roots[tenant]
-        for pattern in wanted:
-            self._remove_path(root, split_pattern(pattern), key)
+        for segments in paths:
+            self._remove_path(root, segments, key)
         if _empty(root):
             del self._roots[tenant]
 

@@ -8,12 +8,14 @@ bytes into ``{"op":"event","sub":...,"event":...}``.
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 import orjson
 
 from tidings.envelope import Event
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what ends a line in an SSE stream
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache, no-store"),
@@ -32,7 +34,7 @@ def sse_event(event: Event) -> bytes:
 
 
 def sse_frame(name: str, data: Any, *, id: int | None = None, retry_ms: int | None = None) -> bytes:
-    """Any other SSE frame. ``data`` is JSON-encoded on one line (JSON never holds a raw newline)."""
+    """Any other SSE frame; ``data`` is JSON-encoded on one line (JSON escapes every newline)."""
     lines = [b"event: " + name.encode()]
     if id is not None:
         lines.append(b"id: %d" % id)
@@ -43,7 +45,12 @@ def sse_frame(name: str, data: Any, *, id: int | None = None, retry_ms: int | No
 
 
 def sse_comment(text: str = "") -> bytes:
-    return b": " + text.encode() + b"\n\n"
+    """A comment frame (keeps proxies from timing out); each line of ``text`` is its own comment.
+
+    A raw line break inside one comment line would start a field line and could forge an event.
+    """
+    lines = _LINE_BREAK.split(text)
+    return b"".join(b": " + line.encode() + b"\n" for line in lines) + b"\n"
 
 
 def ws_event(sub_id: str, event: Event) -> bytes:

@@ -8,6 +8,9 @@ from tidings.envelope.timefmt import parse_iso
 from tidings.errors import TidingsError
 from tidings.store import Store
 
+MAX_POSITION = 2**63 - 1  # positions are 64-bit signed integers in every store
+MAX_POSITION_DIGITS = 40  # more digits than any position, with room for leading zeros
+
 
 @dataclass(frozen=True, slots=True)
 class Resume:
@@ -21,18 +24,24 @@ def _bad(name: str, message: str) -> TidingsError:
     )
 
 
-def parse_position(value: str | int, name: str) -> int:
-    if isinstance(value, bool):
+def parse_position(value: object, name: str) -> int:
+    """A position from a header, a query parameter or a JSON message (any JSON value)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
         raise _bad(name, f"{name} must be a non-negative integer position")
     if isinstance(value, int):
         number = value
     else:
         text = value.strip()
-        if not text.isdigit():
-            raise _bad(name, f"{name} must be a non-negative integer position, not {value!r}")
+        # ASCII digits only: str.isdigit also accepts "²" (which int() refuses) and other
+        # scripts' digits; the length cap keeps int() under its 4,300-digit limit.
+        if not (text.isascii() and text.isdigit()) or len(text) > MAX_POSITION_DIGITS:
+            shown = (
+                value if len(value) <= MAX_POSITION_DIGITS else value[:MAX_POSITION_DIGITS] + "..."
+            )
+            raise _bad(name, f"{name} must be a non-negative integer position, not {shown!r}")
         number = int(text)
-    if number < 0:
-        raise _bad(name, f"{name} must be a non-negative integer position")
+    if number < 0 or number > MAX_POSITION:
+        raise _bad(name, f"{name} must be a non-negative integer position up to {MAX_POSITION}")
     return number
 
 

@@ -22,7 +22,9 @@ log = logging.getLogger("tidings.streams")
 class SSEConnection(StreamConnection):
     transport = "sse"
 
-    def __init__(self, send: Send, store: Store, router: Router, *, heartbeat_s: float, stall_s: float) -> None:
+    def __init__(
+        self, send: Send, store: Store, router: Router, *, heartbeat_s: float, stall_s: float
+    ) -> None:
         super().__init__(store, router, heartbeat_s=heartbeat_s, stall_s=stall_s)
         self._send = send  # the ASGI send of this response
 
@@ -30,13 +32,19 @@ class SSEConnection(StreamConnection):
         return sse_event(event)
 
     def encode_heartbeat(self, position: int | None, positions: dict[str, int | None]) -> bytes:
-        return sse_frame("heartbeat", {"position": position, "head": self.router.routed_through}, id=position)
+        return sse_frame(
+            "heartbeat", {"position": position, "head": self.router.routed_through}, id=position
+        )
 
     def encode_system(self, code: str, details: dict[str, Any]) -> bytes:
         return sse_frame("system", {"code": code, **details})
 
     def encode_shutdown(self, retry_ms: int) -> bytes:
-        message = {"code": "shutdown", "message": "the server is shutting down", "retry_ms": retry_ms}
+        message = {
+            "code": "shutdown",
+            "message": "the server is shutting down",
+            "retry_ms": retry_ms,
+        }
         return sse_frame("shutdown", message, retry_ms=retry_ms)
 
     async def send(self, frames: list[bytes]) -> None:
@@ -73,9 +81,13 @@ class SSEResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        conn = SSEConnection(send, self._store, self._router, heartbeat_s=self._heartbeat_s, stall_s=self._stall_s)
+        conn = SSEConnection(
+            send, self._store, self._router, heartbeat_s=self._heartbeat_s, stall_s=self._stall_s
+        )
         self._registry.add(conn)
-        watcher = asyncio.create_task(_watch_disconnect(receive, conn), name=f"tidings:sse-watch:{conn.id}")
+        watcher = asyncio.create_task(
+            _watch_disconnect(receive, conn), name=f"tidings:sse-watch:{conn.id}"
+        )
         reason = "client"
         try:
             sub = conn.add_subscription("", self._tenant, self._filter, self._position)
@@ -89,9 +101,11 @@ class SSEResponse(Response):
                 frames.append(
                     sse_frame(
                         "system",
-                        {"code": "history_truncated",
-                         "message": "events after the resume point were deleted by retention",
-                         **self._truncated},
+                        {
+                            "code": "history_truncated",
+                            "message": "events after the resume point were deleted by retention",
+                            **self._truncated,
+                        },
                     )
                 )
             await conn.write(frames)
@@ -101,7 +115,9 @@ class SSEResponse(Response):
                 await _finish(send, self._stall_s)
         except Stalled:
             reason = "stalled"
-            log.info("closing SSE connection %s: accepted nothing for %.0fs", conn.id, self._stall_s)
+            log.info(
+                "closing SSE connection %s: accepted nothing for %.0fs", conn.id, self._stall_s
+            )
             # The socket is stuck, so no `slow_consumer` frame can get through: end the
             # response unfinished and uvicorn closes the transport.
             INCOMPLETE.expect()

@@ -28,7 +28,15 @@ CLOSE_POLICY = 1008  # used for a stalled (slow) consumer
 class WebSocketConnection(StreamConnection):
     transport = "websocket"
 
-    def __init__(self, websocket: WebSocket, store: Store, router: Router, *, heartbeat_s: float, stall_s: float) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        store: Store,
+        router: Router,
+        *,
+        heartbeat_s: float,
+        stall_s: float,
+    ) -> None:
         super().__init__(store, router, heartbeat_s=heartbeat_s, stall_s=stall_s)
         self.websocket = websocket
 
@@ -36,7 +44,9 @@ class WebSocketConnection(StreamConnection):
         return ws_event(sub.id, event)
 
     def encode_heartbeat(self, position: int | None, positions: dict[str, int | None]) -> bytes:
-        return ws_message("heartbeat", position=position, positions=positions, head=self.router.routed_through)
+        return ws_message(
+            "heartbeat", position=position, positions=positions, head=self.router.routed_through
+        )
 
     def encode_system(self, code: str, details: dict[str, Any]) -> bytes:
         return ws_message("system", code=code, **details)
@@ -67,7 +77,9 @@ async def serve_websocket(
     await websocket.accept()
     conn = WebSocketConnection(websocket, store, router, heartbeat_s=heartbeat_s, stall_s=stall_s)
     registry.add(conn)
-    reader = asyncio.create_task(_read_ops(websocket, conn, store, tenant), name=f"tidings:ws-read:{conn.id}")
+    reader = asyncio.create_task(
+        _read_ops(websocket, conn, store, tenant), name=f"tidings:ws-read:{conn.id}"
+    )
     reason = "client"
     try:
         await conn.run()
@@ -94,7 +106,9 @@ async def _close(websocket: WebSocket, code: int, reason: str, timeout: float) -
         pass
 
 
-async def _read_ops(websocket: WebSocket, conn: WebSocketConnection, store: Store, tenant: str) -> None:
+async def _read_ops(
+    websocket: WebSocket, conn: WebSocketConnection, store: Store, tenant: str
+) -> None:
     try:
         while True:
             message = await websocket.receive()
@@ -105,7 +119,11 @@ async def _read_ops(websocket: WebSocket, conn: WebSocketConnection, store: Stor
                 conn.push(_error(None, "invalid_message", "send JSON text frames, not binary"))
                 continue
             if len(text) > MAX_MESSAGE_BYTES:
-                conn.push(_error(None, "message_too_large", f"messages are at most {MAX_MESSAGE_BYTES} bytes"))
+                conn.push(
+                    _error(
+                        None, "message_too_large", f"messages are at most {MAX_MESSAGE_BYTES} bytes"
+                    )
+                )
                 continue
             await _handle(text, conn, store, tenant)
     except (WebSocketDisconnect, RuntimeError):
@@ -137,23 +155,35 @@ async def _handle(text: str, conn: WebSocketConnection, store: Store, tenant: st
         else:
             conn.push(ws_message("unsubscribed", id=op_id))
     else:
-        conn.push(_error(op_id, "unknown_op", f"unknown op {kind!r}; use subscribe, unsubscribe or ping"))
+        conn.push(
+            _error(op_id, "unknown_op", f"unknown op {kind!r}; use subscribe, unsubscribe or ping")
+        )
 
 
-async def _subscribe(op: dict[str, Any], conn: WebSocketConnection, store: Store, tenant: str) -> None:
+async def _subscribe(
+    op: dict[str, Any], conn: WebSocketConnection, store: Store, tenant: str
+) -> None:
     sub_id = op.get("id")
     if not isinstance(sub_id, str) or not 1 <= len(sub_id) <= 100:
-        conn.push(_error(sub_id, "invalid_subscription_id", "`id` must be a string of 1-100 characters"))
+        conn.push(
+            _error(sub_id, "invalid_subscription_id", "`id` must be a string of 1-100 characters")
+        )
         return
     if sub_id in conn.subs:
-        conn.push(_error(sub_id, "duplicate_subscription", f"subscription {sub_id!r} already exists"))
+        conn.push(
+            _error(sub_id, "duplicate_subscription", f"subscription {sub_id!r} already exists")
+        )
         return
     if len(conn.subs) >= MAX_SUBSCRIPTIONS:
-        conn.push(_error(sub_id, "too_many_subscriptions", f"at most {MAX_SUBSCRIPTIONS} per socket"))
+        conn.push(
+            _error(sub_id, "too_many_subscriptions", f"at most {MAX_SUBSCRIPTIONS} per socket")
+        )
         return
     unknown = set(op) - {"op", "id", "filter", "last_event_id", "since"}
     if unknown:
-        conn.push(_error(sub_id, "invalid_message", f"unknown fields: {', '.join(sorted(unknown))}"))
+        conn.push(
+            _error(sub_id, "invalid_message", f"unknown fields: {', '.join(sorted(unknown))}")
+        )
         return
     raw_filter = op.get("filter") or {}
     try:
@@ -163,17 +193,32 @@ async def _subscribe(op: dict[str, Any], conn: WebSocketConnection, store: Store
         since = op.get("since")
         if since is not None and not isinstance(since, str):
             raise TidingsError(400, "invalid_resume_point", "`since` must be an ISO 8601 time")
-        start = await resume.resolve(store, tenant, header=None, last_event_id=op.get("last_event_id"), since=since)
-        truncated = await resume.truncation(store, tenant, start.position) if start.position is not None else None
+        start = await resume.resolve(
+            store, tenant, header=None, last_event_id=op.get("last_event_id"), since=since
+        )
+        truncated = (
+            await resume.truncation(store, tenant, start.position)
+            if start.position is not None
+            else None
+        )
     except TidingsError as error:
         conn.push(_error(sub_id, error.code, error.message))
         return
     if sub_id in conn.subs:  # subscribed twice while the first was resolving
-        conn.push(_error(sub_id, "duplicate_subscription", f"subscription {sub_id!r} already exists"))
+        conn.push(
+            _error(sub_id, "duplicate_subscription", f"subscription {sub_id!r} already exists")
+        )
         return
     position = start.position if start.position is not None else conn.router.routed_through
     conn.push(ws_message("subscribed", id=sub_id, position=position, filter=flt.to_dict()))
     if truncated:
-        conn.push(ws_message("system", sub=sub_id, code="history_truncated",
-                             message="events after the resume point were deleted by retention", **truncated))
+        conn.push(
+            ws_message(
+                "system",
+                sub=sub_id,
+                code="history_truncated",
+                message="events after the resume point were deleted by retention",
+                **truncated,
+            )
+        )
     conn.add_subscription(sub_id, tenant, flt, start.position)
