@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from tidings import metrics
+from tidings.delivery.service import DeliveryService
 from tidings.backplane import Announcement, Backplane, open_backplane_from_url
 from tidings.envelope import Event, Limits
 from tidings.publish import Publisher
@@ -13,6 +14,7 @@ from tidings.retention import retention_loop
 from tidings.router.router import Router
 from tidings.settings import Settings
 from tidings.store import Store, open_store_from_url
+from tidings.store.sqlite import SqliteStore
 from tidings.streams.registry import StreamRegistry
 from tidings.tasks import Supervisor
 
@@ -36,6 +38,7 @@ class Hub:
         self.tasks = Supervisor()
         self.streams = StreamRegistry()
         self.router: Router | None = None  # built once the store is open and knows its head
+        self.delivery: DeliveryService | None = None  # outbound webhooks (SQLite store)
         self.draining = False  # set at the first shutdown signal: /readyz answers 503
         self._shutdown: asyncio.Task[None] | None = None
 
@@ -48,10 +51,18 @@ class Hub:
         self.store.add_commit_listener(self._committed)
         await self.backplane.start(self.router.on_announcement, self._backplane_state)
         metrics.STORE_HEAD.set(self.store.head())
+        if isinstance(self.store, SqliteStore):
+            self.delivery = DeliveryService(self.settings, self.store, self.publisher)
+            await self.delivery.start(self.tasks)
+        delivery = self.delivery
         self.tasks.start(
             "retention",
             lambda: retention_loop(
-                self.store, self.settings.retention_days, self.settings.retention_interval_s
+                self.store,
+                self.settings.retention_days,
+                self.settings.retention_interval_s,
+                floor=delivery.state.retention_floor if delivery else None,
+                also=delivery.state.purge_finished if delivery else None,
             ),
         )
         self.tasks.start("router-head-check", self._check_head)
@@ -104,6 +115,8 @@ class Hub:
         assert self._shutdown is not None
         await self._shutdown
         await self.tasks.stop()
+        if self.delivery is not None:
+            await self.delivery.stop()  # in-flight attempts end, results are written, leases released
         await self.backplane.stop()
         if self.router is not None:
             await self.router.stop()

@@ -106,3 +106,32 @@ STREAM_CLOSED = Counter(
     ["transport", "reason"],
     registry=REGISTRY,
 )
+
+DELIVERIES = Counter(
+    "tidings_webhook_deliveries_total",
+    "Webhook deliveries finished, by outcome (succeeded, failed, cancelled).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+DELIVERY_ATTEMPTS = Counter(
+    "tidings_webhook_attempts_total",
+    "Webhook attempts, by result (success, http_error, timeout, network_error, refused).",
+    ["result"],
+    registry=REGISTRY,
+)
+ATTEMPT_LATENCY = Histogram(
+    "tidings_webhook_attempt_latency_seconds",
+    "Time for one webhook attempt.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+DELIVERY_QUEUE = Gauge(
+    "tidings_webhook_queue_depth",
+    "Deliveries waiting in this node's memory for a free slot.",
+    registry=REGISTRY,
+)
+OLDEST_PENDING = Gauge(
+    "tidings_webhook_oldest_pending_seconds",
+    "Age of the oldest pending delivery.",
+    registry=REGISTRY,
+)

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     backplane: str = "memory://"  # memory:// (one process)
     heartbeat_s: float = Field(15, gt=0)  # stream heartbeat period
     stream_stall_s: float = Field(30, gt=0)  # a socket accepting nothing this long is closed
+    delivery_concurrency: int = Field(16, ge=1, le=1024)  # webhook requests in flight
+    webhook_allow_private: bool = False  # allow loopback/private destinations (local use, tests)
+    webhook_retry_schedule: str = "0,5,300,1800,7200,18000,36000,36000"  # delay before each attempt
+    webhook_timeout_s: float = Field(10, gt=0)
+    webhook_throttle_s: float = Field(60, ge=0)  # least wait after 429, 503 or a timeout
+    webhook_rotation_overlap_s: float = Field(86_400, ge=0)  # old secret keeps signing this long
+    webhook_disable_after_s: float = Field(432_000, gt=0)  # only failures this long: disabled
     url: str = "http://127.0.0.1:8000"  # the server that client commands talk to
     # Tables of the config file read by the ingest adapters (DESIGN.md section 6).
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -56,6 +63,14 @@ class Settings(BaseSettings):
     def _case_insensitive(cls, value: Any, info: Any) -> Any:
         if isinstance(value, str):
             return value.upper() if info.field_name == "sqlite_synchronous" else value.lower()
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        from tidings.delivery.schedule import parse_schedule
+
+        parse_schedule(value)
         return value
 
     @property

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from tidings import __version__, web
-from tidings.api import errors, events, ops, streams
+from tidings.api import errors, events, ops, streams, webhooks
 from tidings.api.middleware import RequestMetrics
 from tidings.api.schemas import EVENT_IN_SCHEMA
 from tidings.hub import Hub
@@ -40,6 +40,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(streams.router)  # before /v1/events/{id}
     app.include_router(events.router)
+    app.include_router(webhooks.router)
     app.include_router(ops.router)
     web.install(app)
     app.add_middleware(RequestMetrics)

@@ -71,5 +71,6 @@ async def stats(request: Request) -> Response:
                 "retention_days": hub.settings.retention_days,
             },
             "streams": hub.streams.stats(),
+            "deliveries": await hub.delivery.stats("default") if hub.delivery else None,
         }
     )

@@ -49,10 +49,9 @@ class ServerError(Exception):
 
     @classmethod
     def from_response(cls, response: httpx2.Response) -> ServerError:
-        """Read the error body; a proxy's HTML page still gives a useful line."""
+        """Read the error body; an answer from something else (a proxy) still gets a line."""
         try:
-            body = response.json()
-            error = body["error"]
+            error = response.json()["error"]
             return cls(
                 response.status_code,
                 str(error["code"]),
@@ -60,8 +59,15 @@ class ServerError(Exception):
                 list(error.get("details") or []),
             )
         except (ValueError, KeyError, TypeError):
-            text = " ".join(response.text.split())[:200] or response.reason_phrase
-            return cls(response.status_code, f"http_{response.status_code}", text, [])
+            return not_tidings(response)
+
+
+def not_tidings(response: httpx2.Response) -> ServerError:
+    """The answer is not one a Tidings server gives: say so rather than guess."""
+    status = f"{response.status_code} {response.reason_phrase}".strip()
+    origin = f"{response.url.scheme}://{response.url.netloc.decode()}"
+    message = f"{origin} answered HTTP {status}, not as a Tidings server does; check --url"
+    return ServerError(response.status_code, f"http_{response.status_code}", message, [])
 
 
 def check(response: httpx2.Response) -> httpx2.Response:
@@ -70,6 +76,18 @@ def check(response: httpx2.Response) -> httpx2.Response:
         return response
     response.read()
     raise ServerError.from_response(response)
+
+
+def answer_json(response: httpx2.Response, *keys: str) -> dict[str, Any]:
+    """The JSON object of a successful answer that has ``keys``."""
+    check(response)
+    try:
+        body = response.json()
+    except ValueError:
+        raise not_tidings(response) from None
+    if not isinstance(body, dict) or any(key not in body for key in keys):
+        raise not_tidings(response)
+    return body
 
 
 def describe_loc(loc: Any) -> str:

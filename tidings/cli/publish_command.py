@@ -18,7 +18,7 @@ from tidings.cli.http import (
     USAGE,
     ServerError,
     UrlOption,
-    check,
+    answer_json,
     connect,
     err,
     explain,
@@ -70,7 +70,7 @@ class BulkPublisher:
             body = batch_body(lines)
             response = self.client.post("/v1/events", content=body, headers=_JSON_HEADERS)
             if response.is_success:
-                results = response.json()["events"]
+                results = answer_json(response, "events")["events"]
                 repeats = sum(1 for result in results if result.get("duplicate"))
                 self.stored += len(results) - repeats
                 self.duplicates += repeats
@@ -176,7 +176,7 @@ def _one(
         if value is not None:
             event[key] = _json_option(value, f"--{key}") if key in ("data", "metadata") else value
     with connect(url) as client:
-        answer = check(client.post("/v1/events", json=event)).json()
+        answer = answer_json(client.post("/v1/events", json=event), "id", "seq")
     if json_output:
         typer.echo(orjson.dumps(answer).decode())
     else:

@@ -22,7 +22,7 @@ from tidings.cli.filters import (
     WhereOption,
     filter_params,
 )
-from tidings.cli.http import UrlOption, check, connect, err
+from tidings.cli.http import UrlOption, answer_json, connect, err
 
 DATA_WIDTH = 60  # characters of data shown in the table before it is cut
 
@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         with connect(url) as client:
             while True:
                 page_params = [*params, ("cursor", cursor)] if cursor else params
-                page = check(client.get("/v1/events", params=tuple(page_params))).json()
+                page = answer_json(client.get("/v1/events", params=tuple(page_params)), "events")
                 events: list[dict[str, Any]] = page["events"]
                 if json_output:
                     for event in events:

@@ -104,6 +104,8 @@ def register(app: typer.Typer) -> None:
           tidings purge --older-than-days 7 --data-dir /var/lib/tidings
         """
         from tidings.retention import purge_once
+        from tidings.store.sqlite import SqliteStore
+        from tidings.store.sqlite.deliveries import SqliteDeliveryStore
         from tidings.store import open_store_from_url
 
         settings = _settings(data_dir=data_dir, store=store, config=config)
@@ -120,7 +122,10 @@ def register(app: typer.Typer) -> None:
             )
             await the_store.open()
             try:
-                return await purge_once(the_store, days)
+                floor = None
+                if isinstance(the_store, SqliteStore):  # events a delivery still needs stay
+                    floor = SqliteDeliveryStore(the_store).retention_floor
+                return await purge_once(the_store, days, floor)
             finally:
                 await the_store.close()
 

@@ -34,7 +34,7 @@ SELECT purged_through FROM purges WHERE tenant = ?;
 
 -- name: purge_chunk
 DELETE FROM events WHERE seq IN (
-    SELECT seq FROM events WHERE received_at_us < ? ORDER BY seq LIMIT ?
+    SELECT seq FROM events WHERE received_at_us < ? AND seq < ? ORDER BY seq LIMIT ?
 ) RETURNING tenant, seq;
 
 -- name: record_purge

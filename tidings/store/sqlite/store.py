@@ -7,7 +7,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tidings.envelope import AppendResult, Candidate, Event, Filter
 from tidings.envelope.timefmt import format_us, now_us
@@ -21,6 +21,7 @@ from tidings.store.sqlite.writer import Writer
 
 log = logging.getLogger("tidings.store")
 
+T = TypeVar("T")
 QUERIES = load_queries("tidings.store.sqlite", "queries.sql")
 STATS_TOP = 100  # types and sources listed in stats
 
@@ -113,14 +114,14 @@ class SqliteStore:
             return []
         return await writer.append(candidates)
 
-    async def purge(self, older_than_us: int, chunk: int = 1000) -> int:
+    async def purge(self, older_than_us: int, chunk: int = 1000, keep_from: int | None = None) -> int:
         """Delete in chunks, each its own short transaction, so publishes interleave."""
         if chunk < 1:
             raise ValueError("purge chunk must be at least 1")
         writer = self._require_writer()
         total = 0
         while True:
-            deleted: int = await writer.call(lambda c: _purge_chunk(c, older_than_us, chunk))
+            deleted: int = await writer.call(lambda c: _purge_chunk(c, older_than_us, chunk, keep_from))
             total += deleted
             if deleted < chunk:
                 return total
@@ -210,6 +211,19 @@ class SqliteStore:
                 total += file.stat().st_size
         return total
 
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in its own write transaction on the writer thread.
+
+        For the parts that keep their own tables here (deliveries, dead letters); the SQL
+        stays in those parts' named queries.
+        """
+        result: T = await self._require_writer().call(fn)
+        return result
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on a pooled read connection in a worker thread."""
+        return await self._readers.run(fn)
+
     async def ping(self) -> None:
         self._require_writer()
         await self._readers.run(lambda conn: conn.execute(QUERIES["ping"]).fetchone())
@@ -253,8 +267,9 @@ def _statements(script: str) -> list[str]:
     return [s for s in statements if s]
 
 
-def _purge_chunk(conn: sqlite3.Connection, older_than_us: int, chunk: int) -> int:
-    rows = conn.execute(QUERIES["purge_chunk"], (older_than_us, chunk)).fetchall()
+def _purge_chunk(conn: sqlite3.Connection, older_than_us: int, chunk: int, keep_from: int | None) -> int:
+    limit = keep_from if keep_from is not None else 2**63 - 1
+    rows = conn.execute(QUERIES["purge_chunk"], (older_than_us, limit, chunk)).fetchall()
     through: dict[str, int] = {}
     for tenant, seq in rows:
         through[tenant] = max(seq, through.get(tenant, 0))

@@ -1,0 +1,390 @@
+"""The delivery engine of one node: create deliveries from the log, run attempts, record them.
+
+* The dispatcher follows the event log with one durable cursor per endpoint. It reads each
+  new page of events once, matches it against every active endpoint, and writes the page's
+  deliveries and the cursors in one transaction — so publishing never pays per endpoint.
+* Attempts run as tasks, bounded in total (``TIDINGS_DELIVERY_CONCURRENCY``), per endpoint
+  (a slow receiver cannot take every slot) and by each endpoint's rate limit. Half of the
+  slots are kept for first attempts, so a backlog of retries never delays fresh deliveries.
+* Results are written in batches by the recorder; a crash before a result is written means
+  the attempt is made again (at-least-once).
+* Retries wait in the store (``next_attempt_at``) and are claimed with a lease when due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from tidings import metrics
+from tidings.delivery.limiter import TokenBucket
+from tidings.delivery.schedule import RetrySchedule, classify
+from tidings.delivery.sender import AttemptResult, Sender
+from tidings.envelope import Event
+from tidings.envelope.ids import uuid7
+from tidings.envelope.timefmt import now_us
+from tidings.store import Store
+from tidings.store.deliveries import Attempt, AttemptRecord, Delivery, Endpoint
+from tidings.store.sqlite.deliveries import SqliteDeliveryStore
+
+log = logging.getLogger("tidings.delivery")
+PAGE = 1000  # events read per dispatch round
+MAX_QUEUED_PER_ENDPOINT = 2000  # in memory; beyond it the endpoint's cursor waits
+LEASE_US = 3_600 * 1_000_000  # deliveries held in this node's memory
+CLAIM_INTERVAL_S = 0.5  # how often due retries are claimed from the store
+CLAIM_BATCH = 500
+MAX_IN_MEMORY = 5000  # queued jobs of all endpoints; the rest waits in the store
+MESSAGE_NAMESPACE = uuid.UUID("6f1c8f5e-3c1a-4f7e-9a59-2f7d7c1e0b51")
+
+
+def message_id(endpoint_id: str, event_id: str) -> str:
+    """The ``webhook-id`` of an event to an endpoint: the same for every attempt and replay."""
+    return "msg_" + uuid.uuid5(MESSAGE_NAMESPACE, f"{endpoint_id}:{event_id}").hex
+
+
+@dataclass(slots=True)
+class Job:
+    delivery: Delivery
+    event: Event | None  # loaded on demand for retries
+
+
+@dataclass(slots=True)
+class _EndpointSlots:
+    queue: deque[Job] = field(default_factory=deque)
+    inflight: int = 0
+    bucket: TokenBucket | None = None
+    not_before: float = 0.0  # loop time before which the rate limit allows nothing
+
+
+OnDisable = Callable[[Endpoint, str], Awaitable[None]]
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        deliveries: SqliteDeliveryStore,
+        sender: Sender,
+        schedule: RetrySchedule,
+        *,
+        concurrency: int,
+        disable_after_s: float,
+        on_disable: OnDisable,
+    ) -> None:
+        self.store = store  # the event log
+        self.deliveries = deliveries  # delivery state
+        self.sender = sender
+        self.schedule = schedule
+        self.concurrency = concurrency
+        self.retry_slots = max(1, concurrency // 2)  # the rest is kept for first attempts
+        self.per_endpoint = max(2, concurrency // 4)
+        self.disable_after_us = int(disable_after_s * 1_000_000)
+        self.on_disable = on_disable
+        self.endpoints: dict[str, Endpoint] = {}  # active and inactive, by id
+        self._slots: dict[str, _EndpointSlots] = {}
+        self._fresh_ids: deque[str] = deque()  # endpoints with fresh jobs, round robin
+        self._retry_queue: deque[Job] = deque()
+        self._inflight = 0
+        self._retry_inflight = 0
+        self._claimed: set[str] = set()  # delivery ids in memory or in flight
+        self._records: list[AttemptRecord] = []
+        self._wake_dispatch = asyncio.Event()
+        self._wake_pump = asyncio.Event()
+        self._wake_record = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        await self.deliveries.release_leases()  # the embedded store has one node: ours
+        for endpoint in await self.deliveries.list_endpoints(None):
+            self.endpoints[endpoint.id] = endpoint
+
+    def put_endpoint(self, endpoint: Endpoint) -> None:
+        self.endpoints[endpoint.id] = endpoint
+        slots = self._slots.get(endpoint.id)
+        if slots is not None:
+            slots.bucket = TokenBucket(endpoint.rate_limit) if endpoint.rate_limit else None
+        if not endpoint.active:
+            self.drop_endpoint(endpoint.id, keep=True)
+        self._wake_dispatch.set()
+
+    def drop_endpoint(self, endpoint_id: str, *, keep: bool = False) -> None:
+        """Forget queued jobs of an endpoint (deleted or disabled); in-flight ones finish."""
+        if not keep:
+            self.endpoints.pop(endpoint_id, None)
+        slots = self._slots.get(endpoint_id)
+        if slots is not None:
+            for job in slots.queue:
+                self._claimed.discard(job.delivery.id)
+            slots.queue.clear()
+        kept = [job for job in self._retry_queue if job.delivery.webhook_id != endpoint_id]
+        for job in self._retry_queue:
+            if job.delivery.webhook_id == endpoint_id:
+                self._claimed.discard(job.delivery.id)
+        self._retry_queue = deque(kept)
+
+    def _slots_of(self, endpoint: Endpoint) -> _EndpointSlots:
+        slots = self._slots.get(endpoint.id)
+        if slots is None:
+            slots = _EndpointSlots(bucket=TokenBucket(endpoint.rate_limit) if endpoint.rate_limit else None)
+            self._slots[endpoint.id] = slots
+        return slots
+
+    def queued(self) -> int:
+        return sum(len(s.queue) for s in self._slots.values()) + len(self._retry_queue)
+
+    # -- signals --------------------------------------------------------------------------
+
+    def on_commit(self, events: list[Event]) -> None:
+        if any(e.active for e in self.endpoints.values()):
+            self._wake_dispatch.set()
+
+    def enqueue(self, jobs: list[Job]) -> None:
+        """Hand deliveries (already leased to this node) to the attempt loop."""
+        for job in jobs:
+            if job.delivery.id in self._claimed:
+                continue
+            endpoint = self.endpoints.get(job.delivery.webhook_id)
+            if endpoint is None or not endpoint.active:
+                continue
+            self._claimed.add(job.delivery.id)
+            if job.delivery.attempts == 0:
+                slots = self._slots_of(endpoint)
+                if not slots.queue:
+                    self._fresh_ids.append(endpoint.id)
+                slots.queue.append(job)
+            else:
+                self._retry_queue.append(job)
+        metrics.DELIVERY_QUEUE.set(self.queued())
+        self._wake_pump.set()
+
+    # -- loops (run as supervised tasks) -------------------------------------------------
+
+    async def dispatch_loop(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(1.0):
+                    await self._wake_dispatch.wait()
+            except TimeoutError:
+                pass
+            self._wake_dispatch.clear()
+            if await self.dispatch_once():
+                self._wake_dispatch.set()  # a full page: there is more
+
+    async def dispatch_once(self) -> bool:
+        """Create the deliveries of the next page of events; True when the page was full."""
+        head = self.store.head()
+        behind = [
+            e for e in self.endpoints.values()
+            if e.active and e.cursor < head
+            and len(self._slots_of(e).queue) < MAX_QUEUED_PER_ENDPOINT
+        ]
+        if not behind:
+            return False
+        low = min(e.cursor for e in behind)
+        events = await self.store.read_log(low, head, PAGE)
+        through = events[-1].seq if len(events) >= PAGE else head
+        now = now_us()
+        created: list[Job] = []
+        cursors: dict[str, int] = {}
+        for endpoint in behind:
+            matcher = endpoint.matcher
+            for event in events:
+                if event.seq <= endpoint.cursor or event.tenant != endpoint.tenant:
+                    continue
+                if matcher.matches(event):
+                    created.append(Job(self._new_delivery(endpoint, event, now), event))
+            cursors[endpoint.id] = through
+        await self.deliveries.dispatch([j.delivery for j in created], cursors, now + LEASE_US)
+        for endpoint_id, position in cursors.items():
+            endpoint = self.endpoints.get(endpoint_id)
+            if endpoint is not None:
+                endpoint.cursor = max(endpoint.cursor, position)
+        self.enqueue(created)
+        return len(events) >= PAGE
+
+    def _new_delivery(self, endpoint: Endpoint, event: Event, now: int) -> Delivery:
+        return Delivery(
+            id=uuid7(), tenant=endpoint.tenant, webhook_id=endpoint.id, event_seq=event.seq,
+            event_id=event.id, message_id=message_id(endpoint.id, event.id), status="pending",
+            attempts=0, max_attempts=self.schedule.attempts, next_attempt_at_us=now,
+            created_at_us=now, updated_at_us=now,
+        )
+
+    async def claim_loop(self) -> None:
+        """Claim retries (and, after a restart, any pending delivery) that are due."""
+        while True:
+            limit = max(0, min(CLAIM_BATCH, MAX_IN_MEMORY - self.queued()))
+            due: list[Delivery] = []
+            if limit:
+                now = now_us()
+                due = await self.deliveries.claim_due(now, limit, now + LEASE_US)
+                jobs = [Job(d, None) for d in due if d.id not in self._claimed]
+                if jobs:
+                    self.enqueue(jobs)
+            if len(due) < CLAIM_BATCH:  # else more are due: claim again at once
+                await asyncio.sleep(CLAIM_INTERVAL_S)
+
+    async def pump_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake_pump.clear()
+            wait = self._start_ready(loop.time())
+            try:
+                async with asyncio.timeout(wait):
+                    await self._wake_pump.wait()
+            except TimeoutError:
+                pass
+
+    def _start_ready(self, now: float) -> float:
+        """Start every attempt the limits allow; the seconds until a rate limit frees one."""
+        soonest = 1.0
+        # Retries first within their share, so they are not starved by a stream of fresh ones.
+        while self._retry_queue and self._retry_inflight < self.retry_slots and self._inflight < self.concurrency:
+            job = self._retry_queue[0]
+            endpoint = self.endpoints.get(job.delivery.webhook_id)
+            if endpoint is None or not endpoint.active:
+                self._retry_queue.popleft()
+                self._claimed.discard(job.delivery.id)
+                continue
+            slots = self._slots_of(endpoint)
+            if slots.inflight >= self.per_endpoint or now < slots.not_before:
+                self._retry_queue.rotate(-1)
+                break
+            if slots.bucket is not None:
+                wait = slots.bucket.take(now)
+                if wait:
+                    slots.not_before = now + wait
+                    soonest = min(soonest, wait)
+                    break
+            self._retry_queue.popleft()
+            self._start(job, endpoint, slots, retry=True)
+        # Fresh deliveries, one endpoint after another.
+        rounds = len(self._fresh_ids)
+        while self._fresh_ids and self._inflight < self.concurrency and rounds > 0:
+            endpoint_id = self._fresh_ids.popleft()
+            rounds -= 1
+            slots = self._slots.get(endpoint_id)
+            endpoint = self.endpoints.get(endpoint_id)
+            if slots is None or not slots.queue or endpoint is None or not endpoint.active:
+                continue
+            started = 0
+            while slots.queue and slots.inflight < self.per_endpoint and self._inflight < self.concurrency:
+                if now < slots.not_before:
+                    soonest = min(soonest, slots.not_before - now)
+                    break
+                if slots.bucket is not None:
+                    wait = slots.bucket.take(now)
+                    if wait:
+                        slots.not_before = now + wait
+                        soonest = min(soonest, wait)
+                        break
+                self._start(slots.queue.popleft(), endpoint, slots, retry=False)
+                started += 1
+            if slots.queue:
+                self._fresh_ids.append(endpoint_id)
+                if started:
+                    rounds += 1  # it may get another turn once others had theirs
+        metrics.DELIVERY_QUEUE.set(self.queued())
+        return max(0.001, soonest)
+
+    def _start(self, job: Job, endpoint: Endpoint, slots: _EndpointSlots, *, retry: bool) -> None:
+        self._inflight += 1
+        slots.inflight += 1
+        if retry:
+            self._retry_inflight += 1
+        task = asyncio.create_task(self._attempt(job, endpoint, slots, retry), name="tidings:webhook-attempt")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _attempt(self, job: Job, endpoint: Endpoint, slots: _EndpointSlots, retry: bool) -> None:
+        try:
+            event = job.event
+            if event is None:
+                found = await self.store.read_log(job.delivery.event_seq - 1, job.delivery.event_seq, 1)
+                event = found[0] if found else None
+            if event is None:
+                result = AttemptResult(now_us(), None, 0.0, "the event was deleted by retention", None, False, None)
+            else:
+                result = await self.sender.send(endpoint, event, job.delivery.message_id)
+            await self._settle(job, endpoint, result, gone_event=event is None)
+        except Exception:
+            log.exception("webhook attempt failed unexpectedly; it will be retried")
+        finally:
+            self._inflight -= 1
+            slots.inflight -= 1
+            if retry:
+                self._retry_inflight -= 1
+            self._claimed.discard(job.delivery.id)
+            self._wake_pump.set()
+
+    async def _settle(self, job: Job, endpoint: Endpoint, result: AttemptResult, *, gone_event: bool) -> None:
+        delivery = job.delivery
+        n = delivery.attempts + 1
+        outcome = classify(result.status_code, timed_out=result.timed_out, retry_after_s=result.retry_after_s)
+        metrics.ATTEMPT_LATENCY.observe(result.latency_ms / 1000)
+        metrics.DELIVERY_ATTEMPTS.labels(_result_label(result)).inc()
+        next_at: int | None = None
+        if outcome.succeeded:
+            status = "succeeded"
+        elif gone_event or n >= delivery.max_attempts:
+            status = "failed"
+        else:
+            delay = self.schedule.next_delay(n, outcome)
+            if delay is None:
+                status = "failed"
+            else:
+                status = "pending"
+                next_at = result.at_us + int(delay * 1_000_000)
+        if status != "pending":
+            metrics.DELIVERIES.labels(status).inc()
+        attempt = Attempt(n, result.at_us, result.status_code, round(result.latency_ms, 3), result.error, result.response_body)
+        self._records.append(AttemptRecord(delivery.id, endpoint.id, attempt, status, next_at, outcome.succeeded))
+        self._wake_record.set()
+        if outcome.succeeded:
+            endpoint.failing_since_us = None
+        else:
+            if endpoint.failing_since_us is None:
+                endpoint.failing_since_us = result.at_us
+            if outcome.gone:
+                await self.on_disable(endpoint, "the receiver answered 410 Gone")
+            elif result.at_us - endpoint.failing_since_us >= self.disable_after_us:
+                await self.on_disable(endpoint, "only failures for longer than TIDINGS_WEBHOOK_DISABLE_AFTER_S")
+
+    async def record_loop(self) -> None:
+        """Write attempt results in batches: one transaction for everything that finished."""
+        while True:
+            await self._wake_record.wait()
+            self._wake_record.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._records:
+            return
+        batch, self._records = self._records, []
+        try:
+            await self.deliveries.record(batch, now_us())
+        except Exception:
+            self._records[:0] = batch  # keep them for the next round
+            raise
+
+    async def stop(self) -> None:
+        """Let in-flight attempts finish (bounded by the attempt timeout) and write results."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=self.sender.client.timeout.read or 10.0)
+        await self.flush()
+
+
+def _result_label(result: AttemptResult) -> str:
+    if result.status_code is not None:
+        return "success" if 200 <= result.status_code < 300 else "http_error"
+    if result.timed_out:
+        return "timeout"
+    if result.error and result.error.startswith("destination refused"):
+        return "refused"
+    return "network_error"

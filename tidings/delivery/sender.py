@@ -1,0 +1,98 @@
+"""One HTTP attempt of one delivery: build the signed request, send it, read the answer."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import httpx2
+
+from tidings import __version__
+from tidings.delivery.destinations import DestinationRefused, vet
+from tidings.delivery.schedule import parse_retry_after
+from tidings.delivery.signing import signature_headers
+from tidings.envelope import Event
+from tidings.envelope.timefmt import format_us, now_us
+from tidings.store.deliveries import Endpoint
+
+# Every attempt is logged by Tidings itself; the client's own per-request lines are noise.
+logging.getLogger("httpx2").setLevel(logging.WARNING)
+
+RESPONSE_BODY_LIMIT = 4096  # bytes of the receiver's answer kept in the attempt log
+RESERVED_HEADERS = {
+    "host", "content-length", "content-type", "transfer-encoding", "connection",
+    "webhook-id", "webhook-timestamp", "webhook-signature", "x-signature", "user-agent",
+    "traceparent",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    at_us: int
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+    response_body: str | None
+    timed_out: bool
+    retry_after_s: float | None
+
+
+def request_body(event: Event, delivered_at_us: int) -> bytes:
+    """``{"event": {...}, "delivered_at": "..."}`` splicing the event's cached JSON."""
+    return b'{"event":%s,"delivered_at":"%s"}' % (event.encode(), format_us(delivered_at_us).encode())
+
+
+class Sender:
+    def __init__(self, *, timeout_s: float, allow_private: bool, max_connections: int) -> None:
+        self.allow_private = allow_private  # skip destination vetting (local use, tests)
+        self.client = httpx2.AsyncClient(
+            timeout=httpx2.Timeout(timeout_s),
+            follow_redirects=False,  # a 3xx is a failed attempt, never followed
+            limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            trust_env=False,
+        )
+        self.user_agent = f"tidings/{__version__}"
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def send(self, endpoint: Endpoint, event: Event, message_id: str) -> AttemptResult:
+        at = now_us()
+        started = time.perf_counter()
+        body = request_body(event, at)
+        headers = dict(endpoint.headers)
+        headers.update(signature_headers(endpoint.live_secrets(at), message_id, at // 1_000_000, body))
+        headers["Content-Type"] = "application/json"
+        headers["User-Agent"] = self.user_agent
+        headers["traceparent"] = f"00-{event.trace_id}-{os.urandom(8).hex()}-01"
+        try:
+            target = await vet(endpoint.url, self.allow_private)
+        except DestinationRefused as error:
+            return AttemptResult(at, None, 0.0, f"destination refused: {error}", None, False, None)
+        if target.host_header:
+            headers["Host"] = target.host_header
+        extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
+        try:
+            request = self.client.build_request("POST", target.url, content=body, headers=headers, extensions=extensions)
+            response = await self.client.send(request, stream=True)
+            try:
+                kept = bytearray()
+                async for chunk in response.aiter_bytes():
+                    kept.extend(chunk)
+                    if len(kept) >= RESPONSE_BODY_LIMIT:
+                        break
+            finally:
+                await response.aclose()
+        except httpx2.TimeoutException:
+            latency = (time.perf_counter() - started) * 1000
+            return AttemptResult(at, None, latency, "timed out", None, True, None)
+        except httpx2.HTTPError as error:
+            latency = (time.perf_counter() - started) * 1000
+            message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            return AttemptResult(at, None, latency, message, None, False, None)
+        latency = (time.perf_counter() - started) * 1000
+        text = bytes(kept[:RESPONSE_BODY_LIMIT]).decode("utf-8", errors="replace")
+        retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
+        return AttemptResult(at, response.status_code, latency, None, text, False, retry_after)
