@@ -22,9 +22,19 @@ from tidings.store.deliveries import Attempt, Delivery, Endpoint
 router = APIRouter(tags=["webhooks"])
 TENANT = "default"
 _FILTER_KEYS = ("source", "exclude_source", "subject")
-_RESERVED = {"host", "content-length", "content-type", "transfer-encoding", "connection",
-             "webhook-id", "webhook-timestamp", "webhook-signature", "x-signature",
-             "user-agent", "traceparent"}
+_RESERVED = {
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-signature",
+    "user-agent",
+    "traceparent",
+}
 
 
 def _service(request: Request) -> DeliveryService:
@@ -111,13 +121,17 @@ async def _parse(request: Request, model: type[BaseModel], *, allow_empty: bool 
     else:
         data = parse_json(body)
     if not isinstance(data, dict):
-        raise invalid("the body must be a JSON object", [{"loc": ["body"], "msg": "expected an object"}])
+        raise invalid(
+            "the body must be a JSON object", [{"loc": ["body"], "msg": "expected an object"}]
+        )
     try:
         return model.model_validate(data)
     except ValidationError as error:
         details = [
-            {"loc": ["body", *[p for p in e["loc"] if p != "function-after"]],
-             "msg": e["msg"].removeprefix("Value error, ")}
+            {
+                "loc": ["body", *[p for p in e["loc"] if p != "function-after"]],
+                "msg": e["msg"].removeprefix("Value error, "),
+            }
             for e in error.errors(include_url=False)
         ]
         raise invalid("the request is not valid", details) from None
@@ -150,12 +164,18 @@ def delivery_dict(delivery: Delivery, attempts: list[Attempt]) -> dict[str, Any]
         "message_id": delivery.message_id,
         "status": delivery.status,
         "attempts": [
-            {"at": format_us(a.at_us), "status_code": a.status_code, "latency_ms": a.latency_ms,
-             "error": a.error, "response_body": a.response_body}
+            {
+                "at": format_us(a.at_us),
+                "status_code": a.status_code,
+                "latency_ms": a.latency_ms,
+                "error": a.error,
+                "response_body": a.response_body,
+            }
             for a in attempts
         ],
         "next_attempt_at": format_us(delivery.next_attempt_at_us)
-        if delivery.status == "pending" and delivery.next_attempt_at_us else None,
+        if delivery.status == "pending" and delivery.next_attempt_at_us
+        else None,
         "created_at": format_us(delivery.created_at_us),
     }
 
@@ -173,18 +193,33 @@ def _merged_filter(spec: WebhookIn) -> dict[str, Any]:
     return merged
 
 
-@router.post("/v1/webhooks", status_code=201, summary="Register an endpoint",
-             responses=error_responses(400, 422), openapi_extra={"requestBody": {"content": {"application/json": {"schema": WebhookIn.model_json_schema()}}}})
+@router.post(
+    "/v1/webhooks",
+    status_code=201,
+    summary="Register an endpoint",
+    responses=error_responses(400, 422),
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"schema": WebhookIn.model_json_schema()}}}
+    },
+)
 async def create_webhook(request: Request) -> Response:
     spec = await _parse(request, WebhookIn)
     values = {
-        "url": spec.url, "events": spec.events, "filter": _merged_filter(spec), "secret": spec.secret,
-        "active": spec.active, "description": spec.description, "rate_limit": spec.rate_limit,
+        "url": spec.url,
+        "events": spec.events,
+        "filter": _merged_filter(spec),
+        "secret": spec.secret,
+        "active": spec.active,
+        "description": spec.description,
+        "rate_limit": spec.rate_limit,
         "headers": spec.headers,
     }
     endpoint = await _service(request).create(TENANT, values)
-    return json_response(endpoint_dict(endpoint, with_secret=True), 201,
-                         headers={"Location": f"/v1/webhooks/{endpoint.id}"})
+    return json_response(
+        endpoint_dict(endpoint, with_secret=True),
+        201,
+        headers={"Location": f"/v1/webhooks/{endpoint.id}"},
+    )
 
 
 @router.get("/v1/webhooks", summary="List endpoints")
@@ -198,29 +233,46 @@ async def get_webhook(request: Request, webhook_id: str) -> Response:
     return json_response(endpoint_dict(await _service(request).get(TENANT, webhook_id)))
 
 
-@router.patch("/v1/webhooks/{webhook_id}", summary="Change an endpoint", responses=error_responses(404, 422),
-              openapi_extra={"requestBody": {"content": {"application/json": {"schema": WebhookPatch.model_json_schema()}}}})
+@router.patch(
+    "/v1/webhooks/{webhook_id}",
+    summary="Change an endpoint",
+    responses=error_responses(404, 422),
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"schema": WebhookPatch.model_json_schema()}}
+        }
+    },
+)
 async def patch_webhook(request: Request, webhook_id: str) -> Response:
     patch = await _parse(request, WebhookPatch)
     changes = patch.model_dump(exclude_unset=True)
     for key in ("url", "events", "active", "filter"):
         if key in changes and changes[key] is None:
-            raise invalid(f"{key} cannot be null", [{"loc": ["body", key], "msg": "cannot be null"}])
+            raise invalid(
+                f"{key} cannot be null", [{"loc": ["body", key], "msg": "cannot be null"}]
+            )
     if "headers" in changes and changes["headers"] is None:
         changes["headers"] = {}
     endpoint = await _service(request).update(TENANT, webhook_id, changes)
     return json_response(endpoint_dict(endpoint))
 
 
-@router.delete("/v1/webhooks/{webhook_id}", status_code=204, summary="Delete an endpoint (pending deliveries are cancelled)",
-               responses=error_responses(404))
+@router.delete(
+    "/v1/webhooks/{webhook_id}",
+    status_code=204,
+    summary="Delete an endpoint (pending deliveries are cancelled)",
+    responses=error_responses(404),
+)
 async def delete_webhook(request: Request, webhook_id: str) -> Response:
     await _service(request).delete(TENANT, webhook_id)
     return Response(status_code=204)
 
 
-@router.post("/v1/webhooks/{webhook_id}/rotate-secret", summary="Rotate the signing secret",
-             responses=error_responses(404, 422))
+@router.post(
+    "/v1/webhooks/{webhook_id}/rotate-secret",
+    summary="Rotate the signing secret",
+    responses=error_responses(404, 422),
+)
 async def rotate_secret(request: Request, webhook_id: str) -> Response:
     spec = await _parse(request, RotateIn, allow_empty=True)
     endpoint = await _service(request).rotate(TENANT, webhook_id, spec.secret)
@@ -236,8 +288,12 @@ def _time(value: str | None, field: str) -> int | None:
         raise invalid(str(error), [{"loc": ["body", field], "msg": str(error)}]) from None
 
 
-@router.post("/v1/webhooks/{webhook_id}/replay", status_code=202, summary="Send a window of events again",
-             responses=error_responses(404, 409, 422))
+@router.post(
+    "/v1/webhooks/{webhook_id}/replay",
+    status_code=202,
+    summary="Send a window of events again",
+    responses=error_responses(404, 409, 422),
+)
 async def replay(request: Request, webhook_id: str) -> Response:
     spec = await _parse(request, ReplayIn, allow_empty=True)
     count = await _service(request).replay(
@@ -246,8 +302,11 @@ async def replay(request: Request, webhook_id: str) -> Response:
     return json_response({"replayed": count}, 202)
 
 
-@router.get("/v1/webhooks/{webhook_id}/deliveries", summary="An endpoint's deliveries, newest first",
-            responses=error_responses(400, 404))
+@router.get(
+    "/v1/webhooks/{webhook_id}/deliveries",
+    summary="An endpoint's deliveries, newest first",
+    responses=error_responses(400, 404),
+)
 async def list_deliveries(
     request: Request,
     webhook_id: str,
@@ -259,19 +318,27 @@ async def list_deliveries(
     more = len(found) > limit
     page = found[:limit]
     next_cursor = page[-1][0].id if more and page else None
-    return json_response({"deliveries": [delivery_dict(d, a) for d, a in page], "next": next_cursor})
+    return json_response(
+        {"deliveries": [delivery_dict(d, a) for d, a in page], "next": next_cursor}
+    )
 
 
-@router.get("/v1/deliveries/{delivery_id}", summary="One delivery with its attempts", responses=error_responses(404))
+@router.get(
+    "/v1/deliveries/{delivery_id}",
+    summary="One delivery with its attempts",
+    responses=error_responses(404),
+)
 async def get_delivery(request: Request, delivery_id: str) -> Response:
     delivery, attempts = await _service(request).delivery(TENANT, delivery_id)
     return json_response(delivery_dict(delivery, attempts))
 
 
-@router.post("/v1/deliveries/{delivery_id}/retry", status_code=202, summary="Send a delivery once more now",
-             responses=error_responses(404, 409, 410))
+@router.post(
+    "/v1/deliveries/{delivery_id}/retry",
+    status_code=202,
+    summary="Send a delivery once more now",
+    responses=error_responses(404, 409, 410),
+)
 async def retry_delivery(request: Request, delivery_id: str) -> Response:
     delivery, attempts = await _service(request).retry(TENANT, delivery_id)
     return json_response(delivery_dict(delivery, attempts), 202)
-
-

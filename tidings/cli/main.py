@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tidings import __version__
-from tidings.cli import client_commands, serve_command, tail_command
+from tidings.cli import client_commands, serve_command, tail_command, webhooks_command
 
 app = typer.Typer(
     name="tidings",
@@ -34,6 +34,7 @@ def _root(
 serve_command.register(app)
 client_commands.register(app)
 tail_command.register(app)
+webhooks_command.register(app)
 
 
 def main() -> None:

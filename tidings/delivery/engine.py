@@ -131,7 +131,9 @@ class Engine:
     def _slots_of(self, endpoint: Endpoint) -> _EndpointSlots:
         slots = self._slots.get(endpoint.id)
         if slots is None:
-            slots = _EndpointSlots(bucket=TokenBucket(endpoint.rate_limit) if endpoint.rate_limit else None)
+            slots = _EndpointSlots(
+                bucket=TokenBucket(endpoint.rate_limit) if endpoint.rate_limit else None
+            )
             self._slots[endpoint.id] = slots
         return slots
 
@@ -180,8 +182,10 @@ class Engine:
         """Create the deliveries of the next page of events; True when the page was full."""
         head = self.store.head()
         behind = [
-            e for e in self.endpoints.values()
-            if e.active and e.cursor < head
+            e
+            for e in self.endpoints.values()
+            if e.active
+            and e.cursor < head
             and len(self._slots_of(e).queue) < MAX_QUEUED_PER_ENDPOINT
         ]
         if not behind:
@@ -210,10 +214,18 @@ class Engine:
 
     def _new_delivery(self, endpoint: Endpoint, event: Event, now: int) -> Delivery:
         return Delivery(
-            id=uuid7(), tenant=endpoint.tenant, webhook_id=endpoint.id, event_seq=event.seq,
-            event_id=event.id, message_id=message_id(endpoint.id, event.id), status="pending",
-            attempts=0, max_attempts=self.schedule.attempts, next_attempt_at_us=now,
-            created_at_us=now, updated_at_us=now,
+            id=uuid7(),
+            tenant=endpoint.tenant,
+            webhook_id=endpoint.id,
+            event_seq=event.seq,
+            event_id=event.id,
+            message_id=message_id(endpoint.id, event.id),
+            status="pending",
+            attempts=0,
+            max_attempts=self.schedule.attempts,
+            next_attempt_at_us=now,
+            created_at_us=now,
+            updated_at_us=now,
         )
 
     async def claim_loop(self) -> None:
@@ -245,7 +257,11 @@ class Engine:
         """Start every attempt the limits allow; the seconds until a rate limit frees one."""
         soonest = 1.0
         # Retries first within their share, so they are not starved by a stream of fresh ones.
-        while self._retry_queue and self._retry_inflight < self.retry_slots and self._inflight < self.concurrency:
+        while (
+            self._retry_queue
+            and self._retry_inflight < self.retry_slots
+            and self._inflight < self.concurrency
+        ):
             job = self._retry_queue[0]
             endpoint = self.endpoints.get(job.delivery.webhook_id)
             if endpoint is None or not endpoint.active:
@@ -274,7 +290,11 @@ class Engine:
             if slots is None or not slots.queue or endpoint is None or not endpoint.active:
                 continue
             started = 0
-            while slots.queue and slots.inflight < self.per_endpoint and self._inflight < self.concurrency:
+            while (
+                slots.queue
+                and slots.inflight < self.per_endpoint
+                and self._inflight < self.concurrency
+            ):
                 if now < slots.not_before:
                     soonest = min(soonest, slots.not_before - now)
                     break
@@ -298,18 +318,26 @@ class Engine:
         slots.inflight += 1
         if retry:
             self._retry_inflight += 1
-        task = asyncio.create_task(self._attempt(job, endpoint, slots, retry), name="tidings:webhook-attempt")
+        task = asyncio.create_task(
+            self._attempt(job, endpoint, slots, retry), name="tidings:webhook-attempt"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _attempt(self, job: Job, endpoint: Endpoint, slots: _EndpointSlots, retry: bool) -> None:
+    async def _attempt(
+        self, job: Job, endpoint: Endpoint, slots: _EndpointSlots, retry: bool
+    ) -> None:
         try:
             event = job.event
             if event is None:
-                found = await self.store.read_log(job.delivery.event_seq - 1, job.delivery.event_seq, 1)
+                found = await self.store.read_log(
+                    job.delivery.event_seq - 1, job.delivery.event_seq, 1
+                )
                 event = found[0] if found else None
             if event is None:
-                result = AttemptResult(now_us(), None, 0.0, "the event was deleted by retention", None, False, None)
+                result = AttemptResult(
+                    now_us(), None, 0.0, "the event was deleted by retention", None, False, None
+                )
             else:
                 result = await self.sender.send(endpoint, event, job.delivery.message_id)
             await self._settle(job, endpoint, result, gone_event=event is None)
@@ -323,10 +351,14 @@ class Engine:
             self._claimed.discard(job.delivery.id)
             self._wake_pump.set()
 
-    async def _settle(self, job: Job, endpoint: Endpoint, result: AttemptResult, *, gone_event: bool) -> None:
+    async def _settle(
+        self, job: Job, endpoint: Endpoint, result: AttemptResult, *, gone_event: bool
+    ) -> None:
         delivery = job.delivery
         n = delivery.attempts + 1
-        outcome = classify(result.status_code, timed_out=result.timed_out, retry_after_s=result.retry_after_s)
+        outcome = classify(
+            result.status_code, timed_out=result.timed_out, retry_after_s=result.retry_after_s
+        )
         metrics.ATTEMPT_LATENCY.observe(result.latency_ms / 1000)
         metrics.DELIVERY_ATTEMPTS.labels(_result_label(result)).inc()
         next_at: int | None = None
@@ -343,8 +375,17 @@ class Engine:
                 next_at = result.at_us + int(delay * 1_000_000)
         if status != "pending":
             metrics.DELIVERIES.labels(status).inc()
-        attempt = Attempt(n, result.at_us, result.status_code, round(result.latency_ms, 3), result.error, result.response_body)
-        self._records.append(AttemptRecord(delivery.id, endpoint.id, attempt, status, next_at, outcome.succeeded))
+        attempt = Attempt(
+            n,
+            result.at_us,
+            result.status_code,
+            round(result.latency_ms, 3),
+            result.error,
+            result.response_body,
+        )
+        self._records.append(
+            AttemptRecord(delivery.id, endpoint.id, attempt, status, next_at, outcome.succeeded)
+        )
         self._wake_record.set()
         if outcome.succeeded:
             endpoint.failing_since_us = None
@@ -354,7 +395,9 @@ class Engine:
             if outcome.gone:
                 await self.on_disable(endpoint, "the receiver answered 410 Gone")
             elif result.at_us - endpoint.failing_since_us >= self.disable_after_us:
-                await self.on_disable(endpoint, "only failures for longer than TIDINGS_WEBHOOK_DISABLE_AFTER_S")
+                await self.on_disable(
+                    endpoint, "only failures for longer than TIDINGS_WEBHOOK_DISABLE_AFTER_S"
+                )
 
     async def record_loop(self) -> None:
         """Write attempt results in batches: one transaction for everything that finished."""

@@ -22,8 +22,16 @@ logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 RESPONSE_BODY_LIMIT = 4096  # bytes of the receiver's answer kept in the attempt log
 RESERVED_HEADERS = {
-    "host", "content-length", "content-type", "transfer-encoding", "connection",
-    "webhook-id", "webhook-timestamp", "webhook-signature", "x-signature", "user-agent",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-signature",
+    "user-agent",
     "traceparent",
 }
 
@@ -41,7 +49,10 @@ class AttemptResult:
 
 def request_body(event: Event, delivered_at_us: int) -> bytes:
     """``{"event": {...}, "delivered_at": "..."}`` splicing the event's cached JSON."""
-    return b'{"event":%s,"delivered_at":"%s"}' % (event.encode(), format_us(delivered_at_us).encode())
+    return b'{"event":%s,"delivered_at":"%s"}' % (
+        event.encode(),
+        format_us(delivered_at_us).encode(),
+    )
 
 
 class Sender:
@@ -50,7 +61,9 @@ class Sender:
         self.client = httpx2.AsyncClient(
             timeout=httpx2.Timeout(timeout_s),
             follow_redirects=False,  # a 3xx is a failed attempt, never followed
-            limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=httpx2.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
             trust_env=False,
         )
         self.user_agent = f"tidings/{__version__}"
@@ -63,7 +76,9 @@ class Sender:
         started = time.perf_counter()
         body = request_body(event, at)
         headers = dict(endpoint.headers)
-        headers.update(signature_headers(endpoint.live_secrets(at), message_id, at // 1_000_000, body))
+        headers.update(
+            signature_headers(endpoint.live_secrets(at), message_id, at // 1_000_000, body)
+        )
         headers["Content-Type"] = "application/json"
         headers["User-Agent"] = self.user_agent
         headers["traceparent"] = f"00-{event.trace_id}-{os.urandom(8).hex()}-01"
@@ -75,7 +90,9 @@ class Sender:
             headers["Host"] = target.host_header
         extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
         try:
-            request = self.client.build_request("POST", target.url, content=body, headers=headers, extensions=extensions)
+            request = self.client.build_request(
+                "POST", target.url, content=body, headers=headers, extensions=extensions
+            )
             response = await self.client.send(request, stream=True)
             try:
                 kept = bytearray()

@@ -30,7 +30,9 @@ DISABLED_EVENT_TYPE = "tidings.webhook.disabled"
 
 
 def _invalid(field: str, message: str) -> TidingsError:
-    return TidingsError(422, "validation_error", message, details=[{"loc": ["body", field], "msg": message}])
+    return TidingsError(
+        422, "validation_error", message, details=[{"loc": ["body", field], "msg": message}]
+    )
 
 
 class DeliveryService:
@@ -46,9 +48,14 @@ class DeliveryService:
             allow_private=settings.webhook_allow_private,
             max_connections=settings.delivery_concurrency * 2,
         )
-        self.schedule = RetrySchedule(parse_schedule(settings.webhook_retry_schedule), settings.webhook_throttle_s)
+        self.schedule = RetrySchedule(
+            parse_schedule(settings.webhook_retry_schedule), settings.webhook_throttle_s
+        )
         self.engine = Engine(
-            store, self.state, self.sender, self.schedule,
+            store,
+            self.state,
+            self.sender,
+            self.schedule,
             concurrency=settings.delivery_concurrency,
             disable_after_s=settings.webhook_disable_after_s,
             on_disable=self.disable,
@@ -102,7 +109,9 @@ class DeliveryService:
     async def get(self, tenant: str, endpoint_id: str) -> Endpoint:
         endpoint = await self.state.get_endpoint(tenant, endpoint_id)
         if endpoint is None:
-            raise TidingsError(404, "webhook_not_found", f"no webhook endpoint with id {endpoint_id!r}")
+            raise TidingsError(
+                404, "webhook_not_found", f"no webhook endpoint with id {endpoint_id!r}"
+            )
         return endpoint
 
     async def list(self, tenant: str) -> list[Endpoint]:
@@ -129,7 +138,9 @@ class DeliveryService:
 
     async def delete(self, tenant: str, endpoint_id: str) -> None:
         if not await self.state.delete_endpoint(tenant, endpoint_id, now_us()):
-            raise TidingsError(404, "webhook_not_found", f"no webhook endpoint with id {endpoint_id!r}")
+            raise TidingsError(
+                404, "webhook_not_found", f"no webhook endpoint with id {endpoint_id!r}"
+            )
         self.engine.drop_endpoint(endpoint_id)
 
     async def rotate(self, tenant: str, endpoint_id: str, secret: str | None) -> Endpoint:
@@ -164,7 +175,9 @@ class DeliveryService:
             "subject": endpoint.id,
             "data": {"webhook_id": endpoint.id, "url": endpoint.url, "reason": reason},
         }
-        limits = Limits(max_event_bytes=self.settings.max_event_bytes, max_batch=self.settings.max_batch)
+        limits = Limits(
+            max_event_bytes=self.settings.max_event_bytes, max_batch=self.settings.max_batch
+        )
         candidates, _ = candidates_from_json(body, PublishContext(tenant=endpoint.tenant), limits)
         await self.publisher.publish(candidates, transport="internal")
 
@@ -185,18 +198,27 @@ class DeliveryService:
     async def retry(self, tenant: str, delivery_id: str) -> tuple[Delivery, list[Attempt]]:
         delivery, _ = await self.delivery(tenant, delivery_id)
         if delivery.status == "pending":
-            raise TidingsError(409, "delivery_pending", "the delivery is still pending; it will be attempted")
+            raise TidingsError(
+                409, "delivery_pending", "the delivery is still pending; it will be attempted"
+            )
         endpoint = await self.get(tenant, delivery.webhook_id)
         if not endpoint.active:
             raise TidingsError(409, "webhook_disabled", "the endpoint is disabled; enable it first")
         events = await self.store.read_log(delivery.event_seq - 1, delivery.event_seq, 1)
         if not events:
-            raise TidingsError(410, "event_purged", "the event was deleted by retention; it cannot be sent again")
+            raise TidingsError(
+                410, "event_purged", "the event was deleted by retention; it cannot be sent again"
+            )
         await self.state.retry_delivery(tenant, delivery_id, now_us())
         return await self.delivery(tenant, delivery_id)
 
     async def replay(
-        self, tenant: str, endpoint_id: str, since_us: int | None, until_us: int | None, only_failed: bool
+        self,
+        tenant: str,
+        endpoint_id: str,
+        since_us: int | None,
+        until_us: int | None,
+        only_failed: bool,
     ) -> int:
         """Send the window's events again under the endpoint's current filter, in chunks."""
         endpoint = await self.get(tenant, endpoint_id)
@@ -205,7 +227,13 @@ class DeliveryService:
         failed_seqs: set[int] | None = None
         if only_failed:
             failed_seqs = await self._failed_seqs(tenant, endpoint_id)
-        query = Query(filter=endpoint.matcher, since_us=since_us, until_us=until_us, order="asc", limit=REPLAY_CHUNK)
+        query = Query(
+            filter=endpoint.matcher,
+            since_us=since_us,
+            until_us=until_us,
+            order="asc",
+            limit=REPLAY_CHUNK,
+        )
         total = 0
         after: int | None = None
         while True:
@@ -234,10 +262,18 @@ class DeliveryService:
         jobs = [
             Job(
                 Delivery(
-                    id=uuid7(), tenant=endpoint.tenant, webhook_id=endpoint.id, event_seq=e.seq,
-                    event_id=e.id, message_id=message_id(endpoint.id, e.id), status="pending",
-                    attempts=0, max_attempts=self.schedule.attempts, next_attempt_at_us=now,
-                    created_at_us=now, updated_at_us=now,
+                    id=uuid7(),
+                    tenant=endpoint.tenant,
+                    webhook_id=endpoint.id,
+                    event_seq=e.seq,
+                    event_id=e.id,
+                    message_id=message_id(endpoint.id, e.id),
+                    status="pending",
+                    attempts=0,
+                    max_attempts=self.schedule.attempts,
+                    next_attempt_at_us=now,
+                    created_at_us=now,
+                    updated_at_us=now,
                 ),
                 e,
             )
@@ -255,9 +291,13 @@ class DeliveryService:
         oldest_age = (now - s.oldest_pending_us) / 1_000_000 if s.oldest_pending_us else 0.0
         metrics.OLDEST_PENDING.set(oldest_age)
         return {
-            "by_status": {k: s.by_status.get(k, 0) for k in ("pending", "succeeded", "failed", "cancelled")},
+            "by_status": {
+                k: s.by_status.get(k, 0) for k in ("pending", "succeeded", "failed", "cancelled")
+            },
             "queue_depth": self.engine.queued(),
             "oldest_pending_seconds": round(oldest_age, 3),
-            "success_rate_last_hour": round(attempts.get("succeeded", 0) / tried, 4) if tried else None,
+            "success_rate_last_hour": round(attempts.get("succeeded", 0) / tried, 4)
+            if tried
+            else None,
             "endpoints": sum(1 for e in self.engine.endpoints.values() if e.tenant == tenant),
         }

@@ -52,7 +52,9 @@ class Endpoint:
 
     def live_secrets(self, now_us: int) -> list[str]:
         """Secrets that sign now, newest first."""
-        return [s.secret for s in self.secrets if s.expires_at_us is None or s.expires_at_us > now_us]
+        return [
+            s.secret for s in self.secrets if s.expires_at_us is None or s.expires_at_us > now_us
+        ]
 
 
 @dataclass(slots=True)
@@ -126,7 +128,9 @@ class DeliveryStore(Protocol):
 
     async def cancel_pending(self, tenant: str, endpoint_id: str) -> int: ...
 
-    async def get_delivery(self, tenant: str, delivery_id: str) -> tuple[Delivery, list[Attempt]] | None: ...
+    async def get_delivery(
+        self, tenant: str, delivery_id: str
+    ) -> tuple[Delivery, list[Attempt]] | None: ...
 
     async def list_deliveries(
         self, tenant: str, endpoint_id: str, status: Status | None, limit: int, before: str | None

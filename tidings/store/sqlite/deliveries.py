@@ -29,19 +29,46 @@ def _dumps(value: Any) -> str:
 
 
 def _endpoint(row: tuple[Any, ...]) -> Endpoint:
-    (id_, tenant, url, events, filter_, secrets, active, description, rate_limit, headers,
-     created, updated, disabled_reason, cursor, failing_since) = row
+    (
+        id_,
+        tenant,
+        url,
+        events,
+        filter_,
+        secrets,
+        active,
+        description,
+        rate_limit,
+        headers,
+        created,
+        updated,
+        disabled_reason,
+        cursor,
+        failing_since,
+    ) = row
     return Endpoint(
-        id=id_, tenant=tenant, url=url, events=orjson.loads(events), filter=orjson.loads(filter_),
+        id=id_,
+        tenant=tenant,
+        url=url,
+        events=orjson.loads(events),
+        filter=orjson.loads(filter_),
         secrets=[Secret(s["secret"], s.get("expires_at_us")) for s in orjson.loads(secrets)],
-        active=bool(active), description=description, rate_limit=rate_limit,
-        headers=orjson.loads(headers), created_at_us=created, updated_at_us=updated,
-        disabled_reason=disabled_reason, cursor=cursor, failing_since_us=failing_since,
+        active=bool(active),
+        description=description,
+        rate_limit=rate_limit,
+        headers=orjson.loads(headers),
+        created_at_us=created,
+        updated_at_us=updated,
+        disabled_reason=disabled_reason,
+        cursor=cursor,
+        failing_since_us=failing_since,
     )
 
 
 def _secrets(endpoint: Endpoint) -> str:
-    return _dumps([{"secret": s.secret, "expires_at_us": s.expires_at_us} for s in endpoint.secrets])
+    return _dumps(
+        [{"secret": s.secret, "expires_at_us": s.expires_at_us} for s in endpoint.secrets]
+    )
 
 
 def _delivery(row: tuple[Any, ...]) -> Delivery:
@@ -58,16 +85,42 @@ class SqliteDeliveryStore:
 
     async def create_endpoint(self, endpoint: Endpoint) -> None:
         e = endpoint
-        args = (e.id, e.tenant, e.url, _dumps(e.events), _dumps(e.filter), _secrets(e), int(e.active),
-                e.description, e.rate_limit, _dumps(e.headers), e.created_at_us, e.updated_at_us,
-                e.disabled_reason, e.cursor, e.failing_since_us)
+        args = (
+            e.id,
+            e.tenant,
+            e.url,
+            _dumps(e.events),
+            _dumps(e.filter),
+            _secrets(e),
+            int(e.active),
+            e.description,
+            e.rate_limit,
+            _dumps(e.headers),
+            e.created_at_us,
+            e.updated_at_us,
+            e.disabled_reason,
+            e.cursor,
+            e.failing_since_us,
+        )
         await self._store.write(lambda conn: conn.execute(Q["insert_endpoint"], args))
 
     async def save_endpoint(self, endpoint: Endpoint) -> None:
         e = endpoint
-        args = (e.url, _dumps(e.events), _dumps(e.filter), _secrets(e), int(e.active), e.description,
-                e.rate_limit, _dumps(e.headers), e.updated_at_us, e.disabled_reason,
-                e.failing_since_us, e.tenant, e.id)
+        args = (
+            e.url,
+            _dumps(e.events),
+            _dumps(e.filter),
+            _secrets(e),
+            int(e.active),
+            e.description,
+            e.rate_limit,
+            _dumps(e.headers),
+            e.updated_at_us,
+            e.disabled_reason,
+            e.failing_since_us,
+            e.tenant,
+            e.id,
+        )
         await self._store.write(lambda conn: conn.execute(Q["update_endpoint"], args))
 
     async def delete_endpoint(self, tenant: str, endpoint_id: str, now_us: int = 0) -> bool:
@@ -89,11 +142,28 @@ class SqliteDeliveryStore:
             lambda conn: [_endpoint(r) for r in conn.execute(Q["select_endpoints"], (tenant,))]
         )
 
-    async def dispatch(self, deliveries: Sequence[Delivery], cursors: dict[str, int], lease_until_us: int | None = None) -> None:
+    async def dispatch(
+        self,
+        deliveries: Sequence[Delivery],
+        cursors: dict[str, int],
+        lease_until_us: int | None = None,
+    ) -> None:
         rows = [
-            (d.id, d.tenant, d.webhook_id, d.event_seq, d.event_id, d.message_id, d.status,
-             d.attempts, d.max_attempts, d.next_attempt_at_us, lease_until_us, d.created_at_us,
-             d.updated_at_us)
+            (
+                d.id,
+                d.tenant,
+                d.webhook_id,
+                d.event_seq,
+                d.event_id,
+                d.message_id,
+                d.status,
+                d.attempts,
+                d.max_attempts,
+                d.next_attempt_at_us,
+                lease_until_us,
+                d.created_at_us,
+                d.updated_at_us,
+            )
             for d in deliveries
         ]
 
@@ -115,10 +185,22 @@ class SqliteDeliveryStore:
         def run(conn: sqlite3.Connection) -> None:
             for r in records:
                 a = r.attempt
-                conn.execute(Q["insert_attempt"], (r.delivery_id, a.n, a.at_us, a.status_code,
-                                                   a.latency_ms, a.error, a.response_body))
-                conn.execute(Q["finish_attempt"], (r.status, a.n, r.next_attempt_at_us, now_us,
-                                                   r.delivery_id))
+                conn.execute(
+                    Q["insert_attempt"],
+                    (
+                        r.delivery_id,
+                        a.n,
+                        a.at_us,
+                        a.status_code,
+                        a.latency_ms,
+                        a.error,
+                        a.response_body,
+                    ),
+                )
+                conn.execute(
+                    Q["finish_attempt"],
+                    (r.status, a.n, r.next_attempt_at_us, now_us, r.delivery_id),
+                )
                 if r.succeeded:
                     conn.execute(Q["endpoint_succeeded"], (r.webhook_id,))
                 else:
@@ -134,7 +216,9 @@ class SqliteDeliveryStore:
             lambda conn: conn.execute(Q["cancel_pending"], (now_us, tenant, endpoint_id)).rowcount
         )
 
-    async def get_delivery(self, tenant: str, delivery_id: str) -> tuple[Delivery, list[Attempt]] | None:
+    async def get_delivery(
+        self, tenant: str, delivery_id: str
+    ) -> tuple[Delivery, list[Attempt]] | None:
         def run(conn: sqlite3.Connection) -> tuple[Delivery, list[Attempt]] | None:
             row = conn.execute(Q["select_delivery"], (tenant, delivery_id)).fetchone()
             if row is None:
@@ -147,7 +231,9 @@ class SqliteDeliveryStore:
         self, tenant: str, endpoint_id: str, status: Status | None, limit: int, before: str | None
     ) -> list[tuple[Delivery, list[Attempt]]]:
         def run(conn: sqlite3.Connection) -> list[tuple[Delivery, list[Attempt]]]:
-            rows = conn.execute(Q["select_deliveries"], (tenant, endpoint_id, status, before, limit))
+            rows = conn.execute(
+                Q["select_deliveries"], (tenant, endpoint_id, status, before, limit)
+            )
             found = [_delivery(r) for r in rows.fetchall()]
             return [(d, _attempts(conn, d.id)) for d in found]
 
@@ -163,7 +249,9 @@ class SqliteDeliveryStore:
 
     async def retention_floor(self) -> int | None:
         def run(conn: sqlite3.Connection) -> int | None:
-            values = [conn.execute(Q[name]).fetchone()[0] for name in ("floor_pending", "floor_cursors")]
+            values = [
+                conn.execute(Q[name]).fetchone()[0] for name in ("floor_pending", "floor_cursors")
+            ]
             present = [int(v) for v in values if v is not None]
             return min(present) if present else None
 
@@ -171,7 +259,9 @@ class SqliteDeliveryStore:
 
     async def purge_finished(self, older_than_us: int) -> int:
         def chunk(conn: sqlite3.Connection) -> int:
-            ids = [r[0] for r in conn.execute(Q["purge_finished_chunk"], (older_than_us, PURGE_CHUNK))]
+            ids = [
+                r[0] for r in conn.execute(Q["purge_finished_chunk"], (older_than_us, PURGE_CHUNK))
+            ]
             conn.executemany(Q["delete_attempts"], [(i,) for i in ids])
             return len(ids)
 
@@ -186,7 +276,9 @@ class SqliteDeliveryStore:
         def run(conn: sqlite3.Connection) -> DeliveryStats:
             by_status = dict(conn.execute(Q["count_by_status"], (tenant,)).fetchall())
             oldest = conn.execute(Q["oldest_pending"], (tenant,)).fetchone()[0]
-            recent = dict(conn.execute(Q["attempts_since"], (tenant, now_us - 3_600_000_000)).fetchall())
+            recent = dict(
+                conn.execute(Q["attempts_since"], (tenant, now_us - 3_600_000_000)).fetchall()
+            )
             return DeliveryStats(by_status, oldest, recent)
 
         return await self._store.read(run)
@@ -199,4 +291,6 @@ class SqliteDeliveryStore:
         return await self._store.read(run)
 
     async def set_sink_cursor(self, sink: str, tenant: str, position: int, now_us: int) -> None:
-        await self._store.write(lambda conn: conn.execute(Q["set_sink_cursor"], (sink, tenant, position, now_us)))
+        await self._store.write(
+            lambda conn: conn.execute(Q["set_sink_cursor"], (sink, tenant, position, now_us))
+        )

@@ -7,7 +7,10 @@ INSERT INTO events (tenant, id, type, source, subject, time_us, received_at_us, 
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: last_position
-SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(received_at_us), 0) FROM events;
+-- received_at never decreases with seq, so the newest row holds the latest stamp: no scan
+SELECT COALESCE(MAX(seq), 0),
+       COALESCE((SELECT received_at_us FROM events ORDER BY seq DESC LIMIT 1), 0)
+FROM events;
 
 -- name: sequence_position
 -- after a purge of the newest rows MAX(seq) forgets, AUTOINCREMENT's counter does not

@@ -1,0 +1,315 @@
+"""``tidings webhooks``: register endpoints, look at their deliveries, retry and replay."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tidings.cli.filters import resolve_time
+from tidings.cli.http import UrlOption, answer_json, check, connect, err
+
+out = Console(highlight=False, soft_wrap=True)
+webhooks = typer.Typer(
+    name="webhooks",
+    help="Outbound webhook endpoints: add, list, show, enable, disable, delete, deliveries, retry, replay.",
+    no_args_is_help=True,
+)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the server's JSON answer.")]
+
+
+def _print_json(body: Any) -> None:
+    typer.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+
+
+def _endpoint_table(endpoints: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("id", "url", "events", "active", "disabled_reason", "description"):
+        table.add_column(name, overflow="fold")
+    for e in endpoints:
+        table.add_row(
+            Text(e["id"]),
+            Text(e["url"]),
+            Text(",".join(e["events"])),
+            Text("yes" if e["active"] else "no"),
+            Text(e.get("disabled_reason") or ""),
+            Text(e.get("description") or ""),
+        )
+    return table
+
+
+def _show_endpoint(body: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(body)
+        return
+    for key, value in body.items():
+        shown = orjson.dumps(value).decode() if isinstance(value, dict | list) else str(value)
+        out.print(Text(f"{key:16} {shown}"))
+    if "secret" in body:
+        err.print("keep the secret: it is shown only now (and after rotate-secret)", markup=False)
+
+
+@webhooks.command("add")
+def add(
+    url_: Annotated[str, typer.Argument(metavar="URL", help="Where to POST the events.")],
+    events: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--events",
+            "-e",
+            help="Type patterns (repeatable); default # (all).",
+            show_default=False,
+        ),
+    ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only these sources.", show_default=False)
+    ] = None,
+    exclude_source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude-source", help="Never these sources (echo suppression).", show_default=False
+        ),
+    ] = None,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            "--secret",
+            help="Signing secret, 16+ characters (default: generated whsec_...).",
+            show_default=False,
+        ),
+    ] = None,
+    description: Annotated[str | None, typer.Option("--description", show_default=False)] = None,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option("--rate-limit", help="Requests per second at most.", show_default=False),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header", "-H", help="Extra header 'Name: value' (repeatable).", show_default=False
+        ),
+    ] = None,
+    inactive: Annotated[bool, typer.Option("--inactive", help="Register it disabled.")] = False,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Register an endpoint. Prints its id and signing secret.
+
+    Examples:
+
+      tidings webhooks add https://example.com/hooks --events 'order.*'
+
+      tidings webhooks add https://ci.example.com/in -e 'build.#' --exclude-source ci -H 'Authorization: Bearer t'
+    """
+    headers: dict[str, str] = {}
+    for item in header or []:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"{item!r} is not 'Name: value'", param_hint="--header")
+        headers[name.strip()] = value.strip()
+    body: dict[str, Any] = {"url": url_, "events": events or ["#"], "active": not inactive}
+    for key, value in (
+        ("secret", secret),
+        ("description", description),
+        ("rate_limit", rate_limit),
+    ):
+        if value is not None:
+            body[key] = value
+    if headers:
+        body["headers"] = headers
+    if source:
+        body["source"] = source
+    if exclude_source:
+        body["exclude_source"] = exclude_source
+    with connect(url) as client:
+        _show_endpoint(answer_json(client.post("/v1/webhooks", json=body), "id"), as_json)
+
+
+@webhooks.command("list")
+def list_(as_json: JsonOption = False, url: UrlOption = None) -> None:
+    """List the endpoints.
+
+    Examples:
+
+      tidings webhooks list
+    """
+    with connect(url) as client:
+        found = answer_json(client.get("/v1/webhooks"), "webhooks")["webhooks"]
+    if as_json:
+        _print_json(found)
+    elif found:
+        out.print(_endpoint_table(found))
+    else:
+        err.print("no webhook endpoints", markup=False)
+
+
+@webhooks.command("show")
+def show(webhook_id: str, as_json: JsonOption = False, url: UrlOption = None) -> None:
+    """Show one endpoint.
+
+    Examples:
+
+      tidings webhooks show wh_01a2...
+    """
+    with connect(url) as client:
+        _show_endpoint(answer_json(client.get(f"/v1/webhooks/{webhook_id}"), "id"), as_json)
+
+
+def _set_active(webhook_id: str, active: bool, url: str | None) -> None:
+    with connect(url) as client:
+        body = answer_json(
+            client.patch(f"/v1/webhooks/{webhook_id}", json={"active": active}), "id"
+        )
+    err.print(f"{body['id']} is now {'enabled' if body['active'] else 'disabled'}", markup=False)
+
+
+@webhooks.command("enable")
+def enable(webhook_id: str, url: UrlOption = None) -> None:
+    """Enable an endpoint: it receives events from now on (replay sends what it missed).
+
+    Examples:
+
+      tidings webhooks enable wh_01a2...
+    """
+    _set_active(webhook_id, True, url)
+
+
+@webhooks.command("disable")
+def disable(webhook_id: str, url: UrlOption = None) -> None:
+    """Disable an endpoint: it receives nothing and its pending deliveries are cancelled.
+
+    Examples:
+
+      tidings webhooks disable wh_01a2...
+    """
+    _set_active(webhook_id, False, url)
+
+
+@webhooks.command("delete")
+def delete(webhook_id: str, url: UrlOption = None) -> None:
+    """Delete an endpoint (its pending deliveries are cancelled).
+
+    Examples:
+
+      tidings webhooks delete wh_01a2...
+    """
+    with connect(url) as client:
+        check(client.delete(f"/v1/webhooks/{webhook_id}"))
+    err.print(f"deleted {webhook_id}", markup=False)
+
+
+def _delivery_table(deliveries: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("id", "event seq", "status", "attempts", "last", "next attempt"):
+        table.add_column(name, overflow="fold")
+    for d in deliveries:
+        last = d["attempts"][-1] if d["attempts"] else None
+        last_text = ""
+        if last:
+            last_text = (
+                str(last["status_code"])
+                if last["status_code"] is not None
+                else (last["error"] or "")
+            )
+        table.add_row(
+            Text(d["id"]),
+            Text(str(d["event_seq"])),
+            Text(d["status"]),
+            Text(str(len(d["attempts"]))),
+            Text(last_text),
+            Text(d.get("next_attempt_at") or ""),
+        )
+    return table
+
+
+@webhooks.command("deliveries")
+def deliveries(
+    webhook_id: str,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help="pending, succeeded, failed or cancelled.", show_default=False
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 50,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """An endpoint's deliveries, newest first, with their attempts.
+
+    Examples:
+
+      tidings webhooks deliveries wh_01a2... --status failed
+    """
+    params: dict[str, str | int] = {"limit": limit}
+    if status:
+        params["status"] = status
+    with connect(url) as client:
+        body = answer_json(
+            client.get(f"/v1/webhooks/{webhook_id}/deliveries", params=params), "deliveries"
+        )
+    if as_json:
+        _print_json(body)
+    elif body["deliveries"]:
+        out.print(_delivery_table(body["deliveries"]))
+    else:
+        err.print("no deliveries", markup=False)
+
+
+@webhooks.command("retry")
+def retry(delivery_id: str, as_json: JsonOption = False, url: UrlOption = None) -> None:
+    """Send one delivery again now.
+
+    Examples:
+
+      tidings webhooks retry 01a2131a-219b-70fc-b480-55256c1e2b53
+    """
+    with connect(url) as client:
+        body = answer_json(client.post(f"/v1/deliveries/{delivery_id}/retry"), "id")
+    if as_json:
+        _print_json(body)
+    else:
+        err.print(f"{body['id']} is {body['status']}", markup=False)
+
+
+@webhooks.command("replay")
+def replay(
+    webhook_id: str,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="ISO 8601 or a duration ago (2h).", show_default=False),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="ISO 8601 or a duration ago.", show_default=False)
+    ] = None,
+    only_failed: Annotated[
+        bool, typer.Option("--only-failed", help="Only events whose delivery failed.")
+    ] = False,
+    url: UrlOption = None,
+) -> None:
+    """Send a window of events again under the endpoint's current filter (same webhook-id).
+
+    Examples:
+
+      tidings webhooks replay wh_01a2... --since 6h
+
+      tidings webhooks replay wh_01a2... --since 2026-11-24T00:00:00Z --only-failed
+    """
+    body: dict[str, Any] = {"only_failed": only_failed}
+    if since:
+        body["since"] = resolve_time(since)
+    if until:
+        body["until"] = resolve_time(until)
+    with connect(url) as client:
+        answer = answer_json(
+            client.post(f"/v1/webhooks/{webhook_id}/replay", json=body), "replayed"
+        )
+    err.print(f"replaying {answer['replayed']} events", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(webhooks)
