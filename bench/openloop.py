@@ -55,8 +55,14 @@ class Pool:
     async def acquire(self) -> Conn:
         counted = False
         while True:
-            if self.idle:
-                return self.idle.pop()
+            while self.idle:
+                conn = self.idle.pop()
+                # The server closes keep-alive connections left idle (uvicorn: after 5 s);
+                # its FIN has arrived by now, so such a connection is dropped, not reused.
+                if conn.reader.at_eof() or conn.writer.is_closing():
+                    self.discard(conn)
+                    continue
+                return conn
             if self.size < self.max_size:
                 self.size += 1
                 try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import resource
+import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,3 +87,74 @@ def children_cpu() -> float:
     """CPU seconds of the children this process has reaped so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def wait_for_quiet(
+    below_percent: float, max_wait_s: float, sample_s: float = 2.0
+) -> dict[str, float]:
+    """Wait (at most ``max_wait_s``) until the machine is less than ``below_percent`` busy
+    over ``sample_s``: other work on a shared machine is noise for whichever server runs."""
+    started = time.monotonic()
+    while True:
+        before = machine_cpu()
+        time.sleep(sample_s)
+        busy = machine_cpu_delta(before, machine_cpu())["machine_busy_percent"]
+        waited = time.monotonic() - started
+        if busy < below_percent or waited >= max_wait_s:
+            return {"idle_check_busy_percent": busy, "idle_wait_s": round(waited, 1)}
+
+
+def fsync_probe(directory: Path, count: int = 20) -> dict[str, float]:
+    """Median and worst time of ``count`` 4 KiB write + fsync pairs in ``directory``: how
+    fast the disk acknowledges a durable write just before a run."""
+    path = directory / "fsync-probe"
+    times: list[float] = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for _ in range(count):
+            began = time.perf_counter()
+            os.write(fd, b"x" * 4096)
+            os.fsync(fd)
+            times.append(time.perf_counter() - began)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return {
+        "fsync_p50_ms": round(1000 * statistics.median(times), 3),
+        "fsync_max_ms": round(1000 * max(times), 3),
+    }
+
+
+@dataclass(frozen=True)
+class DiskStats:
+    writes: int
+    write_ms: int
+    io_ms: int
+    flushes: int
+    flush_ms: int
+
+
+def disk_stats(path: Path) -> DiskStats | None:
+    """/proc/diskstats of the device holding ``path`` (None when it cannot be found)."""
+    device = os.stat(path).st_dev
+    wanted = (os.major(device), os.minor(device))
+    for line in Path("/proc/diskstats").read_text().splitlines():
+        f = line.split()
+        if (int(f[0]), int(f[1])) == wanted:
+            v = [int(x) for x in f[3:]] + [0] * 17
+            return DiskStats(writes=v[4], write_ms=v[7], io_ms=v[9], flushes=v[15], flush_ms=v[16])
+    return None
+
+
+def disk_delta(before: DiskStats | None, after: DiskStats | None, wall: float) -> dict[str, float]:
+    """Writes and flushes per second on the device, their mean time, and its busy percent."""
+    if before is None or after is None:
+        return {}
+    writes, flushes = after.writes - before.writes, after.flushes - before.flushes
+    return {
+        "disk_writes_per_s": round(writes / wall, 1),
+        "disk_write_ms_mean": round((after.write_ms - before.write_ms) / max(1, writes), 3),
+        "disk_flushes_per_s": round(flushes / wall, 1),
+        "disk_flush_ms_mean": round((after.flush_ms - before.flush_ms) / max(1, flushes), 3),
+        "disk_busy_percent": round(100 * (after.io_ms - before.io_ms) / (1000 * wall), 1),
+    }

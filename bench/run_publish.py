@@ -83,6 +83,8 @@ class Timing:
     run_s: float
     warmup_s: float
     rounds: int
+    quiet_below: float  # wait for the machine to be less busy than this (percent, 0: never)
+    quiet_wait_s: float  # but no longer than this
 
 
 def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -237,28 +239,44 @@ def measure(
     if not port_is_free(server.port):
         raise RuntimeError(f"port {server.port} is taken; is an earlier server still running?")
     data_dir = Path(tempfile.mkdtemp(prefix=f"{server.name}-{scenario.name}-", dir=work))
+    quiet: dict[str, float] = {}
+    if timing.quiet_below:
+        quiet = procstat.wait_for_quiet(timing.quiet_below, timing.quiet_wait_s)
     proc = start(server, data_dir, data_dir.with_suffix(".log"))
     try:
         run_wrk(scenario, server.port, timing.warmup_s, connections=4, threads=1)
-        commits_before = commit_stats(server.port) if server.name == "tidings" else {}
-        cpu_before, machine_before, t0 = (
-            procstat.process_cpu(proc.pid),
-            procstat.machine_cpu(),
-            time.perf_counter(),
-        )
+        probe = procstat.fsync_probe(data_dir)
+        is_tidings = server.name == "tidings"
+        commits_before = commit_stats(server.port) if is_tidings else {}
+        cpu_before, machine_before = procstat.process_cpu(proc.pid), procstat.machine_cpu()
+        disk_before, t0 = procstat.disk_stats(data_dir), time.perf_counter()
         if rate is None:
             result = run_wrk(scenario, server.port, timing.run_s, scenario.connections)
         else:
             result = run_openloop(scenario, server.port, timing.run_s, rate)
         wall = time.perf_counter() - t0
         cpu_after, machine_after = procstat.process_cpu(proc.pid), procstat.machine_cpu()
-        commits_after = commit_stats(server.port) if server.name == "tidings" else {}
-        stored = json.loads(http_get(server.port, "/v1/stats", timeout=30)[1])["events"]["total"]
+        disk_after = procstat.disk_stats(data_dir)
+        commits_after = commit_stats(server.port) if is_tidings else {}
+        stats = http_get(server.port, "/v1/stats", timeout=30)[1]
     finally:
         stop(proc)
     result.update(procstat.process_cpu_delta(cpu_before, cpu_after, wall))
     result.update(procstat.machine_cpu_delta(machine_before, machine_after))
+    result.update(procstat.disk_delta(disk_before, disk_after, wall))
+    result.update(quiet)
+    result.update(probe)
+    # What the rest of the machine used meanwhile (neither this server nor the load
+    # generator), in percent of one core: the noise this run had to live with.
+    cores = os.cpu_count() or 1
+    result["other_cpu_percent"] = round(
+        cores * result["machine_busy_percent"]
+        - result["cpu_percent"]
+        - result["loadgen_cpu_percent"],
+        1,
+    )
     result["commits"] = commit_delta(commits_before, commits_after, wall)
+    stored = json.loads(stats)["events"]["total"]
     result["stored_events"] = stored  # warm-up included; at least every acknowledged event
     result["acknowledged_all_stored"] = stored >= result["ok"] * scenario.batch
     result["server_exit_code"] = proc.returncode
@@ -326,11 +344,25 @@ def main() -> None:
     parser.add_argument(
         "--half-rate", type=float, help="openhalf rate, instead of half Tidings' peak"
     )
+    parser.add_argument(
+        "--quiet-below",
+        type=float,
+        default=25.0,
+        help="before each run, wait until the machine is less busy than this percent of all "
+        "cores (0: do not wait)",
+    )
+    parser.add_argument(
+        "--quiet-wait", type=float, help="longest wait for quiet, seconds (default 60, quick 10)"
+    )
     args = parser.parse_args()
     timing = Timing(
         run_s=args.seconds or (3.0 if args.quick else 15.0),
         warmup_s=1.0 if args.quick else 3.0,
         rounds=args.rounds or (1 if args.quick else 2),
+        quiet_below=args.quiet_below,
+        quiet_wait_s=args.quiet_wait
+        if args.quiet_wait is not None
+        else (10.0 if args.quick else 60.0),
     )
     if not 1 <= timing.rounds <= 5 or not 1 <= timing.run_s <= 120:
         parser.error("rounds must be 1-5 and seconds 1-120")
@@ -388,7 +420,13 @@ def main() -> None:
         "started": started.isoformat(timespec="seconds"),
         "command": " ".join([".venv/bin/python", "bench/run_publish.py", *sys.argv[1:]]),
         "machine": machine_info(),
-        "timing": {"run_s": timing.run_s, "warmup_s": timing.warmup_s, "rounds": timing.rounds},
+        "timing": {
+            "run_s": timing.run_s,
+            "warmup_s": timing.warmup_s,
+            "rounds": timing.rounds,
+            "quiet_below_percent": timing.quiet_below,
+            "quiet_wait_s": timing.quiet_wait_s,
+        },
         "half_rate": half_rate,
         "runs": runs,
     }

@@ -127,15 +127,22 @@ class MemoryStore:
             except Exception:  # one broken listener must not stop the others
                 log.exception("commit listener failed")
 
-    async def purge(self, older_than_us: int, chunk: int = 1000) -> int:
-        """Delete events received before ``older_than_us``; ``chunk`` only matters on disk."""
+    async def purge(
+        self, older_than_us: int, chunk: int = 1000, keep_from: int | None = None
+    ) -> int:
+        """Delete events received before ``older_than_us``, but none from ``keep_from`` on.
+
+        ``chunk`` only matters on disk, where it bounds each transaction.
+        """
         if chunk < 1:
             raise ValueError("purge chunk must be at least 1")
         self._require_open()
         kept: list[Event] = []
         deleted: list[Event] = []
         for event in self._log:
-            (deleted if event.received_at_us < older_than_us else kept).append(event)
+            due = event.received_at_us < older_than_us
+            needed = keep_from is not None and event.seq >= keep_from
+            (deleted if due and not needed else kept).append(event)
         self._log = kept
         for event in deleted:
             tenant = event.tenant

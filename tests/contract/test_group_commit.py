@@ -12,6 +12,7 @@ import itertools
 import os
 import random
 import sqlite3
+import threading
 from bisect import bisect_left
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -377,17 +378,16 @@ class TestSqliteWriter:
         await store.open()
         try:
             await store.append([candidate(id="a")])
-            reading = asyncio.Event()
-            release = asyncio.Event()
-            loop = asyncio.get_running_loop()
+            reading, release = threading.Event(), threading.Event()
 
             def slow_read(conn: sqlite3.Connection) -> None:
-                loop.call_soon_threadsafe(reading.set)
-                asyncio.run_coroutine_threadsafe(release.wait(), loop).result()
+                reading.set()
+                release.wait(timeout=10)
                 conn.execute("SELECT 1").fetchone()
 
+            # The pool itself: no public read can be made to wait in its thread on demand.
             slow = asyncio.create_task(store._readers.run(slow_read))
-            await reading.wait()
+            assert await asyncio.to_thread(reading.wait, 10)
             slow.cancel()
             next_read = asyncio.create_task(store.get(DEFAULT_TENANT, "a"))
             await asyncio.sleep(0.05)

@@ -542,6 +542,22 @@ async def test_purge_in_small_chunks_deletes_everything_due(store: Store, clock:
     assert [e.id for e in await everything(store)] == ["new"]
 
 
+async def test_purge_keeps_every_event_from_keep_from_on_whatever_its_age(
+    store: Store, clock: FakeClock
+) -> None:
+    results = await store.append([candidate(data=n) for n in range(5)])
+    cutoff = clock.advance(1)
+    await store.append([candidate(id="new")])
+
+    deleted = await store.purge(cutoff, chunk=1, keep_from=results[2].seq)
+
+    assert deleted == 2
+    assert [e.data for e in await everything(store)][:3] == [2, 3, 4]
+    assert await store.purged_through(DEFAULT_TENANT) == results[1].seq
+    assert await store.earliest(DEFAULT_TENANT) == results[2].seq
+    assert await store.purge(cutoff) == 3
+
+
 async def test_purged_through_is_zero_for_a_tenant_never_purged(store: Store) -> None:
     await store.append([candidate()])
     assert await store.purged_through(DEFAULT_TENANT) == 0

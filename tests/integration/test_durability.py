@@ -64,9 +64,9 @@ async def flood(server: ServerProcess, ledger: Ledger, cycle: int, stop: asyncio
             n = 0
             while not stop.is_set():
                 count = BATCH_SIZE if n % BATCH_EVERY == 0 else 1
-                events = []
+                events: list[dict[str, Any]] = []
                 for _ in range(count):
-                    event = {
+                    event: dict[str, Any] = {
                         "id": f"c{cycle}-p{number}-{n}-{uuid.uuid4().hex[:6]}",
                         "type": "durable.write",
                         "source": f"publisher-{number}",
@@ -106,7 +106,9 @@ async def load_then(server: ServerProcess, ledger: Ledger, cycle: int, sig: int)
         if len(ledger.acked) >= goal or publishing.done():
             break
         await asyncio.sleep(0.05)
-    assert not publishing.done(), "the publishers stopped before the signal"
+    if publishing.done():
+        publishing.result()  # raises what stopped the publishers, if anything did
+        raise AssertionError("the publishers stopped before the signal")
     code = await asyncio.to_thread(server.stop, sig)
     stop.set()
     await asyncio.wait_for(publishing, 60)

@@ -113,7 +113,9 @@ def test_a_chunked_body_over_the_limit_is_refused(client: httpx.Client) -> None:
             yield b"y" * 1024
         yield b'"}]'
 
-    answer = client.post("/v1/events", content=chunks(), headers={"content-type": "application/json"})
+    answer = client.post(
+        "/v1/events", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert answer.request.headers["transfer-encoding"] == "chunked"
     assert "content-length" not in answer.request.headers
     assert_error(answer, 413, "body_too_large")
@@ -125,7 +127,9 @@ def test_a_chunked_body_within_the_limit_is_accepted(client: httpx.Client) -> No
         yield b'{"type": "small.chunked",'
         yield b' "data": {"ok": true}}'
 
-    answer = client.post("/v1/events", content=chunks(), headers={"content-type": "application/json"})
+    answer = client.post(
+        "/v1/events", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 201
 
 
@@ -215,7 +219,9 @@ def test_an_idempotency_conflict_stores_nothing_of_the_request(client: httpx.Cli
     key = unique("key")
     headers = {"Idempotency-Key": key}
     client.post("/v1/events", json={"type": "a", "source": source, "data": 1}, headers=headers)
-    answer = client.post("/v1/events", json={"type": "a", "source": source, "data": 2}, headers=headers)
+    answer = client.post(
+        "/v1/events", json={"type": "a", "source": source, "data": 2}, headers=headers
+    )
     assert_error(answer, 409, "idempotency_conflict")
     assert count(client, source) == 1
 
@@ -233,7 +239,12 @@ def test_an_unknown_event_id_is_not_found(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/nope"), ("POST", "/v1/nothing"), ("GET", "/v1/events/a/b"), ("DELETE", "/v2/events")],
+    [
+        ("GET", "/nope"),
+        ("POST", "/v1/nothing"),
+        ("GET", "/v1/events/a/b"),
+        ("DELETE", "/v2/events"),
+    ],
 )
 def test_an_unknown_route_is_a_json_404(client: httpx.Client, method: str, path: str) -> None:
     assert_error(client.request(method, path), 404, "not_found")
@@ -253,8 +264,9 @@ def test_an_unknown_route_is_a_json_404(client: httpx.Client, method: str, path:
 def test_a_wrong_method_is_a_json_405_listing_every_allowed_method(
     client: httpx.Client, method: str, path: str, allowed: set[str]
 ) -> None:
-    error = assert_error(client.request(method, path), 405, "method_not_allowed")
-    allow = client.request(method, path).headers["allow"]
+    answer = client.request(method, path)
+    error = assert_error(answer, 405, "method_not_allowed")
+    allow = answer.headers["allow"]
     assert {m.strip() for m in allow.split(",")} - {"HEAD"} == allowed
     for name in allowed:
         assert name in error["message"]

@@ -83,7 +83,9 @@ def test_ndjson_is_the_default_with_every_matching_event_oldest_first(
 def test_ndjson_lines_are_the_same_events_as_the_history_api(
     client: httpx.Client, sample: list[Event]
 ) -> None:
-    answer = client.get("/v1/events/export", params={"source": sample[0]["source"], "format": "ndjson"})
+    answer = client.get(
+        "/v1/events/export", params={"source": sample[0]["source"], "format": "ndjson"}
+    )
     lines = ndjson(answer)
     for line, event in zip(lines, sample, strict=True):
         assert line == event
@@ -93,7 +95,9 @@ def test_ndjson_lines_are_the_same_events_as_the_history_api(
 def test_csv_has_a_header_and_one_row_per_event_with_json_data(
     client: httpx.Client, sample: list[Event]
 ) -> None:
-    answer = client.get("/v1/events/export", params={"source": sample[0]["source"], "format": "csv"})
+    answer = client.get(
+        "/v1/events/export", params={"source": sample[0]["source"], "format": "csv"}
+    )
     assert answer.headers["content-disposition"].endswith('.csv"')
     table = rows(answer)
     assert len(table) == len(sample)

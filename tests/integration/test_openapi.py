@@ -179,7 +179,9 @@ def test_the_event_input_schema_is_present_and_names_every_input_field(
     }
     json_schema = body["application/json"]["schema"]
     assert {"$ref": "#/components/schemas/EventIn"} in json_schema["oneOf"]
-    assert {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}} in json_schema["oneOf"]
+    assert {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}} in json_schema[
+        "oneOf"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -253,7 +255,9 @@ def test_the_documented_error_model_matches_real_error_bodies(
         400: client.post("/v1/events", content=b"{nope", headers=json_headers),
         404: client.get("/v1/events/missing-event"),
         405: client.delete("/v1/events"),
-        409: client.post("/v1/events", json={"type": "a", "data": 2}, headers={"Idempotency-Key": key}),
+        409: client.post(
+            "/v1/events", json={"type": "a", "data": 2}, headers={"Idempotency-Key": key}
+        ),
         413: client.post("/v1/events", json=[{"type": "a"}] * 4),
         415: client.post("/v1/events", content=b"x", headers={"content-type": "text/plain"}),
         422: client.post("/v1/events", json=[{"type": "a"}, {"time": "x"}]),

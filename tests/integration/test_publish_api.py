@@ -75,7 +75,9 @@ def test_a_bare_event_gets_source_api_a_uuid7_id_the_time_now_and_the_traceparen
     client: httpx.Client,
 ) -> None:
     before = datetime.now(UTC)
-    answer = client.post("/v1/events", json={"type": "bare.event"}, headers={"traceparent": TRACEPARENT})
+    answer = client.post(
+        "/v1/events", json={"type": "bare.event"}, headers={"traceparent": TRACEPARENT}
+    )
     after = datetime.now(UTC)
     assert answer.status_code == 201
     event = client.get(f"/v1/events/{answer.json()['id']}").json()

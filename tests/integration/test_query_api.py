@@ -164,9 +164,11 @@ FILTERS: list[tuple[str, dict[str, str], Callable[[Event], bool]]] = [
     (
         "several filters together",
         {"type": "device.#", "exclude_source": "api", "data.category": "access"},
-        lambda e: e["type"].startswith("device")
-        and e["source"] != "api"
-        and e["data"]["category"] == "access",
+        lambda e: (
+            e["type"].startswith("device")
+            and e["source"] != "api"
+            and e["data"]["category"] == "access"
+        ),
     ),
 ]
 
@@ -185,7 +187,9 @@ def test_a_filter_selects_exactly_the_matching_events(
 def test_repeated_parameters_mean_the_same_as_a_comma_list(
     client: httpx.Client, data: DataSet
 ) -> None:
-    repeated = query(client, [("type", "user.created"), ("type", "device.level"), *data.window.items()])
+    repeated = query(
+        client, [("type", "user.created"), ("type", "device.level"), *data.window.items()]
+    )
     comma = query(client, [("type", "user.created,device.level"), *data.window.items()])
     assert ids(repeated) == ids(comma)
     assert {e["type"] for e in repeated} == {"user.created", "device.level"}
@@ -225,6 +229,7 @@ def test_time_since_and_time_until_bound_the_producer_time(
     assert len(expected) == 37  # hours 24..60 inclusive
     got = query(client, in_window(data, {"time_since": low, "time_until": high}))
     assert ids(got) == ids(expected)
+    # since bounds received_at, not the producer's time: the whole data set arrived later
     assert query(client, in_window(data, {"since": "2026-01-03T00:00:00Z"})) == data.events
 
 
@@ -258,7 +263,9 @@ def test_limit_caps_the_page_and_defaults_to_one_hundred(
     assert len(query(client, {"source": source, "limit": 1000})) == 130
 
 
-def test_an_event_matches_its_stored_form_in_every_field(client: httpx.Client, data: DataSet) -> None:
+def test_an_event_matches_its_stored_form_in_every_field(
+    client: httpx.Client, data: DataSet
+) -> None:
     (event,) = query(client, {"after": data.events[5]["seq"] - 1, "limit": 1, "order": "asc"})
     assert event == data.events[5]
     assert set(event) == {
@@ -307,7 +314,9 @@ def pages(client: httpx.Client) -> list[Event]:
     answer = client.post("/v1/events", json=items)
     assert answer.status_code == 201
     results = answer.json()["events"]
-    return [{"id": r["id"], "seq": r["seq"], "n": n, "source": source} for n, r in enumerate(results)]
+    return [
+        {"id": r["id"], "seq": r["seq"], "n": n, "source": source} for n, r in enumerate(results)
+    ]
 
 
 def test_walking_next_yields_every_event_once_newest_first(
@@ -393,6 +402,7 @@ def test_paging_oldest_first_also_reaches_events_published_meanwhile_without_rep
 def test_stats_count_what_was_published_by_type_source_and_hour(client: httpx.Client) -> None:
     tag = uuid.uuid4().hex[:8]
     source = f"stats-{tag}"
+    hours_around = {datetime.now(UTC).strftime("%Y-%m-%dT%H:00:00.000Z")}
     before = client.get("/v1/stats").json()["events"]
     items = [{"type": f"stats{tag}.a", "source": source} for _ in range(3)]
     items += [{"type": f"stats{tag}.b", "source": source} for _ in range(2)]
@@ -405,10 +415,12 @@ def test_stats_count_what_was_published_by_type_source_and_hour(client: httpx.Cl
     assert after["by_type"][f"stats{tag}.a"] == 3
     assert after["by_type"][f"stats{tag}.b"] == 2
     assert after["by_source"][source] == 5
-    assert sum(h["count"] for h in after["by_hour"]) == sum(h["count"] for h in before["by_hour"]) + 5
-    this_hour = datetime.now(UTC).strftime("%Y-%m-%dT%H:00:00.000Z")
+    assert (
+        sum(h["count"] for h in after["by_hour"]) == sum(h["count"] for h in before["by_hour"]) + 5
+    )
+    hours_around.add(datetime.now(UTC).strftime("%Y-%m-%dT%H:00:00.000Z"))
     hours = {h["hour"]: h["count"] for h in after["by_hour"]}
-    assert hours[this_hour] >= 5
+    assert sum(hours.get(hour, 0) for hour in hours_around) >= 5
     assert stats["store"]["head_seq"] == results[-1]["seq"]
     assert stats["store"]["size_bytes"] > 0
 

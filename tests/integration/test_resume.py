@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 from httpx_sse import aconnect_sse
+from websockets.asyncio.client import ClientConnection
 
 from tests.integration.server import ServerProcess
 from tests.integration.streams_helpers import (
@@ -135,49 +136,46 @@ async def test_websocket_resubscribes_with_last_event_id_end_with_exactly_the_pu
     last = await head(client)
     received: list[int] = []
 
-    async def read_some(ws: Any, wanted: int) -> None:
-        """Subscribe from ``last`` and take ``wanted`` events (heartbeats move ``last`` too)."""
+    def take(message: dict[str, Any]) -> None:
+        """Events and heartbeats alike move the resume point."""
         nonlocal last
+        if message["op"] == "heartbeat" and message["positions"]["s"] is not None:
+            last = message["positions"]["s"]
+        elif message["op"] == "event":
+            assert message["sub"] == "s", message
+            last = message["event"]["seq"]
+            received.append(last)
+
+    async def read_until(ws: ClientConnection, done: Callable[[], bool]) -> None:
         await ws_send(ws, {"op": "subscribe", "id": "s", "filter": {"source": source},
                            "last_event_id": last})
         ack = await ws_recv(ws)
         assert ack == {"op": "subscribed", "id": "s", "position": last,
                        "filter": {"source": source}}, f"seed {seed}"
-        taken = 0
-        async with asyncio.timeout(10):
-            while taken < wanted:
-                message = await ws_recv(ws, heartbeats=True)
-                if message["op"] == "heartbeat" and message["positions"]["s"] is not None:
-                    last = message["positions"]["s"]
-                elif message["op"] == "event":
-                    assert message["sub"] == "s"
-                    last = message["event"]["seq"]
-                    received.append(last)
-                    taken += 1
+        async with asyncio.timeout(20):
+            while not done():
+                take(await ws_recv(ws, heartbeats=True))
 
     async with Publisher(client, source, rng) as publisher:
         rounds = 0
         while rounds < ROUNDS:
             async with ws_connect(server) as ws:
-                # Some rounds drop the socket, others resubscribe on the same socket.
-                for _ in range(rng.randint(1, 3)):
-                    await read_some(ws, rng.randint(1, 40))
+                # Several subscriptions in turn on one socket, then the socket goes.
+                for turn in range(rng.randint(1, 3)):
+                    if turn:
+                        await ws_send(ws, {"op": "unsubscribe", "id": "s"})
+                        async with asyncio.timeout(10):
+                            while (message := await ws_recv(ws))["op"] != "unsubscribed":
+                                take(message)
+                    goal = len(received) + rng.randint(1, 40)
+                    await read_until(ws, lambda goal=goal: len(received) >= goal)  # type: ignore[misc]
                     rounds += 1
-                    if rng.random() < 0.5:
-                        break
-                    await ws_send(ws, {"op": "unsubscribe", "id": "s"})
-                    async with asyncio.timeout(10):
-                        while (message := await ws_recv(ws))["op"] != "unsubscribed":
-                            assert message["op"] == "event", message
-                            last = message["event"]["seq"]
-                            received.append(last)
-                else:
-                    continue
                 if rng.random() < 0.5:
-                    ws.transport.abort()
+                    ws.transport.abort()  # no close handshake
             await asyncio.sleep(rng.uniform(0, 0.05))
+    final = publisher.acknowledged[-1]
     async with ws_connect(server) as ws:
-        await read_some(ws, len(publisher.acknowledged) - len(received))
+        await read_until(ws, lambda: last >= final)
     assert received == publisher.acknowledged, f"seed {seed}"
 
 

@@ -182,7 +182,7 @@ def _is_addressable(params: dict[str, Any]) -> bool:
     return all(v.strip(" ,") for v in values)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data(), st.lists(EVENT, min_size=2, max_size=6))
 def test_sql_selects_exactly_the_events_that_match(
     data: st.DataObject, specs: list[dict[str, Any]]

@@ -36,22 +36,22 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
         host: str | None = typer.Option(
-            None, "--host", help="Listen address [env TIDINGS_HOST, default 127.0.0.1]."
+            None, "--host", help="Listen address (env TIDINGS_HOST, default 127.0.0.1)."
         ),
         port: int | None = typer.Option(
-            None, "--port", help="Port [env TIDINGS_PORT, default 8000]."
+            None, "--port", help="Port (env TIDINGS_PORT, default 8000)."
         ),
         data_dir: Path | None = typer.Option(
-            None, "--data-dir", help="SQLite data directory [env TIDINGS_DATA_DIR, default ./data]."
+            None, "--data-dir", help="SQLite data directory (env TIDINGS_DATA_DIR, default ./data)."
         ),
         store: str | None = typer.Option(
-            None, "--store", help="Store URL, sqlite:///path [env TIDINGS_STORE]."
+            None, "--store", help="Store URL, sqlite:///path (env TIDINGS_STORE)."
         ),
         config: Path | None = typer.Option(
-            None, "--config", help="TOML config file [env TIDINGS_CONFIG]."
+            None, "--config", help="TOML config file (env TIDINGS_CONFIG)."
         ),
         log_level: str | None = typer.Option(
-            None, "--log-level", help="critical|error|warning|info|debug [env TIDINGS_LOG_LEVEL]."
+            None, "--log-level", help="critical|error|warning|info|debug (env TIDINGS_LOG_LEVEL)."
         ),
     ) -> None:
         """Run the hub: HTTP API, store and background work.
@@ -85,14 +85,14 @@ def register(app: typer.Typer) -> None:
         older_than_days: float | None = typer.Option(
             None,
             "--older-than-days",
-            help="Delete events received more than this many days ago [default: TIDINGS_RETENTION_DAYS].",
+            help="Delete events received more than this many days ago (default: TIDINGS_RETENTION_DAYS).",
         ),
         data_dir: Path | None = typer.Option(
-            None, "--data-dir", help="SQLite data directory [env TIDINGS_DATA_DIR]."
+            None, "--data-dir", help="SQLite data directory (env TIDINGS_DATA_DIR)."
         ),
-        store: str | None = typer.Option(None, "--store", help="Store URL [env TIDINGS_STORE]."),
+        store: str | None = typer.Option(None, "--store", help="Store URL (env TIDINGS_STORE)."),
         config: Path | None = typer.Option(
-            None, "--config", help="TOML config file [env TIDINGS_CONFIG]."
+            None, "--config", help="TOML config file (env TIDINGS_CONFIG)."
         ),
     ) -> None:
         """Delete events past retention now, in small chunks (safe while the server runs).

@@ -83,7 +83,9 @@ class Store(Protocol):
     async def purged_through(self, tenant: str) -> int:
         """The highest seq retention has deleted for a tenant (0 when none)."""
 
-    async def purge(self, older_than_us: int, chunk: int = 1000, keep_from: int | None = None) -> int:
+    async def purge(
+        self, older_than_us: int, chunk: int = 1000, keep_from: int | None = None
+    ) -> int:
         """Delete events received before ``older_than_us`` in small chunks; the count.
 
         Events with ``seq >= keep_from`` are kept whatever their age (a delivery needs them).

@@ -114,14 +114,18 @@ class SqliteStore:
             return []
         return await writer.append(candidates)
 
-    async def purge(self, older_than_us: int, chunk: int = 1000, keep_from: int | None = None) -> int:
+    async def purge(
+        self, older_than_us: int, chunk: int = 1000, keep_from: int | None = None
+    ) -> int:
         """Delete in chunks, each its own short transaction, so publishes interleave."""
         if chunk < 1:
             raise ValueError("purge chunk must be at least 1")
         writer = self._require_writer()
         total = 0
         while True:
-            deleted: int = await writer.call(lambda c: _purge_chunk(c, older_than_us, chunk, keep_from))
+            deleted: int = await writer.call(
+                lambda c: _purge_chunk(c, older_than_us, chunk, keep_from)
+            )
             total += deleted
             if deleted < chunk:
                 return total
@@ -267,7 +271,9 @@ def _statements(script: str) -> list[str]:
     return [s for s in statements if s]
 
 
-def _purge_chunk(conn: sqlite3.Connection, older_than_us: int, chunk: int, keep_from: int | None) -> int:
+def _purge_chunk(
+    conn: sqlite3.Connection, older_than_us: int, chunk: int, keep_from: int | None
+) -> int:
     limit = keep_from if keep_from is not None else 2**63 - 1
     rows = conn.execute(QUERIES["purge_chunk"], (older_than_us, limit, chunk)).fetchall()
     through: dict[str, int] = {}
