@@ -41,6 +41,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "worst_p99_ms": max(r["latency_ms"]["p99"] for r in mine),
                 "max_ms": max(r["latency_ms"]["max"] for r in mine),
                 "server_cpu_percent": _mean(mine, lambda r: r["cpu_percent"]),
+                "server_cpu_us_per_request": _mean(mine, lambda r: r["server_cpu_us_per_request"]),
                 "loadgen_cpu_percent": _mean(mine, lambda r: r["loadgen_cpu_percent"]),
                 "errors": sum(r["errors"] for r in mine),
             }
@@ -54,6 +55,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             if p["events_per_s"]
             else None,
             "p99": round(t["p99_ms"] / p["p99_ms"], 2) if p["p99_ms"] else None,
+            "cpu_per_request": round(
+                t["server_cpu_us_per_request"] / p["server_cpu_us_per_request"], 2
+            ),
         }
     return {"means": means, "ratios": ratios, "targets": _targets(means, ratios)}
 
@@ -95,8 +99,8 @@ def markdown(outcome: dict[str, Any]) -> str:
         f"tidings at {m['commit']}{modified}",
         "",
         _row("scenario", "server", "offered req/s", "req/s", "events/s", "p50 ms", "p99 ms",
-             "max ms", "server CPU %", "load gen CPU %", "errors"),
-        "|---|---|" + "---:|" * 9,
+             "max ms", "server CPU %", "server CPU µs/req", "load gen CPU %", "errors"),
+        "|---|---|" + "---:|" * 10,
     ]  # fmt: skip
     for scenario, pair in s["means"].items():
         for server, v in pair.items():
@@ -104,12 +108,19 @@ def markdown(outcome: dict[str, Any]) -> str:
             cells = (
                 f"{v['req_per_s']:,.0f}", f"{v['events_per_s']:,.0f}", f"{v['p50_ms']:.2f}",
                 f"{v['p99_ms']:.2f}", f"{v['max_ms']:.1f}", f"{v['server_cpu_percent']:.0f}",
-                f"{v['loadgen_cpu_percent']:.0f}", v["errors"],
+                f"{v['server_cpu_us_per_request']:,.0f}", f"{v['loadgen_cpu_percent']:.0f}",
+                v["errors"],
             )  # fmt: skip
             lines.append(_row(scenario, server, offered, *cells))
-    lines += ["", _row("scenario", "Tidings/peer events/s", "Tidings/peer p99"), "|---|---:|---:|"]
+    lines += [
+        "",
+        _row(
+            "scenario", "Tidings/peer events/s", "Tidings/peer p99", "Tidings/peer CPU per request"
+        ),
+        "|---|---:|---:|---:|",
+    ]
     for scenario, ratio in s["ratios"].items():
-        lines.append(_row(scenario, ratio["events_per_s"], ratio["p99"]))
+        lines.append(_row(scenario, ratio["events_per_s"], ratio["p99"], ratio["cpu_per_request"]))
     lines += ["", _row("target", "measured", "met"), "|---|---|---|"]
     for t in s["targets"]:
         lines.append(_row(t["target"], t["value"], "yes" if t["met"] else "**no**"))

@@ -275,6 +275,12 @@ def measure(
         - result["loadgen_cpu_percent"],
         1,
     )
+    # CPU per request hardly depends on what else the machine does, unlike rates and latency.
+    cpu_s = result["cpu_percent"] / 100 * wall
+    result["server_cpu_us_per_request"] = round(1e6 * cpu_s / max(1, result["ok"]), 1)
+    result["server_cpu_us_per_event"] = round(
+        1e6 * cpu_s / max(1, result["ok"] * scenario.batch), 1
+    )
     result["commits"] = commit_delta(commits_before, commits_after, wall)
     stored = json.loads(stats)["events"]["total"]
     result["stored_events"] = stored  # warm-up included; at least every acknowledged event

@@ -177,9 +177,9 @@ def filter_params(draw: st.DrawFn, specs: list[dict[str, Any]]) -> dict[str, Any
 
 
 def _is_addressable(params: dict[str, Any]) -> bool:
+    """Whether every comma list names a value: one of only commas and spaces is refused."""
     values = [v for v in params.values() if isinstance(v, str)]
-    # a comma or surrounding space cannot be said in a comma list: such values are not filters
-    return all(v.strip(" ,") for v in values)
+    return all(any(part.strip() for part in v.split(",")) for v in values)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

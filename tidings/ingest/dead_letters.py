@@ -179,3 +179,70 @@ class DeadLetters:
         return await self.store._readers.run(
             lambda conn: int(conn.execute(QUERIES["last_dead_letter"], (tenant,)).fetchone()[0])
         )
+
+
+class MemoryDeadLetters:
+    """``DeadLetters`` in a list, for a store without SQLite (tests, ``tidings.testing``)."""
+
+    def __init__(self) -> None:
+        self._letters: list[DeadLetter] = []  # in seq order
+        self._seq = 0
+
+    async def add(
+        self,
+        *,
+        source: str,
+        reason_code: str,
+        reason: str,
+        raw: bytes,
+        topic: str | None = None,
+        headers: dict[str, str] | None = None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> DeadLetter:
+        self._seq += 1
+        letter = DeadLetter(
+            self._seq, uuid7(), tenant, source, reason_code, reason, raw, topic,
+            dict(headers or {}), now_us(),
+        )
+        self._letters.append(letter)
+        return letter
+
+    async def get(self, letter_id: str, tenant: str = DEFAULT_TENANT) -> DeadLetter | None:
+        return next((d for d in self._letters if (d.tenant, d.id) == (tenant, letter_id)), None)
+
+    async def find(
+        self, query: DeadLetterQuery, tenant: str = DEFAULT_TENANT
+    ) -> list[DeadLetter]:
+        found = [d for d in self._letters if d.tenant == tenant and _matches(d, query)]
+        if query.order == "desc":
+            found.reverse()
+        return found[: max(query.limit, 0)]
+
+    async def delete(self, letter_id: str, tenant: str = DEFAULT_TENANT) -> bool:
+        before = len(self._letters)
+        self._letters = [d for d in self._letters if (d.tenant, d.id) != (tenant, letter_id)]
+        return len(self._letters) < before
+
+    async def last_seq(self, tenant: str = DEFAULT_TENANT) -> int:
+        return max((d.seq for d in self._letters if d.tenant == tenant), default=0)
+
+
+def _matches(letter: DeadLetter, query: DeadLetterQuery) -> bool:
+    checks = (
+        not query.sources or letter.source in query.sources,
+        not query.topics or letter.topic in query.topics,
+        not query.reasons or letter.reason_code in query.reasons,
+        query.since_us is None or letter.received_at_us >= query.since_us,
+        query.until_us is None or letter.received_at_us <= query.until_us,
+        query.after is None or letter.seq > query.after,
+        query.before is None or letter.seq < query.before,
+    )
+    return all(checks)
+
+
+DeadLetterStore = DeadLetters | MemoryDeadLetters
+
+
+def open_dead_letters(store: object) -> DeadLetterStore:
+    """Dead letters beside ``store``: in its SQLite file, else in memory."""
+    return DeadLetters(store) if isinstance(store, SqliteStore) else MemoryDeadLetters()
