@@ -79,9 +79,10 @@ class Settings(BaseSettings):
 
     def describe(self) -> dict[str, Any]:
         """The settings as printed at start-up: secrets and URL passwords masked."""
-        shown = self.model_dump(mode="json")
+        shown: dict[str, Any] = self.model_dump(mode="json")
         shown["store"] = self.store_url
-        return _redact(shown)
+        redacted: dict[str, Any] = _redact(shown)
+        return redacted
 
 
 def _redact(value: Any, key: str = "") -> Any:

@@ -109,8 +109,10 @@ class Receiver:
             asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
 
     def shutdown(self) -> None:
+        """Stop listening, end the handlers still waiting, and end the thread."""
         self.stop()
         if self._loop is not None and self._thread is not None:
+            asyncio.run_coroutine_threadsafe(_cancel_others(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._loop.close()
@@ -218,6 +220,14 @@ class Receiver:
         finally:
             self._writers.discard(writer)
             writer.transport.abort()
+
+
+async def _cancel_others() -> None:
+    current = asyncio.current_task()
+    others = [t for t in asyncio.all_tasks() if t is not current]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 async def _read_request(reader: asyncio.StreamReader) -> Received | None:

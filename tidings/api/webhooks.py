@@ -224,7 +224,7 @@ async def create_webhook(request: Request) -> Response:
 
 @router.get("/v1/webhooks", summary="List endpoints")
 async def list_webhooks(request: Request) -> Response:
-    endpoints = await _service(request).list(TENANT)
+    endpoints = await _service(request).list_endpoints(TENANT)
     return json_response({"webhooks": [endpoint_dict(e) for e in endpoints]})
 
 

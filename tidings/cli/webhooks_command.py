@@ -112,13 +112,14 @@ def add(
             raise typer.BadParameter(f"{item!r} is not 'Name: value'", param_hint="--header")
         headers[name.strip()] = value.strip()
     body: dict[str, Any] = {"url": url_, "events": events or ["#"], "active": not inactive}
-    for key, value in (
+    optional: tuple[tuple[str, str | float | None], ...] = (
         ("secret", secret),
         ("description", description),
         ("rate_limit", rate_limit),
-    ):
-        if value is not None:
-            body[key] = value
+    )
+    for key, given in optional:
+        if given is not None:
+            body[key] = given
     if headers:
         body["headers"] = headers
     if source:

@@ -28,7 +28,7 @@ from tidings.envelope import Event
 from tidings.envelope.ids import uuid7
 from tidings.envelope.timefmt import now_us
 from tidings.store import Store
-from tidings.store.deliveries import Attempt, AttemptRecord, Delivery, Endpoint
+from tidings.store.deliveries import Attempt, AttemptRecord, Delivery, Endpoint, Status
 from tidings.store.sqlite.deliveries import SqliteDeliveryStore
 
 log = logging.getLogger("tidings.delivery")
@@ -206,9 +206,9 @@ class Engine:
             cursors[endpoint.id] = through
         await self.deliveries.dispatch([j.delivery for j in created], cursors, now + LEASE_US)
         for endpoint_id, position in cursors.items():
-            endpoint = self.endpoints.get(endpoint_id)
-            if endpoint is not None:
-                endpoint.cursor = max(endpoint.cursor, position)
+            known = self.endpoints.get(endpoint_id)
+            if known is not None:
+                known.cursor = max(known.cursor, position)
         self.enqueue(created)
         return len(events) >= PAGE
 
@@ -285,10 +285,11 @@ class Engine:
         while self._fresh_ids and self._inflight < self.concurrency and rounds > 0:
             endpoint_id = self._fresh_ids.popleft()
             rounds -= 1
-            slots = self._slots.get(endpoint_id)
-            endpoint = self.endpoints.get(endpoint_id)
-            if slots is None or not slots.queue or endpoint is None or not endpoint.active:
+            found_slots = self._slots.get(endpoint_id)
+            found = self.endpoints.get(endpoint_id)
+            if found_slots is None or not found_slots.queue or found is None or not found.active:
                 continue
+            slots, endpoint = found_slots, found
             started = 0
             while (
                 slots.queue
@@ -362,6 +363,7 @@ class Engine:
         metrics.ATTEMPT_LATENCY.observe(result.latency_ms / 1000)
         metrics.DELIVERY_ATTEMPTS.labels(_result_label(result)).inc()
         next_at: int | None = None
+        status: Status
         if outcome.succeeded:
             status = "succeeded"
         elif gone_event or n >= delivery.max_attempts:

@@ -114,7 +114,7 @@ class DeliveryService:
             )
         return endpoint
 
-    async def list(self, tenant: str) -> list[Endpoint]:
+    async def list_endpoints(self, tenant: str) -> list[Endpoint]:
         return await self.state.list_endpoints(tenant)
 
     async def update(self, tenant: str, endpoint_id: str, changes: dict[str, Any]) -> Endpoint:
