@@ -92,6 +92,11 @@ class Hub:
                 self._close_streams(), name="tidings:shutdown-streams"
             )
 
+    async def streams_closed(self) -> None:
+        """Wait until the streams' shutdown begun by ``begin_shutdown`` has finished."""
+        if self._shutdown is not None:
+            await self._shutdown
+
     async def _close_streams(self) -> None:
         """In order: let in-flight publishes commit, let the router deliver what was committed,
         then tell every stream to go with a jittered retry."""

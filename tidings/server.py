@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
+import socket
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -27,6 +30,35 @@ class TidingsServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, hub: Hub) -> None:
         super().__init__(config)
         self.hub = hub  # told about the shutdown before uvicorn acts on it
+        hub.streams.transport_of = self.transport_of
+
+    def transport_of(self, client: Any) -> asyncio.WriteTransport | None:
+        """The transport of the open connection whose peer address is ``client``."""
+        if client is None:
+            return None
+        peer = tuple(client)
+        for connection in list(self.server_state.connections):
+            if getattr(connection, "client", None) == peer:
+                transport: asyncio.WriteTransport | None = getattr(connection, "transport", None)
+                return transport
+        return None
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Refuse new connections, end the streams, then let uvicorn shut down.
+
+        uvicorn's own shutdown closes every WebSocket with 1012 at once and then waits for open
+        responses, so the streams are ended first: each gets what was committed and its
+        ``shutdown`` message. uvicorn's wait for the remaining requests gets what is left of
+        ``TIDINGS_SHUTDOWN_TIMEOUT_S``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.hub.settings.shutdown_timeout_s
+        for server in self.servers:
+            server.close()
+        self.hub.begin_shutdown()
+        await self.hub.streams_closed()
+        self.config.timeout_graceful_shutdown = max(1, math.ceil(deadline - loop.time()))
+        await super().shutdown(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self.hub.draining:

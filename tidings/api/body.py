@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import orjson
@@ -47,8 +49,18 @@ def parse_json(body: bytes) -> Any:
     if not body:
         raise TidingsError(400, "malformed_json", "the request body is empty; expected JSON")
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise TidingsError(
             400, "malformed_json", f"the request body is not valid JSON: {error}"
         ) from None
+    if _LONG_INTEGER.search(body):
+        # orjson turns integers beyond 64 bits into floats, silently changing them. Parse
+        # exactly instead; such a number then fails validation with a clear error.
+        value = json.loads(body)
+    return value
+
+
+# A run of 20+ digits may be an integer beyond 64 bits (or digits inside a string; the
+# exact parse tells).
+_LONG_INTEGER = re.compile(rb"\d{20,}")

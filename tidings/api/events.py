@@ -117,7 +117,15 @@ async def publish(request: Request) -> Response:
         or ce.is_binary(request.headers)
         else "http"
     )
-    results = await hub.publisher.publish(candidates, transport=transport, started=started)
+    try:
+        results = await hub.publisher.publish(candidates, transport=transport, started=started)
+    except TidingsError as error:
+        if not batch:  # a single event's fields are at ["body", field], not ["body", 0, ...]
+            for detail in error.details:
+                loc = detail.get("loc")
+                if isinstance(loc, list) and loc[:2] == ["body", 0]:
+                    detail["loc"] = ["body", *loc[2:]]
+        raise
     fresh = any(not r.duplicate for r in results)
     status = 201 if fresh else 200
     if batch:

@@ -58,9 +58,15 @@ def _time(params: Mapping[str, str | list[str]], name: str) -> int | None:
     if value is None or value == "":
         return None
     try:
-        return parse_iso(value)
+        moment = parse_iso(value)
     except ValueError as error:
         raise _bad(name, str(error)) from None
+    if name.endswith("until") and moment % 1000 == 0:
+        # Times are shown to the millisecond but stored to the microsecond: an upper bound
+        # given to the millisecond covers that whole millisecond (so `until=<received_at>`
+        # includes the event it was copied from).
+        moment += 999
+    return moment
 
 
 def _int(

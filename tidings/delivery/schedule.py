@@ -9,6 +9,7 @@ waits at least ``TIDINGS_WEBHOOK_THROTTLE_S``, or the receiver's ``Retry-After``
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ def parse_schedule(text: str) -> tuple[float, ...]:
             value = float(part)
         except ValueError:
             raise ValueError(f"{part!r} is not a number of seconds") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{part!r} is not a finite number of seconds")
         if value < 0:
             raise ValueError(f"delays cannot be negative: {part}")
         delays.append(value)
@@ -40,7 +43,7 @@ def parse_retry_after(value: str | None, now_s: float) -> float | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit also accepts "²", which float refuses
         return min(float(text), MAX_RETRY_AFTER_S)
     try:
         when = parsedate_to_datetime(text).timestamp()

@@ -30,8 +30,10 @@ def generate_secret() -> str:
 def secret_key(secret: str) -> bytes:
     """The HMAC key of a secret: a ``whsec_`` secret's decoded bytes, else its UTF-8 bytes."""
     if secret.startswith(SECRET_PREFIX):
+        encoded = secret[len(SECRET_PREFIX) :]
         try:
-            return base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+            # Padding is optional, as in the Standard Webhooks libraries receivers verify with.
+            return base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
         except (binascii.Error, ValueError):
             pass
     return secret.encode()

@@ -56,6 +56,13 @@ class EventIn(BaseModel):
             raise ValueError(problem)
         return value
 
+    @field_validator("time", mode="before")
+    @classmethod
+    def _iso_time(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("time must be an ISO 8601 string such as 2026-11-23T10:00:00Z")
+        return value
+
     @field_validator("trace_id")
     @classmethod
     def _nonzero_trace(cls, value: str | None) -> str | None:

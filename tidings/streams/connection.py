@@ -2,8 +2,9 @@
 
 A connection sleeps until the router wakes it, then drains everything queued for all its
 subscriptions into one write (coalescing: a burst costs one socket write, not one per event).
-A subscription that is behind pages the store at the pace the socket accepts. A write that
-does not complete within the stall time closes the connection as a slow consumer.
+A subscription that is behind pages the store at the pace the socket accepts. A write goes out
+in pieces of about ``WRITE_PIECE`` bytes, each of which must be accepted within the stall time:
+a slow socket that keeps draining is never closed, only one that accepts nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import itertools
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any
 
 from tidings import metrics
@@ -23,6 +25,10 @@ from tidings.streams.cursor import Cursor
 
 log = logging.getLogger("tidings.streams")
 PAGE = 500  # events per catch-up read
+# The stall timer restarts with each piece. A transport accepts a send at once below its high
+# water mark (64 KiB) and otherwise waits until it drained to the low one, so one piece timing
+# out means the socket took well under two pieces' worth of bytes in the whole stall time.
+WRITE_PIECE = 65_536
 _ids = itertools.count(1)
 
 
@@ -61,6 +67,7 @@ class StreamConnection(ABC):
         self.closing = False  # the client went away or the connection must end
         self.shutdown_retry_ms: int | None = None  # set when the server shuts down
         self.delivered = 0  # events written
+        self.client: Any = None  # the peer address from the ASGI scope, to drop a stuck socket
 
     # -- framing supplied by the transport ----------------------------------------------
 
@@ -133,13 +140,17 @@ class StreamConnection(ABC):
     # -- the loop -------------------------------------------------------------------------
 
     async def write(self, frames: list[bytes]) -> None:
-        if not frames:
-            return
-        try:
-            async with asyncio.timeout(self.stall_s):
-                await self.send(frames)
-        except TimeoutError:
-            raise Stalled from None
+        """Send frames in pieces; Stalled when one piece is not accepted within the stall time.
+
+        Timing the whole write instead would close a slow but steady reader as soon as one
+        catch-up page took longer than the stall time to drain.
+        """
+        for piece in pieces(frames, WRITE_PIECE):
+            try:
+                async with asyncio.timeout(self.stall_s):
+                    await self.send(piece)
+            except TimeoutError:
+                raise Stalled from None
 
     async def _pump(self) -> bool:
         """Write what is ready; True when anything was written."""
@@ -157,8 +168,8 @@ class StreamConnection(ABC):
                     batch = []
                 after = cursor.begin_read()
                 events = await self.store.read_after(cursor.tenant, after, PAGE, cursor.filter)
-                if sub.id not in self.subs:
-                    continue  # unsubscribed while reading
+                if self.subs.get(sub.id) is not sub:
+                    continue  # unsubscribed (and perhaps its id reused) while reading
                 await self.write([self.encode_event(sub, e) for e in events])
                 cursor.finish_read(events, PAGE)
                 self._count(len(events))
@@ -224,3 +235,17 @@ class StreamConnection(ABC):
         for sub in self.subs.values():
             frames.extend(self.encode_event(sub, e) for e in sub.cursor.take())
         await self.write(frames)
+
+
+def pieces(frames: list[bytes], size: int) -> Iterator[list[bytes]]:
+    """Consecutive runs of whole frames of about ``size`` bytes (a frame is never split)."""
+    piece: list[bytes] = []
+    total = 0
+    for frame in frames:
+        piece.append(frame)
+        total += len(frame)
+        if total >= size:
+            yield piece
+            piece, total = [], 0
+    if piece:
+        yield piece

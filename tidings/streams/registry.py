@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from tidings import metrics
@@ -22,6 +23,9 @@ class StreamRegistry:
         self.closed: Counter[tuple[str, str]] = Counter()  # (transport, reason) -> count
         self.delivered: Counter[str] = Counter()  # transport -> events, of closed connections
         self.shutting_down = False
+        # Set by the server: the transport of a client's connection, found by the ASGI scope's
+        # ``client`` address (ASGI itself has no way to abort a connection).
+        self.transport_of: Callable[[Any], asyncio.WriteTransport | None] = lambda client: None
 
     def add(self, conn: StreamConnection) -> None:
         self._open.add(conn)
@@ -38,6 +42,21 @@ class StreamRegistry:
         self.delivered[conn.transport] += conn.delivered
         if not self._open:
             self._empty.set()
+
+    def drop(self, client: Any, *, grace: float = 0.0) -> None:
+        """Abort a stalled client's connection, discarding the bytes it never accepted.
+
+        A graceful close waits for the send buffer to drain, which a stalled socket never does,
+        so it would stay open (with its buffers) for as long as the peer stays silent. With
+        ``grace`` the connection first gets that long to take what was last written.
+        """
+        transport = self.transport_of(client)
+        if transport is None:
+            return
+        if grace > 0:
+            asyncio.get_running_loop().call_later(grace, transport.abort)
+        else:
+            transport.abort()
 
     def broadcast_system(self, code: str, details: dict[str, Any]) -> None:
         for conn in self._open:

@@ -118,9 +118,10 @@ class SSEResponse(Response):
             log.info(
                 "closing SSE connection %s: accepted nothing for %.0fs", conn.id, self._stall_s
             )
-            # The socket is stuck, so no `slow_consumer` frame can get through: end the
-            # response unfinished and uvicorn closes the transport.
+            # The socket is stuck, so no `slow_consumer` frame can get through: drop the
+            # connection and end the response unfinished.
             INCOMPLETE.expect()
+            self._registry.drop(scope.get("client"))
         finally:
             watcher.cancel()
             conn.remove_all()

@@ -89,7 +89,10 @@ async def serve_websocket(
     except Stalled:
         reason = "stalled"
         log.info("closing WebSocket %s: accepted nothing for %.0fs", conn.id, stall_s)
-        await _close(websocket, CLOSE_POLICY, "slow_consumer", 1.0)
+        # The close frame gets through only if the socket drains again; either way the
+        # connection is dropped soon, since a graceful close waits for a drain forever.
+        sent = await _close(websocket, CLOSE_POLICY, "slow_consumer", 1.0)
+        registry.drop(websocket.scope.get("client"), grace=1.0 if sent else 0.0)
     except (WebSocketDisconnect, RuntimeError):
         reason = "client"
     finally:
@@ -98,12 +101,14 @@ async def serve_websocket(
         registry.remove(conn, reason)
 
 
-async def _close(websocket: WebSocket, code: int, reason: str, timeout: float) -> None:
+async def _close(websocket: WebSocket, code: int, reason: str, timeout: float) -> bool:
+    """Send a close frame; False when it could not be written within ``timeout``."""
     try:
         async with asyncio.timeout(timeout):
             await websocket.close(code, reason)
     except (TimeoutError, RuntimeError, WebSocketDisconnect):
-        pass
+        return False
+    return True
 
 
 async def _read_ops(

@@ -1,0 +1,94 @@
+"""The ingest part of one process: webhook sources, the MQTT and PG NOTIFY adapters, dead
+letters and their redrive, started after the store and stopped before it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from tidings import netguard
+from tidings.envelope import Limits
+from tidings.ingest.config import IngestConfig, SourceConfig, load_ingest_config
+from tidings.ingest.dead_letters import DeadLetterStore, open_dead_letters
+from tidings.ingest.intake import Intake
+from tidings.ingest.mqtt import MqttIngest
+from tidings.ingest.pg_notify import PgNotifyListener
+from tidings.ingest.redrive import Redriver
+from tidings.ingest.webhooks import WebhookReceiver
+from tidings.publish import Publisher
+from tidings.settings import Settings
+from tidings.store import Store
+from tidings.streams.registry import StreamRegistry
+from tidings.tasks import Supervisor
+
+log = logging.getLogger("tidings.ingest")
+
+
+def allow_private(settings: Settings) -> bool:
+    """``TIDINGS_WEBHOOK_ALLOW_PRIVATE``: the setting when Settings has it, else the environment."""
+    value = getattr(settings, "webhook_allow_private", None)
+    return bool(value) if value is not None else netguard.allow_private_from_env()
+
+
+class IngestManager:
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: Publisher,
+        store: Store,
+        streams: StreamRegistry,
+    ) -> None:
+        self.settings = settings
+        self.streams = streams  # told when an adapter loses or regains its source
+        self.config = IngestConfig()  # read at start
+        self.dead_letters: DeadLetterStore = open_dead_letters(store)
+        limits = Limits(max_event_bytes=settings.max_event_bytes, max_batch=settings.max_batch)
+        self.intake = Intake(publisher, self.dead_letters, limits)
+        self.webhooks = WebhookReceiver(self.intake, allow_private=allow_private(settings))
+        self.redriver = Redriver(self.intake, self.dead_letters, lambda: self.config)
+        self.tasks = Supervisor()  # the adapters' connection and ingest tasks
+        self.mqtt: MqttIngest | None = None
+        self.pg_notify: list[PgNotifyListener] = []
+        self._stopped = False
+
+    @property
+    def sources(self) -> Mapping[str, SourceConfig]:
+        """The webhook sources by name (``POST /v1/ingest/{name}``)."""
+        return self.config.sources
+
+    async def start(self) -> None:
+        """Read the configuration (ConfigError names a bad key) and start the adapters."""
+        self.config = load_ingest_config(self.settings)
+        if self.config.mqtt is not None:
+            self.mqtt = MqttIngest(self.config.mqtt, self.intake, self.streams)
+            self.mqtt.start(self.tasks)
+        for entry in self.config.pg_notify:
+            listener = PgNotifyListener(entry, self.intake, self.streams)
+            listener.start(self.tasks)
+            self.pg_notify.append(listener)
+        log.info(
+            "ingest: %d webhook source(s)%s, %d PG NOTIFY channel(s)",
+            len(self.config.sources),
+            f", MQTT {self.config.mqtt.url}" if self.config.mqtt else "",
+            len(self.config.pg_notify),
+        )
+
+    async def stop(self) -> None:
+        """Stop taking input first (what is committing is acknowledged), then disconnect."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.mqtt is not None:
+            await self.mqtt.stop(self.tasks)
+        for listener in self.pg_notify:
+            await listener.stop(self.tasks)
+        await self.tasks.stop()
+
+    def status(self) -> dict[str, Any]:
+        """Each adapter's state, for the body of /readyz (never a reason to be unready)."""
+        return {
+            "sources": sorted(self.config.sources),
+            "mqtt": self.mqtt.status() if self.mqtt is not None else None,
+            "pg_notify": [listener.status() for listener in self.pg_notify],
+        }
