@@ -14,7 +14,7 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
@@ -82,9 +82,7 @@ def _resolve(host: str, port: int) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-def vet_url(
-    url: str, allow_private: bool, *, resolve: Resolver = _resolve
-) -> list[IPAddress]:
+def vet_url(url: str, allow_private: bool, *, resolve: Resolver = _resolve) -> list[IPAddress]:
     """The addresses ``url`` resolves to, when every one of them may be requested.
 
     Raises ``UnsafeURL`` for a scheme other than http(s), a URL without a host, a host that
@@ -98,7 +96,9 @@ def vet_url(
     except ValueError as error:
         raise UnsafeURL(f"{url!r} is not a valid URL: {error}") from None
     if parts.scheme not in ("http", "https"):
-        raise UnsafeURL(f"only http and https URLs may be requested, not {parts.scheme or 'none'!r}")
+        raise UnsafeURL(
+            f"only http and https URLs may be requested, not {parts.scheme or 'none'!r}"
+        )
     host = parts.hostname
     if not host:
         raise UnsafeURL(f"{url!r} has no host")
@@ -124,6 +124,16 @@ def vet_url(
             hint = "" if allow_private or always else f" (set {ALLOW_PRIVATE_ENV}=true to allow it)"
             raise UnsafeURL(f"{host!r} may not be requested: {problem}{hint}")
     return addresses
+
+
+def pin_url(url: str, address: IPAddress) -> tuple[str, str]:
+    """``url`` with its host replaced by the vetted ``address``, and the Host header to send,
+    so that the connection goes where the vetting looked (no second DNS answer)."""
+    parts = urlsplit(url)
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), host_header
 
 
 def allow_private_from_env(environ: dict[str, str] | None = None) -> bool:

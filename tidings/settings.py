@@ -16,12 +16,15 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 _SECRET_KEY = re.compile(r"secret|password|token|private", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(//[^:/@]+:)[^@]+@")
+# The password of a URL's user info; the user may be empty, as in redis://:pw@host.
+_URL_PASSWORD = re.compile(r"(//[^:/@]*:)[^@/]+@")
+_SETTINGS_FIELD = re.compile(r'field "(\w+)"')
 
 
 class Settings(BaseSettings):
@@ -112,7 +115,9 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         try:
             tomllib.loads(toml_file.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"config file {str(toml_file)!r} is not valid TOML: {error}") from None
+            raise ConfigError(
+                f"config file {str(toml_file)!r} is not valid TOML: {error}"
+            ) from None
 
     class _Loaded(Settings):
         @classmethod
@@ -133,6 +138,14 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         return _Loaded(**given)
     except ValidationError as error:
         raise ConfigError(_explain(error, toml_file)) from None
+    except SettingsError as error:
+        # a table or list setting given in the environment as something other than JSON
+        match = _SETTINGS_FIELD.search(str(error))
+        name = match.group(1) if match else "?"
+        raise ConfigError(
+            f"invalid configuration:\n  setting {name!r} (environment "
+            f"TIDINGS_{name.upper()}): the value is not valid JSON"
+        ) from None
 
 
 def _explain(error: ValidationError, toml_file: Path | None) -> str:
@@ -140,7 +153,10 @@ def _explain(error: ValidationError, toml_file: Path | None) -> str:
     for item in error.errors(include_url=False):
         name = ".".join(str(p) for p in item["loc"])
         env = "TIDINGS_" + str(item["loc"][0]).upper() if item["loc"] else ""
+        if item["type"] == "extra_forbidden":
+            # only the file can hold an unknown key: the environment is read by known names
+            lines.append(f"setting {name!r} in {toml_file}: unknown setting")
+            continue
         where = f" (environment {env}" + (f" or {toml_file}" if toml_file else "") + ")"
-        message = "unknown setting" if item["type"] == "extra_forbidden" else item["msg"]
-        lines.append(f"setting {name!r}{where}: {message}")
+        lines.append(f"setting {name!r}{where}: {item['msg']}")
     return "invalid configuration:\n  " + "\n  ".join(lines)

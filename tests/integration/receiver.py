@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from tests.integration.server import free_port
 
 REASONS = {200: "OK", 204: "No Content", 410: "Gone", 429: "Too Many Requests", 500: "Error"}
@@ -252,3 +254,70 @@ def _response(action: Action) -> bytes:
     lines = [f"HTTP/1.1 {action.status} {reason}", f"Content-Length: {len(action.body)}"]
     lines += [f"{name}: {value}" for name, value in action.headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + action.body
+
+
+# -- talking to the server about its webhooks ------------------------------------------------
+
+
+def poll(
+    fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 30.0, what: str = ""
+) -> Any:
+    """Call ``fetch`` until ``done(result)``; the last result, or AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fetch()
+        if done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what or 'condition'} not met within {timeout}s: {result!r}")
+        time.sleep(0.05)
+
+
+def create_endpoint(client: httpx.Client, url: str, **fields: Any) -> dict[str, Any]:
+    answer = client.post("/v1/webhooks", json={"url": url, **fields})
+    assert answer.status_code == 201, answer.text
+    created: dict[str, Any] = answer.json()
+    return created
+
+
+def deliveries(client: httpx.Client, webhook_id: str, **params: Any) -> list[dict[str, Any]]:
+    """Every delivery of an endpoint (all pages), newest first."""
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = {"limit": 1000, **params, **({"cursor": cursor} if cursor else {})}
+        answer = client.get(f"/v1/webhooks/{webhook_id}/deliveries", params=query)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        found.extend(body["deliveries"])
+        cursor = body["next"]
+        if cursor is None:
+            return found
+
+
+def wait_delivery(
+    client: httpx.Client, webhook_id: str, event_id: str, status: str, timeout: float = 30.0
+) -> dict[str, Any]:
+    """The endpoint's delivery of ``event_id`` once it has ``status``."""
+
+    def fetch() -> dict[str, Any] | None:
+        for delivery in deliveries(client, webhook_id):
+            if delivery["event_id"] == event_id:
+                return delivery
+        return None
+
+    found: dict[str, Any] = poll(
+        fetch,
+        lambda d: d is not None and d["status"] == status,
+        timeout,
+        f"delivery of {event_id} to {webhook_id} becoming {status}",
+    )
+    return found
+
+
+def publish(client: httpx.Client, type_: str, **fields: Any) -> dict[str, Any]:
+    headers = fields.pop("headers", None)
+    answer = client.post("/v1/events", json={"type": type_, **fields}, headers=headers)
+    assert answer.status_code == 201, answer.text
+    published: dict[str, Any] = answer.json()
+    return published

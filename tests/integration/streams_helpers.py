@@ -9,11 +9,13 @@ hundreds of connections at a low client CPU cost (fan-out).
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -235,6 +237,25 @@ class RawSSE:
                     break
         return frames
 
+    async def read_to_end(self, *, timeout: float, limit: int = 64 << 20) -> str:
+        """Read and discard until the server ends the connection: "eof" or "reset"."""
+        total = 0
+        async with asyncio.timeout(timeout):
+            while total < limit:
+                try:
+                    data = await self.reader.read(1 << 16)
+                except ConnectionResetError:
+                    return "reset"
+                if not data:
+                    return "eof"
+                total += len(data)
+        raise AssertionError(f"still open after reading {total} bytes")
+
+    @property
+    def local_port(self) -> int:
+        port: int = self.writer.get_extra_info("sockname")[1]
+        return port
+
     def close(self) -> None:
         self.writer.transport.abort()
 
@@ -281,3 +302,76 @@ async def ws_until(
             messages.append(message)
             if done(message):
                 return messages
+
+
+async def raw_websocket(
+    port: int, messages: list[dict[str, Any]], *, rcvbuf: int | None = None
+) -> socket.socket:
+    """A WebSocket opened by hand on a bare socket that then sends ``messages`` and never
+    reads again (unlike a client library, which reads in the background)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    head = b""
+    async with asyncio.timeout(10):
+        while not head.endswith(b"\r\n\r\n"):  # byte by byte: nothing past the head is taken
+            byte = await loop.sock_recv(sock, 1)
+            if not byte:
+                raise EOFError(f"the server closed the handshake: {head!r}")
+            head += byte
+    assert head.split(b"\r\n")[0].split(b" ")[1] == b"101", head
+    for message in messages:
+        await loop.sock_sendall(sock, masked_text_frame(orjson.dumps(message)))
+    return sock
+
+
+def masked_text_frame(payload: bytes) -> bytes:
+    """One client-to-server text frame (clients must mask, RFC 6455 section 5.3)."""
+    mask = os.urandom(4)
+    size = len(payload)
+    if size < 126:
+        head = bytes([0x81, 0x80 | size])
+    elif size < 65_536:
+        head = bytes([0x81, 0x80 | 126]) + size.to_bytes(2, "big")
+    else:
+        head = bytes([0x81, 0x80 | 127]) + size.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def read_to_end(sock: socket.socket, *, timeout: float, limit: int = 64 << 20) -> str:
+    """Read and discard until the server ends the connection: "eof" or "reset"."""
+    loop = asyncio.get_running_loop()
+    total = 0
+    async with asyncio.timeout(timeout):
+        while total < limit:
+            try:
+                data = await loop.sock_recv(sock, 1 << 16)
+            except ConnectionResetError:
+                return "reset"
+            if not data:
+                return "eof"
+            total += len(data)
+    raise AssertionError(f"still open after reading {total} bytes")
+
+
+TCP_ESTABLISHED = "01"
+
+
+def server_side_tcp_state(server_port: int, client_port: int) -> str | None:
+    """The state (hex, as in /proc/net/tcp) of the server's end of one connection from this
+    host, or None when that socket is gone."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+        if int(local, 16) == server_port and int(remote, 16) == client_port:
+            return fields[3]
+    return None

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 
 import pytest
 from hypothesis import given
@@ -128,9 +128,7 @@ def test_redirects_and_errors_are_plain_failures(code: int) -> None:
     assert not outcome.succeeded and not outcome.throttled and not outcome.gone
 
 
-@pytest.mark.parametrize(
-    ("code", "timed_out"), [(429, False), (503, False), (None, True)]
-)
+@pytest.mark.parametrize(("code", "timed_out"), [(429, False), (503, False), (None, True)])
 def test_429_503_and_timeouts_are_throttled(code: int | None, timed_out: bool) -> None:
     outcome = classify(code, timed_out=timed_out, retry_after_s=None)
     assert outcome.throttled and not outcome.succeeded

@@ -62,7 +62,10 @@ def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
 def _check_filter(value: dict[str, Any]) -> dict[str, Any]:
     if "type" in value:
         raise ValueError("put type patterns in `events`")
-    parse_filter(value, location="filter")
+    try:
+        parse_filter(value, location="filter")
+    except TidingsError as error:  # a field of a valid JSON body: 422 like the others
+        raise ValueError(error.message) from None
     return value
 
 

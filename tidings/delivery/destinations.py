@@ -1,9 +1,11 @@
 """Where a webhook may be sent: absolute http(s) URLs whose addresses are public.
 
 By default a destination that resolves to loopback, private, link-local, multicast, reserved
-or cloud-metadata addresses is refused, at registration and again at every delivery, and the
-request goes to the address that was vetted (no window for DNS rebinding between the check and
-the connection). ``TIDINGS_WEBHOOK_ALLOW_PRIVATE=true`` lifts this for local use and tests.
+or cloud-metadata addresses (also inside IPv4-mapped, NAT64 and 6to4 IPv6 addresses) is
+refused, at registration and again at every delivery, and the request goes to the address that
+was vetted (no window for DNS rebinding between the check and the connection).
+``TIDINGS_WEBHOOK_ALLOW_PRIVATE=true`` lifts this for local use and tests, except for cloud
+metadata services. The address rules are those of ``tidings.netguard``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
+
+from tidings.netguard import ALLOW_PRIVATE_ENV, address_problem
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
@@ -40,17 +44,7 @@ def check_url(url: str) -> tuple[str, str, int]:
 
 def is_public(address: IPAddress) -> bool:
     """False for every address a webhook must not reach by default."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return is_public(address.ipv4_mapped)
-    return not (
-        address.is_loopback
-        or address.is_private
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-        or not address.is_global
-    )
+    return address_problem(address, allow_private=False) is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,20 +70,25 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
 
 
 async def vet(url: str, allow_private: bool) -> Target:
-    """Check a destination and pick the address to connect to."""
+    """Check a destination and pick the address to connect to.
+
+    Cloud metadata services stay refused even when private destinations are allowed (the
+    rule of ``tidings.netguard``): nothing legitimate receives webhooks there.
+    """
     scheme, host, port = check_url(url)
-    if allow_private:
-        return Target(url, None, None)
-    if host in METADATA_HOSTS:
+    if host.rstrip(".") in METADATA_HOSTS:
         raise DestinationRefused(f"{host!r} is a cloud metadata service")
     addresses = await resolve(host, port)
-    refused = [a for a in addresses if not is_public(a)]
-    if refused or not addresses:
-        shown = ", ".join(str(a) for a in refused) or "nothing"
-        raise DestinationRefused(
-            f"{host!r} resolves to {shown}, a private, loopback, link-local, multicast or "
-            "reserved address (set TIDINGS_WEBHOOK_ALLOW_PRIVATE=true to allow it)"
-        )
+    if not addresses:
+        raise DestinationRefused(f"{host!r} resolves to nothing")
+    for address in addresses:
+        problem = address_problem(address, allow_private)
+        if problem:
+            hint = "" if "metadata" in problem else f" (set {ALLOW_PRIVATE_ENV}=true to allow it)"
+            raise DestinationRefused(f"{host!r} may not receive webhooks: {problem}{hint}")
+    if allow_private:
+        # Connect by name: a local receiver may listen on only one of localhost's addresses.
+        return Target(url, None, None)
     chosen = addresses[0]
     parts = urlsplit(url)
     literal = f"[{chosen}]" if chosen.version == 6 else str(chosen)

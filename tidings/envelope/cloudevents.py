@@ -10,6 +10,7 @@ extension (the CloudEvents distributed-tracing extension) gives the trace id.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -35,7 +36,13 @@ STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 _CORE = {"specversion", "id", "source", "type", "subject", "time", "data", "data_base64"}
 _KEPT = {"datacontenttype", "dataschema"}
-_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+# Lowercase ASCII letters and digits (CloudEvents 1.0: names "SHOULD NOT" exceed 20 characters,
+# so longer ones are still valid). Used with fullmatch, which no trailing newline slips past.
+_ATTRIBUTE_NAME = re.compile(r"[a-z0-9]+")
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+# Percent-encoded in a header value (HTTP binding 3.1.3.2): space, '"', '%' and anything
+# outside printable ASCII; every other printable character is kept.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
 
 
 def _is_json_type(content_type: str | None) -> bool:
@@ -49,18 +56,26 @@ def _to_input(
     attributes: Mapping[str, Any], data: Any, loc: list[str | int]
 ) -> tuple[dict[str, Any], str | None]:
     """An envelope input dict and its dedupe key from CloudEvents attributes."""
+    # In the JSON format an attribute whose value is null is absent.
+    attributes = {k: v for k, v in attributes.items() if v is not None}
     specversion = attributes.get("specversion")
     problems = []
     if specversion != "1.0":
-        problems.append({"loc": [*loc, "specversion"], "msg": "specversion must be \"1.0\""})
+        problems.append({"loc": [*loc, "specversion"], "msg": 'specversion must be "1.0"'})
     for required in ("id", "source", "type"):
         value = attributes.get(required)
         if not isinstance(value, str) or not value:
             problems.append({"loc": [*loc, required], "msg": "required CloudEvents attribute"})
-    for name in attributes:
-        if name not in _CORE and not _ATTRIBUTE_NAME.match(name):
+    for name, value in attributes.items():
+        if name in _CORE:
+            continue
+        if not _ATTRIBUTE_NAME.fullmatch(name):
             problems.append(
-                {"loc": [*loc, name], "msg": "attribute names are 1-20 lowercase letters or digits"}
+                {"loc": [*loc, name], "msg": "attribute names are lowercase letters or digits"}
+            )
+        elif isinstance(value, dict | list):
+            problems.append(
+                {"loc": [*loc, name], "msg": "an attribute is a string, number or boolean"}
             )
     if problems:
         raise invalid("the CloudEvent is not valid", problems)
@@ -85,18 +100,24 @@ def _structured_item(
     raw: Any, ctx: PublishContext, limits: Limits, loc: list[str | int], index: int | None
 ) -> Candidate:
     if not isinstance(raw, dict):
-        raise invalid("a CloudEvent must be a JSON object", [{"loc": loc, "msg": "expected an object"}])
+        raise invalid(
+            "a CloudEvent must be a JSON object", [{"loc": loc, "msg": "expected an object"}]
+        )
     check_size(raw, limits, loc)
     data = raw.get("data")
     attributes = dict(raw)
     if "data_base64" in raw:
         if "data" in raw:
-            raise invalid("a CloudEvent has either data or data_base64", [{"loc": loc, "msg": "both given"}])
+            raise invalid(
+                "a CloudEvent has either data or data_base64", [{"loc": loc, "msg": "both given"}]
+            )
         encoded = raw["data_base64"]
         try:
             base64.b64decode(encoded, validate=True)
         except (ValueError, TypeError):
-            raise invalid("data_base64 is not base64", [{"loc": [*loc, "data_base64"], "msg": "not base64"}]) from None
+            raise invalid(
+                "data_base64 is not base64", [{"loc": [*loc, "data_base64"], "msg": "not base64"}]
+            ) from None
         data = encoded
         attributes["data_base64"] = True
     item, dedupe = _to_input(attributes, data, loc)
@@ -115,7 +136,9 @@ def from_structured(body: Any, ctx: PublishContext, limits: Limits) -> list[Cand
 def from_batch(body: Any, ctx: PublishContext, limits: Limits) -> list[Candidate]:
     """``application/cloudevents-batch+json``: a JSON array of CloudEvents, all or nothing."""
     if not isinstance(body, list):
-        raise invalid("a CloudEvents batch is a JSON array", [{"loc": ["body"], "msg": "expected an array"}])
+        raise invalid(
+            "a CloudEvents batch is a JSON array", [{"loc": ["body"], "msg": "expected an array"}]
+        )
     check_batch(len(body), limits)
     out: list[Candidate] = []
     details: list[dict[str, Any]] = []
@@ -132,7 +155,8 @@ def from_batch(body: Any, ctx: PublishContext, limits: Limits) -> list[Candidate
 
 
 def is_binary(headers: Mapping[str, str]) -> bool:
-    return "ce-specversion" in headers
+    """Whether a request is HTTP binary mode: it has a ``ce-specversion`` header (any case)."""
+    return any(name.lower() == "ce-specversion" for name in headers)
 
 
 def from_binary(
@@ -140,11 +164,13 @@ def from_binary(
 ) -> list[Candidate]:
     """HTTP binary mode: attributes in ``ce-*`` headers, the body is the data."""
     attributes: dict[str, Any] = {}
+    content_type: str | None = None
     for name, value in headers.items():
         lower = name.lower()
         if lower.startswith("ce-"):
             attributes[lower[3:]] = unquote(value)
-    content_type = headers.get("content-type")
+        elif lower == "content-type":
+            content_type = value
     if content_type:
         attributes["datacontenttype"] = content_type
     data: Any = None
@@ -153,7 +179,9 @@ def from_binary(
             try:
                 data = orjson.loads(body)
             except orjson.JSONDecodeError as error:
-                raise TidingsError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+                raise TidingsError(
+                    400, "malformed_json", f"the body is not valid JSON: {error}"
+                ) from None
         elif content_type and content_type.lower().startswith("text/"):
             try:
                 data = body.decode()
@@ -184,16 +212,37 @@ def to_structured(event: Event) -> dict[str, Any]:
         "time": format_us(event.time_us),
         "datacontenttype": "application/json",
     }
-    if event.subject is not None:
+    if event.subject:  # CloudEvents: a subject, when present, is not empty
         out["subject"] = event.subject
-    out.update(extensions)
+    # Only what came in as extensions: never let metadata replace a core attribute.
+    out.update(
+        (name, value)
+        for name, value in extensions.items()
+        if name not in _CORE and _ATTRIBUTE_NAME.fullmatch(name)
+    )
     out.setdefault("sequence", str(event.seq))
-    out.setdefault("traceparent", f"00-{event.trace_id}-{event.id.replace('-', '')[-16:]}-01")
+    out.setdefault("traceparent", f"00-{event.trace_id}-{_parent_id(event.id)}-01")
     if as_base64:
         out["data_base64"] = event.data
     elif event.data_json != "null":
         out["data"] = event.data
     return out
+
+
+def _parent_id(event_id: str) -> str:
+    """A W3C parent-id (16 hex digits, not zeros) for the event: a UUID's random tail, else a hash.
+
+    A client-chosen CloudEvents id need not be hex, and an invalid traceparent is dropped.
+    """
+    tail = event_id.replace("-", "").lower()[-16:]
+    if not _HEX16.fullmatch(tail) or tail == "0" * 16:
+        tail = hashlib.sha256(event_id.encode()).hexdigest()[:16]
+    return tail if tail != "0" * 16 else "0" * 15 + "1"
+
+
+def _header_value(value: Any) -> str:
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return quote(text, safe=_HEADER_SAFE)
 
 
 def to_binary_headers(event: Event) -> dict[str, str]:
@@ -203,6 +252,6 @@ def to_binary_headers(event: Event) -> dict[str, str]:
     for name, value in structured.items():
         if name in ("data", "data_base64", "datacontenttype"):
             continue
-        headers[f"ce-{name}"] = quote(str(value), safe=" !#$&'()*+,/:;=?@[]~")
+        headers[f"ce-{name}"] = _header_value(value)
     headers["content-type"] = str(structured.get("datacontenttype", "application/json"))
     return headers

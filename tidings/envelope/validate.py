@@ -29,7 +29,9 @@ from tidings.envelope.timefmt import now_us, to_us
 from tidings.envelope.types import type_error
 from tidings.errors import TidingsError, invalid
 
-_Printable = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+_Printable = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 _TraceId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 
 
@@ -107,7 +109,9 @@ def check_size(raw: Any, limits: Limits, loc: list[str | int]) -> None:
     try:
         size = len(orjson.dumps(raw))
     except orjson.JSONEncodeError as error:
-        raise invalid("the event cannot be encoded as JSON", [{"loc": loc, "msg": str(error)}]) from None
+        raise invalid(
+            "the event cannot be encoded as JSON", [{"loc": loc, "msg": str(error)}]
+        ) from None
     if size > limits.max_event_bytes:
         raise TidingsError(
             413,
@@ -119,7 +123,10 @@ def check_size(raw: Any, limits: Limits, loc: list[str | int]) -> None:
 
 
 def to_candidate(
-    model: EventIn, ctx: PublishContext, *, idempotency_key: str | None = None,
+    model: EventIn,
+    ctx: PublishContext,
+    *,
+    idempotency_key: str | None = None,
     dedupe_key: str | None = None,
 ) -> Candidate:
     key = model.idempotency_key or idempotency_key

@@ -200,9 +200,9 @@ def _verifier(table: _Table, name: str, base: Path) -> Verifier:
         if key_file is not None and secret is not None:
             raise table.fail("public_key", "set either secret (HMAC mode) or public_key, not both")
         if key_file is not None:
-            key = load_public_key(key_file, base, table)
+            public_key = load_public_key(key_file, base, table)
             tolerance = table.number("tolerance_s", 300.0)
-            return SmartThingsVerifier(http_signature=HttpSignatureVerifier(key, tolerance))
+            return SmartThingsVerifier(http_signature=HttpSignatureVerifier(public_key, tolerance))
         return SmartThingsVerifier(hmac_verifier=_hmac(table))
     secret = table.text("secret", required=True)
     assert secret is not None
@@ -334,7 +334,9 @@ def _subscriptions(raw: Any) -> tuple[Subscription, ...]:
                 if problem:
                     raise table.fail(key, f"{value!r} {problem}")
             prefixes[key] = value
-        found.append(Subscription(topic_filter, qos, prefixes["strip_prefix"], prefixes["dlq_prefix"]))
+        found.append(
+            Subscription(topic_filter, qos, prefixes["strip_prefix"], prefixes["dlq_prefix"])
+        )
     return tuple(found)
 
 
@@ -343,7 +345,9 @@ def _check_loops(subscribe: tuple[Subscription, ...], publish: list[dict[str, An
     targets: list[tuple[str, str]] = []
     for index, sub in enumerate(subscribe):
         if sub.dlq_prefix is not None:
-            targets.append((f"mqtt.subscribe[{index}].dlq_prefix", topics.dlq_pattern(sub.dlq_prefix)))
+            targets.append(
+                (f"mqtt.subscribe[{index}].dlq_prefix", topics.dlq_pattern(sub.dlq_prefix))
+            )
     for index, rule in enumerate(publish):
         template = rule.get("topic")
         path = f"mqtt.publish[{index}].topic"

@@ -72,14 +72,12 @@ class DeadLetterQuery:
 def _row(row: tuple[Any, ...]) -> DeadLetter:
     seq, id_, tenant, source, code, reason, raw, topic, headers, received = row
     decoded = orjson.loads(headers) if headers else {}
-    return DeadLetter(
-        seq, id_, tenant, source, code, reason, bytes(raw), topic, decoded, received
-    )
+    return DeadLetter(seq, id_, tenant, source, code, reason, bytes(raw), topic, decoded, received)
 
 
 def list_sql(tenant: str, query: DeadLetterQuery) -> tuple[str, list[Any]]:
     """The list query: fixed fragments joined by the filters that are set."""
-    conditions, params = ["tenant = ?"], [tenant]
+    conditions, params = ["tenant = ?"], list[Any]([tenant])
     for column, values in (
         ("source", query.sources),
         ("topic", query.topics),
@@ -146,7 +144,15 @@ class DeadLetters:
         # The store offers no public write hook yet; its writer runs fn(conn) in a transaction.
         seq: int = await self.store._require_writer().call(insert)
         return DeadLetter(
-            seq, letter.id, tenant, source, reason_code, reason, raw, topic, letter.headers,
+            seq,
+            letter.id,
+            tenant,
+            source,
+            reason_code,
+            reason,
+            raw,
+            topic,
+            letter.headers,
             letter.received_at_us,
         )
 
@@ -157,9 +163,7 @@ class DeadLetters:
 
         return await self.store._readers.run(read)
 
-    async def find(
-        self, query: DeadLetterQuery, tenant: str = DEFAULT_TENANT
-    ) -> list[DeadLetter]:
+    async def find(self, query: DeadLetterQuery, tenant: str = DEFAULT_TENANT) -> list[DeadLetter]:
         sql, params = list_sql(tenant, query)
         return await self.store._readers.run(
             lambda conn: [_row(r) for r in conn.execute(sql, params)]
@@ -201,8 +205,16 @@ class MemoryDeadLetters:
     ) -> DeadLetter:
         self._seq += 1
         letter = DeadLetter(
-            self._seq, uuid7(), tenant, source, reason_code, reason, raw, topic,
-            dict(headers or {}), now_us(),
+            self._seq,
+            uuid7(),
+            tenant,
+            source,
+            reason_code,
+            reason,
+            raw,
+            topic,
+            dict(headers or {}),
+            now_us(),
         )
         self._letters.append(letter)
         return letter
@@ -210,9 +222,7 @@ class MemoryDeadLetters:
     async def get(self, letter_id: str, tenant: str = DEFAULT_TENANT) -> DeadLetter | None:
         return next((d for d in self._letters if (d.tenant, d.id) == (tenant, letter_id)), None)
 
-    async def find(
-        self, query: DeadLetterQuery, tenant: str = DEFAULT_TENANT
-    ) -> list[DeadLetter]:
+    async def find(self, query: DeadLetterQuery, tenant: str = DEFAULT_TENANT) -> list[DeadLetter]:
         found = [d for d in self._letters if d.tenant == tenant and _matches(d, query)]
         if query.order == "desc":
             found.reverse()

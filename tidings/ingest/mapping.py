@@ -94,9 +94,7 @@ def parse_json(raw: bytes) -> Any:
         raise Unmappable("not_json", f"the input is not valid JSON: {error}") from None
 
 
-def generic_draft(
-    value: Any, *, source: str, default_type: str, key: str | None = None
-) -> Draft:
+def generic_draft(value: Any, *, source: str, default_type: str, key: str | None = None) -> Draft:
     """A JSON object with ``type`` is an event input (source defaulting to ``source``);
     any other JSON value is the data of an event of ``default_type``."""
     if isinstance(value, dict) and "type" in value:

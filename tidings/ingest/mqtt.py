@@ -133,8 +133,9 @@ class MqttIngest:
     def _online(self) -> None:
         self._set_state("connected")
         self.backoff.reset()
-        log.info("MQTT: connected to %s (session present: %s)", self.config.url,
-                 self.session_present)
+        log.info(
+            "MQTT: connected to %s (session present: %s)", self.config.url, self.session_present
+        )
         if self._lost:
             self._lost = False
             self.streams.broadcast_system(

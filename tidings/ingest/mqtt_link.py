@@ -11,6 +11,7 @@ paho's own reconnect is off.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,10 +41,8 @@ class Delivery:
 
 def _soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
     """Run ``fn(*args)`` in the event loop; after the loop closed nobody is left to tell."""
-    try:
+    with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(fn, *args)
-    except RuntimeError:
-        pass
 
 
 class MqttLink:
@@ -135,7 +134,7 @@ class MqttLink:
     def _connect_blocking(self) -> None:
         config = self.config
         if config.protocol == 5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = config.session_expiry_s
             self.client.connect(
                 config.host, config.port, config.keepalive_s, clean_start=False, properties=props

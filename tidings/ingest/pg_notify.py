@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 
 from tidings.envelope.timefmt import format_us
 from tidings.errors import TidingsError
@@ -60,8 +60,6 @@ class PgNotifyListener:
         self._inbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._accepting = True
         self._lost = False  # source_lost was broadcast and source_restored not yet
-        self._idle = asyncio.Event()  # set while no notification is being committed
-        self._idle.set()
 
     def start(self, supervisor: Supervisor) -> None:
         supervisor.start(self.name, self._listen_loop)
@@ -99,12 +97,13 @@ class PgNotifyListener:
                     "source_lost",
                     {
                         "source": self.config.source,
-                        "message": f"stopped listening to {self.config.channel}: "
-                        f"{self.last_error}",
+                        "message": f"stopped listening to {self.config.channel}: {self.last_error}",
                     },
                 )
             delay = self.backoff.next()
-            log.warning("PG NOTIFY %s: %s; reconnecting in %.1fs", self.name, self.last_error, delay)
+            log.warning(
+                "PG NOTIFY %s: %s; reconnecting in %.1fs", self.name, self.last_error, delay
+            )
             await asyncio.sleep(delay)
 
     async def _session(self) -> None:
@@ -146,11 +145,10 @@ class PgNotifyListener:
     async def _consume(self) -> None:
         while True:
             payload = await self._inbox.get()
-            self._idle.clear()
             try:
                 await self._commit(payload)
             finally:
-                self._idle.set()
+                self._inbox.task_done()
 
     async def _commit(self, payload: bytes) -> None:
         self.counts["received"] += 1
@@ -167,9 +165,11 @@ class PgNotifyListener:
         """Stop taking notifications, commit those received, then close the connection."""
         self._accepting = False
         await supervisor.stop(self.name)
-        deadline = time.monotonic() + timeout
-        while (not self._inbox.empty() or not self._idle.is_set()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._inbox.join()
+        except TimeoutError:
+            log.warning("PG NOTIFY %s: notifications still committing at shutdown", self.name)
         await supervisor.stop(self.name + ":ingest")
         self._set_state("stopped")
 

@@ -8,6 +8,7 @@ two operators at once) stores its events once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -47,7 +48,7 @@ def plan(config: IngestConfig, letter: DeadLetter) -> tuple[str, Callable[[], li
         return "mqtt", lambda: read_mqtt(sub, topic, raw)
     for entry in config.pg_notify:
         if (entry.source, entry.channel) == (letter.source, topic):
-            return "pg_notify", lambda: read_notification(entry, raw)
+            return "pg_notify", functools.partial(read_notification, entry, raw)
     raise Unmappable("unmappable", f"the source {letter.source!r} is no longer configured")
 
 

@@ -67,7 +67,9 @@ def read_lifecycle(body: Any, source: str) -> Lifecycle | None:
     if lifecycle == "CONFIRMATION":
         url = _dig(body, "confirmationData", "confirmationUrl")
         if not isinstance(url, str):
-            raise Unmappable("unmappable", "a CONFIRMATION without confirmationData.confirmationUrl")
+            raise Unmappable(
+                "unmappable", "a CONFIRMATION without confirmationData.confirmationUrl"
+            )
         app_id = _dig(body, "confirmationData", "appId")
         return Confirmation(url, app_id if isinstance(app_id, str) else None)
     if lifecycle == "EVENT":

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -31,13 +32,16 @@ from tidings.ingest.smartthings import Confirmation, OtherLifecycle, Ping
 log = logging.getLogger("tidings.ingest")
 CONFIRM_TIMEOUT_S = 10.0
 
-Fetch = Callable[[str], Awaitable[int]]
-"""Request a URL with GET and return the status code (raises httpx2.HTTPError)."""
+Fetch = Callable[[str, list[netguard.IPAddress]], Awaitable[int]]
+"""GET a vetted URL at one of its vetted addresses; the status code (raises httpx2.HTTPError)."""
 
 
-async def _fetch(url: str) -> int:
+async def _fetch(url: str, addresses: list[netguard.IPAddress]) -> int:
+    pinned, host_header = netguard.pin_url(url, addresses[0])
+    parts = urlsplit(url)
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else None
     async with httpx2.AsyncClient(timeout=CONFIRM_TIMEOUT_S, follow_redirects=False) as client:
-        response = await client.get(url)
+        response = await client.get(pinned, headers={"Host": host_header}, extensions=extensions)
         return response.status_code
 
 
@@ -100,18 +104,20 @@ class WebhookReceiver:
         """Request the CONFIRMATION URL once, after vetting it like a webhook destination."""
         url = confirmation.url
         log.info(
-            "SmartThings CONFIRMATION on source %s (app %s): %s", source.name, confirmation.app_id,
+            "SmartThings CONFIRMATION on source %s (app %s): %s",
+            source.name,
+            confirmation.app_id,
             url,
         )
         try:
-            await asyncio.to_thread(netguard.vet_url, url, self.allow_private)
+            addresses = await asyncio.to_thread(netguard.vet_url, url, self.allow_private)
         except netguard.UnsafeURL as error:
             log.warning("SmartThings confirmation URL refused: %s", error)
             raise TidingsError(
                 422, "confirmation_refused", f"the confirmationUrl was not requested: {error}"
             ) from None
         try:
-            status = await self.fetch(url)
+            status = await self.fetch(url, addresses)
         except httpx2.HTTPError as error:
             raise TidingsError(
                 502, "confirmation_failed", f"requesting the confirmationUrl failed: {error}"

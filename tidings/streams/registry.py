@@ -89,6 +89,11 @@ class StreamRegistry:
             async with asyncio.timeout(timeout):
                 await self._empty.wait()
         except TimeoutError:
-            log.warning("%d streams did not close in %.1fs; closing them", len(self._open), timeout)
+            log.warning(
+                "%d streams did not close in %.1fs; dropping them", len(self._open), timeout
+            )
             for conn in list(self._open):
                 conn.close()
+                # One stuck writing to a socket that accepts nothing would wait for the stall
+                # time; dropping its connection ends that write at once.
+                self.drop(conn.client)

@@ -1,0 +1,180 @@
+"""``/v1/dead-letters``: list, show, delete and redrive parked input."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi import Query as Q
+from starlette.responses import Response
+
+from tidings.api.body import parse_json, read_body
+from tidings.api.ingest import ingest_of
+from tidings.api.params import multi_dict
+from tidings.api.responses import json_response
+from tidings.api.schemas import error_responses
+from tidings.envelope.timefmt import parse_iso
+from tidings.errors import TidingsError
+from tidings.ingest.dead_letters import DeadLetter, DeadLetterQuery
+from tidings.ingest.manager import IngestManager
+from tidings.ingest.mapping import REASON_CODES
+
+router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
+MAX_LIMIT = 1000
+FILTERS = ("source", "topic", "reason", "since", "until")
+LIST_PARAMS = (*FILTERS, "order", "limit", "cursor")
+MAX_BULK_BODY = 65_536
+
+
+def _bad(name: str, message: str) -> TidingsError:
+    return TidingsError(
+        400, "invalid_parameter", message, details=[{"loc": ["query", name], "msg": message}]
+    )
+
+
+def _values(params: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """A comma list, repeated or not (``?source=a&source=b`` is ``source=a,b``)."""
+    raw = params.get(name)
+    items = raw if isinstance(raw, list) else [raw] if raw is not None else []
+    return tuple(v.strip() for item in items for v in str(item).split(",") if v.strip())
+
+
+def _time(params: Mapping[str, Any], name: str) -> int | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _bad(name, f"{name} must be an ISO 8601 time given once")
+    try:
+        return parse_iso(value)
+    except ValueError as error:
+        raise _bad(name, str(error)) from None
+
+
+def parse_filters(params: Mapping[str, Any], allowed: tuple[str, ...]) -> DeadLetterQuery:
+    for name in params:
+        if name not in allowed:
+            raise _bad(name, f"unknown parameter {name!r}; expected one of {', '.join(allowed)}")
+    reasons = _values(params, "reason")
+    for reason in reasons:
+        if reason not in REASON_CODES:
+            raise _bad("reason", f"reason must be one of {', '.join(REASON_CODES)}")
+    return DeadLetterQuery(
+        sources=_values(params, "source"),
+        topics=_values(params, "topic"),
+        reasons=reasons,
+        since_us=_time(params, "since"),
+        until_us=_time(params, "until"),
+    )
+
+
+def make_cursor(order: str, seq: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"o": order, "s": seq})).decode().rstrip("=")
+
+
+def apply_cursor(query: DeadLetterQuery, cursor: str) -> DeadLetterQuery:
+    try:
+        decoded = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        order, seq = decoded["o"], int(decoded["s"])
+    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise _bad("cursor", "cursor is not one this server made; pass `next` as is") from None
+    if order != query.order:
+        raise _bad("cursor", "the cursor was made for the other order; keep the same parameters")
+    return replace(query, after=seq) if order == "asc" else replace(query, before=seq)
+
+
+def _list_query(params: Mapping[str, Any]) -> DeadLetterQuery:
+    query = parse_filters(params, LIST_PARAMS)
+    order = params.get("order") or "desc"
+    if order not in ("asc", "desc"):
+        raise _bad("order", "order must be 'asc' or 'desc'")
+    limit_text = params.get("limit") or "100"
+    try:
+        limit = int(limit_text)
+    except (TypeError, ValueError):
+        raise _bad("limit", "limit must be an integer") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise _bad("limit", f"limit must be between 1 and {MAX_LIMIT}")
+    direction: Literal["asc", "desc"] = "asc" if order == "asc" else "desc"
+    query = replace(query, order=direction, limit=limit)
+    cursor = params.get("cursor")
+    return apply_cursor(query, cursor) if isinstance(cursor, str) and cursor else query
+
+
+async def _letter(manager: IngestManager, letter_id: str) -> DeadLetter:
+    letter = await manager.dead_letters.get(letter_id)
+    if letter is None:
+        raise TidingsError(404, "dead_letter_not_found", f"no dead letter with id {letter_id!r}")
+    return letter
+
+
+@router.get("", summary="List dead letters, newest first", responses=error_responses(400))
+async def list_dead_letters(
+    request: Request,
+    source: str | None = Q(None, description="comma list of sources"),
+    topic: str | None = Q(None, description="comma list of MQTT topics or PG NOTIFY channels"),
+    reason: str | None = Q(None, description="comma list of reason codes"),
+    since: str | None = Q(None, description="received_at >= this ISO 8601 time"),
+    until: str | None = Q(None, description="received_at <= this ISO 8601 time"),
+    order: str | None = Q(None, description="`desc` (default) or `asc`"),
+    limit: str | None = Q(None, description="1-1000, default 100"),
+    cursor: str | None = Q(None, description="the `next` of the previous page"),
+) -> Response:
+    manager = ingest_of(request)
+    query = _list_query(multi_dict(request.query_params))
+    letters = await manager.dead_letters.find(replace(query, limit=query.limit + 1))
+    more = len(letters) > query.limit
+    letters = letters[: query.limit]
+    next_cursor = make_cursor(query.order, letters[-1].seq) if more and letters else None
+    return json_response({"dead_letters": [d.to_dict() for d in letters], "next": next_cursor})
+
+
+@router.post(
+    "/redrive",
+    summary="Redrive every dead letter matching source, topic, reason, since, until",
+    responses=error_responses(400),
+)
+async def redrive_many(request: Request) -> Response:
+    manager = ingest_of(request)
+    params: dict[str, Any] = dict(multi_dict(request.query_params))
+    body = await read_body(request, MAX_BULK_BODY)
+    if body.strip():
+        given = parse_json(body)
+        if not isinstance(given, dict):
+            raise TidingsError(400, "invalid_parameter", "the body must be a JSON object")
+        params.update({k: v for k, v in given.items() if v is not None})
+    query = parse_filters(params, FILTERS)
+    return json_response(await manager.redriver.redrive_many(query))
+
+
+@router.get("/{letter_id}", summary="One dead letter", responses=error_responses(404))
+async def get_dead_letter(request: Request, letter_id: str) -> Response:
+    letter = await _letter(ingest_of(request), letter_id)
+    return json_response(letter.to_dict())
+
+
+@router.delete(
+    "/{letter_id}", summary="Delete a dead letter", status_code=204, responses=error_responses(404)
+)
+async def delete_dead_letter(request: Request, letter_id: str) -> Response:
+    manager = ingest_of(request)
+    if not await manager.dead_letters.delete(letter_id):
+        raise TidingsError(404, "dead_letter_not_found", f"no dead letter with id {letter_id!r}")
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{letter_id}/redrive",
+    summary="Map a dead letter again with its source's current configuration",
+    responses=error_responses(404, 422),
+)
+async def redrive_one(request: Request, letter_id: str) -> Response:
+    manager = ingest_of(request)
+    letter = await _letter(manager, letter_id)
+    results = await manager.redriver.redrive(letter)
+    return json_response({"dead_letter": letter.id, "events": [r.to_dict() for r in results]})
