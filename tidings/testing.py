@@ -90,20 +90,7 @@ class MemoryStore:
                     results.append(AppendResult(found.id, found.seq, True))
                     continue
             seq += 1
-            event = Event(
-                seq,
-                c.id,
-                c.type,
-                c.source,
-                c.subject,
-                c.time_us,
-                received_us,
-                c.trace_id,
-                c.idempotency_key,
-                c.data_json,
-                c.metadata_json,
-                c.tenant,
-            )
+            event = c.stored(seq, received_us)
             if key is not None:
                 staged[key] = event
             events.append(event)

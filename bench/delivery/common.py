@@ -28,7 +28,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.append(str(ROOT / "bench"))
 
 import procstat  # noqa: E402 - bench/procstat.py, shared with the publish benchmark
 
@@ -236,7 +236,9 @@ def cpu_delta(before: CpuMark, after: CpuMark) -> dict[str, Any]:
         "harness_cpu_percent": round(harness, 1),
         **machine,
         # What the rest of the machine used meanwhile, in percent of one core: the noise.
-        "other_cpu_percent": round((os.cpu_count() or 1) * machine["machine_busy_percent"] - ours, 1),
+        "other_cpu_percent": round(
+            (os.cpu_count() or 1) * machine["machine_busy_percent"] - ours, 1
+        ),
     }
 
 

@@ -135,7 +135,9 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     ordered = sorted(values)
 
     def rank(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.999999) - 1))], 3)
+        return round(
+            ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.999999) - 1))], 3
+        )
 
     return {"p50": rank(0.5), "p90": rank(0.9), "p99": rank(0.99), "max": round(ordered[-1], 3)}
 

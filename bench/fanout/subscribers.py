@@ -32,7 +32,7 @@ STAMP = b'"bt":'  # the publish stamp in every benchmark payload
 STAMP_RE = re.compile(rb'"bt":(\d+)')
 FINE_US, FINE_BUCKETS = 10, 10_000  # 10 us buckets up to 100 ms
 COARSE_US, COARSE_BUCKETS = 1_000, 60_000  # then 1 ms buckets up to 60 s
-SHARED_FIELDS = 3  # per worker in the shared array: events received, slowest subscriber, open
+SHARED_FIELDS = 4  # per worker, shared: events received, slowest subscriber, open, bytes
 GONE = 1 << 62  # the count of a connection that failed or was lost: left out of the minimum
 
 
@@ -74,26 +74,32 @@ class Histogram:
         return {"count": self.count, "max_us": self.max_us, "buckets": buckets}
 
 
-def merge_percentiles(exports: Sequence[dict[str, Any]], quantiles: Sequence[float]) -> dict:
-    """Percentiles (ms, bucket upper bounds) of the merged histograms of several workers."""
+def merge_percentiles(
+    exports: Sequence[dict[str, Any]], quantiles: Sequence[float], expected: int
+) -> dict[str, Any]:
+    """Percentiles (ms, bucket upper bounds) of several workers' histograms merged.
+
+    ``expected`` receipts make the population: the ones that never arrived count as slower
+    than any that did, and a percentile that falls among them is None (not measured).
+    """
     merged: dict[int, int] = {}
     for export in exports:
         for bound, n in export["buckets"].items():
             merged[int(bound)] = merged.get(int(bound), 0) + n
-    total = sum(merged.values())
-    out: dict[str, float | None] = {}
+    received = sum(merged.values())
+    population = max(expected, received)
+    out: dict[str, Any] = {}
     bounds = sorted(merged)
     for q in quantiles:
-        if not total:
-            out[f"p{round(q * 100):d}"] = None
-            continue
-        rank, seen = q * total, 0
+        key, rank, seen = f"p{q * 100:g}", q * population, 0
+        out[key] = None
         for bound in bounds:
             seen += merged[bound]
             if seen >= rank:
-                out[f"p{round(q * 100):d}"] = round(bound / 1000, 2)
+                out[key] = round(bound / 1000, 2)
                 break
     out["max"] = round(max((e["max_us"] for e in exports), default=0) / 1000, 2)
+    out["missing"] = population - received
     return out
 
 
@@ -206,7 +212,7 @@ class Worker:
 
     def __init__(self, slot: int, shared: Any) -> None:
         self.slot = slot  # this worker's fields in the shared array
-        self.shared = shared  # RawArray("q"): [received, slowest, open] per worker
+        self.shared = shared  # RawArray("q"): SHARED_FIELDS per worker
         self.subs: list[Subscriber] = []
         self.stats = Stats(0)
 
@@ -256,6 +262,7 @@ class Worker:
         slowest = min(stats.counts) if stats.counts else 0
         self.shared[base + 1] = 0 if slowest == GONE else slowest
         self.shared[base + 2] = len(self.subs) - stats.lost_connections
+        self.shared[base + 3] = stats.bytes
 
     async def keep_shared(self, period_s: float) -> None:
         while True:

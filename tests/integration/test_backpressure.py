@@ -38,7 +38,7 @@ HAS_PROC_NET = Path("/proc/net/tcp").exists()
 async def test_slow_reader_falls_behind_and_still_receives_everything_in_order(
     start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    env = server_env(stream_stall_s=2, heartbeat_s=0.5)
+    env = server_env(stream_stall_s=2, heartbeat_s=0.5, log_level="info")
     server = start_server(env=env, data_dir=tmp_path / "slow")
     source = unique("slow")
     async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as client:

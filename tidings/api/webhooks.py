@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query as Q, Request
+from fastapi import APIRouter, Request
+from fastapi import Query as Q
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.responses import Response
 
 from tidings.api.body import parse_json, read_body
 from tidings.api.responses import json_response
 from tidings.api.schemas import error_responses
+from tidings.delivery.sender import RESERVED_HEADERS
 from tidings.delivery.service import DeliveryService
 from tidings.delivery.signing import MIN_SECRET_LENGTH
 from tidings.envelope import parse_filter
@@ -22,19 +24,6 @@ from tidings.store.deliveries import Attempt, Delivery, Endpoint
 router = APIRouter(tags=["webhooks"])
 TENANT = "default"
 _FILTER_KEYS = ("source", "exclude_source", "subject")
-_RESERVED = {
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "x-signature",
-    "user-agent",
-    "traceparent",
-}
 
 
 def _service(request: Request) -> DeliveryService:
@@ -52,7 +41,7 @@ def _check_patterns(value: list[str]) -> list[str]:
 
 def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
     for name in value or {}:
-        if name.lower() in _RESERVED:
+        if name.lower() in RESERVED_HEADERS:
             raise ValueError(f"header {name!r} is set by Tidings and cannot be overridden")
         if not name or any(c in name for c in " :\r\n"):
             raise ValueError(f"{name!r} is not a valid header name")

@@ -202,7 +202,7 @@ class Engine:
                 if event.seq <= endpoint.cursor or event.tenant != endpoint.tenant:
                     continue
                 if matcher.matches(event):
-                    created.append(Job(self._new_delivery(endpoint, event, now), event))
+                    created.append(Job(self.new_delivery(endpoint, event, now), event))
             cursors[endpoint.id] = through
         await self.deliveries.dispatch([j.delivery for j in created], cursors, now + LEASE_US)
         for endpoint_id, position in cursors.items():
@@ -212,7 +212,8 @@ class Engine:
         self.enqueue(created)
         return len(events) >= PAGE
 
-    def _new_delivery(self, endpoint: Endpoint, event: Event, now: int) -> Delivery:
+    def new_delivery(self, endpoint: Endpoint, event: Event, now: int) -> Delivery:
+        """A pending delivery of ``event`` to ``endpoint`` (its first attempt due now)."""
         return Delivery(
             id=uuid7(),
             tenant=endpoint.tenant,
@@ -272,12 +273,10 @@ class Engine:
             if slots.inflight >= self.per_endpoint or now < slots.not_before:
                 self._retry_queue.rotate(-1)
                 break
-            if slots.bucket is not None:
-                wait = slots.bucket.take(now)
-                if wait:
-                    slots.not_before = now + wait
-                    soonest = min(soonest, wait)
-                    break
+            wait = _rate_wait(slots, now)
+            if wait:
+                soonest = min(soonest, wait)
+                break
             self._retry_queue.popleft()
             self._start(job, endpoint, slots, retry=True)
         # Fresh deliveries, one endpoint after another.
@@ -296,15 +295,10 @@ class Engine:
                 and slots.inflight < self.per_endpoint
                 and self._inflight < self.concurrency
             ):
-                if now < slots.not_before:
-                    soonest = min(soonest, slots.not_before - now)
+                wait = _rate_wait(slots, now)
+                if wait:
+                    soonest = min(soonest, wait)
                     break
-                if slots.bucket is not None:
-                    wait = slots.bucket.take(now)
-                    if wait:
-                        slots.not_before = now + wait
-                        soonest = min(soonest, wait)
-                        break
                 self._start(slots.queue.popleft(), endpoint, slots, retry=False)
                 started += 1
             if slots.queue:
@@ -374,7 +368,10 @@ class Engine:
                 status = "failed"
             else:
                 status = "pending"
-                next_at = result.at_us + int(delay * 1_000_000)
+                # From the end of the attempt: a timeout's throttle and a Retry-After count
+                # from the moment the receiver gave up or answered, not from the request.
+                ended_us = result.at_us + int(result.latency_ms * 1000)
+                next_at = ended_us + int(delay * 1_000_000)
         if status != "pending":
             metrics.DELIVERIES.labels(status).inc()
         attempt = Attempt(
@@ -423,6 +420,18 @@ class Engine:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.sender.client.timeout.read or 10.0)
         await self.flush()
+
+
+def _rate_wait(slots: _EndpointSlots, now: float) -> float:
+    """Seconds until the endpoint's rate limit allows an attempt; 0.0 takes the slot now."""
+    if now < slots.not_before:
+        return slots.not_before - now
+    if slots.bucket is None:
+        return 0.0
+    wait = slots.bucket.take(now)
+    if wait:
+        slots.not_before = now + wait
+    return wait
 
 
 def _result_label(result: AttemptResult) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from tidings import metrics
 from tidings.delivery.destinations import DestinationRefused, check_url, vet
-from tidings.delivery.engine import Engine, Job, message_id
+from tidings.delivery.engine import LEASE_US, Engine, Job
 from tidings.delivery.schedule import RetrySchedule, parse_schedule
 from tidings.delivery.sender import Sender
 from tidings.delivery.signing import generate_secret
@@ -259,27 +259,8 @@ class DeliveryService:
 
     async def _resend(self, endpoint: Endpoint, events: list[Event]) -> int:
         now = now_us()
-        jobs = [
-            Job(
-                Delivery(
-                    id=uuid7(),
-                    tenant=endpoint.tenant,
-                    webhook_id=endpoint.id,
-                    event_seq=e.seq,
-                    event_id=e.id,
-                    message_id=message_id(endpoint.id, e.id),
-                    status="pending",
-                    attempts=0,
-                    max_attempts=self.schedule.attempts,
-                    next_attempt_at_us=now,
-                    created_at_us=now,
-                    updated_at_us=now,
-                ),
-                e,
-            )
-            for e in events
-        ]
-        await self.state.dispatch([j.delivery for j in jobs], {}, now + 3_600_000_000)
+        jobs = [Job(self.engine.new_delivery(endpoint, e, now), e) for e in events]
+        await self.state.dispatch([j.delivery for j in jobs], {}, now + LEASE_US)
         self.engine.enqueue(jobs)
         return len(jobs)
 

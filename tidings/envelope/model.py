@@ -30,6 +30,23 @@ class Candidate:
     # CloudEvent with a client-chosen id, (source, id). None: never a duplicate.
     dedupe_key: str | None = None
 
+    def stored(self, seq: int, received_at_us: int) -> Event:
+        """The event this candidate became when the store gave it a position."""
+        return Event(
+            seq,
+            self.id,
+            self.type,
+            self.source,
+            self.subject,
+            self.time_us,
+            received_at_us,
+            self.trace_id,
+            self.idempotency_key,
+            self.data_json,
+            self.metadata_json,
+            self.tenant,
+        )
+
 
 @dataclass(slots=True)
 class Event:

@@ -184,11 +184,23 @@ def parse_sources(raw: dict[str, Any], base: Path) -> dict[str, SourceConfig]:
         table.only(("verifier", "type", *_KEYS[verifier]))
         default_type = table.text("type", f"{name}.received")
         assert default_type is not None
-        problem = type_error(default_type)
-        if problem:
-            raise table.fail("type", problem)
+        _check_default_type(table, default_type)
         sources[name] = SourceConfig(name, verifier, default_type, _verifier(table, verifier, base))
     return sources
+
+
+def _check_default_type(table: _Table, default_type: str) -> None:
+    """An invalid default type is reported but not refused: what maps to it is parked as a
+    dead letter, and redriven once the type is fixed (nothing is lost meanwhile)."""
+    problem = type_error(default_type)
+    if problem:
+        log.warning(
+            "%s.type: %r is not a valid event type (%s); input of that type will be parked "
+            "as dead letters until it is fixed",
+            table.path,
+            default_type,
+            problem,
+        )
 
 
 def _verifier(table: _Table, name: str, base: Path) -> Verifier:
@@ -388,9 +400,7 @@ def parse_pg_notify(raw: Any) -> tuple[PgNotifyConfig, ...]:
             raise table.fail("source", "must be 1-100 letters, digits, '_' or '-'")
         default_type = table.text("type", f"{source}.received")
         assert default_type is not None
-        problem = type_error(default_type)
-        if problem:
-            raise table.fail("type", problem)
+        _check_default_type(table, default_type)
         entry = PgNotifyConfig(
             dsn,
             channel,

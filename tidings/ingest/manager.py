@@ -3,6 +3,7 @@ letters and their redrive, started after the store and stopped before it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -50,7 +51,7 @@ class IngestManager:
         self.tasks = Supervisor()  # the adapters' connection and ingest tasks
         self.mqtt: MqttIngest | None = None
         self.pg_notify: list[PgNotifyListener] = []
-        self._stopped = False
+        self._stopping: asyncio.Task[None] | None = None
 
     @property
     def sources(self) -> Mapping[str, SourceConfig]:
@@ -75,10 +76,15 @@ class IngestManager:
         )
 
     async def stop(self) -> None:
-        """Stop taking input first (what is committing is acknowledged), then disconnect."""
-        if self._stopped:
-            return
-        self._stopped = True
+        """Stop taking input first (what is committing is acknowledged), then disconnect.
+
+        Every call waits for the same stop, so it may be called early in the shutdown and
+        again before the store closes."""
+        if self._stopping is None:
+            self._stopping = asyncio.create_task(self._stop(), name="tidings:ingest-stop")
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self) -> None:
         if self.mqtt is not None:
             await self.mqtt.stop(self.tasks)
         for listener in self.pg_notify:

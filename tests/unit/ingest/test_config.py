@@ -79,8 +79,16 @@ def test_unknown_key_in_a_source_is_refused() -> None:
     assert "unknown key" in message
 
 
-def test_invalid_default_type_and_source_name_are_refused() -> None:
-    refused(sources, {"a": {"verifier": "github", "secret": "x", "type": "bad type"}}, key="sources.a.type")
+def test_invalid_default_type_is_reported_but_accepted(caplog: pytest.LogCaptureFixture) -> None:
+    found = sources({"a": {"verifier": "github", "secret": "x", "type": "bad type"}})
+    assert found["a"].type == "bad type"
+    assert "sources.a.type" in caplog.text
+    (entry,) = parse_pg_notify([{"dsn": "postgresql://x", "channel": "c", "type": "a..b"}])
+    assert entry.type == "a..b"
+    assert "pg_notify[0].type" in caplog.text
+
+
+def test_invalid_source_names_are_refused() -> None:
     refused(sources, {"a b": {"verifier": "github", "secret": "x"}}, key="sources.a b")
     refused(sources, {"mqtt": {"verifier": "github", "secret": "x"}}, key="sources.mqtt")
 
@@ -215,7 +223,6 @@ def test_pg_notify_errors_name_their_key() -> None:
     refused(parse_pg_notify, [{"dsn": "mysql://x", "channel": "c"}], key="pg_notify[0].dsn")
     refused(parse_pg_notify, [{"dsn": "postgresql://x"}], key="pg_notify[0].channel")
     refused(parse_pg_notify, [{"dsn": "postgresql://x", "channel": "c" * 64}], key="pg_notify[0].channel")
-    refused(parse_pg_notify, [{"dsn": "postgresql://x", "channel": "c", "type": "a..b"}], key="pg_notify[0].type")
     refused(
         parse_pg_notify,
         [{"dsn": "postgresql://x", "channel": "c"}, {"dsn": "postgresql://y", "channel": "c"}],

@@ -212,22 +212,7 @@ class Writer:
             seq = conn.execute(insert, row + rest).lastrowid
             assert seq is not None
             results.append(AppendResult(c.id, seq, False))
-            request.events.append(
-                Event(
-                    seq,
-                    c.id,
-                    c.type,
-                    c.source,
-                    c.subject,
-                    c.time_us,
-                    received_us,
-                    c.trace_id,
-                    c.idempotency_key,
-                    c.data_json,
-                    c.metadata_json,
-                    c.tenant,
-                )
-            )
+            request.events.append(c.stored(seq, received_us))
         return results
 
     def _finish_group(
