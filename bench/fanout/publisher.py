@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+IDLE_S = 2.0  # a pooled connection idle longer than this is replaced before use
+
 
 def now_us() -> int:
     return time.time_ns() // 1000
@@ -91,6 +93,12 @@ class HttpConnection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.last_used = time.monotonic()
+
+    @property
+    def stale(self) -> bool:
+        """Idle long enough that the server may be closing it (uvicorn: after 5 s), or closed."""
+        return self.reader.at_eof() or time.monotonic() - self.last_used > IDLE_S
 
     @classmethod
     async def open(cls, host: str, port: int) -> HttpConnection:
@@ -99,6 +107,7 @@ class HttpConnection:
 
     async def exchange(self, requests: list[bytes], timeout: float) -> list[int]:
         """Send the requests back to back, then read one answer each; their status codes."""
+        self.last_used = time.monotonic()
         self.writer.write(b"".join(requests))
         statuses: list[int] = []
         async with asyncio.timeout(timeout):
@@ -113,6 +122,7 @@ class HttpConnection:
                         length = int(line[15:])
                 if length:
                     await self.reader.readexactly(length)
+        self.last_used = time.monotonic()
         return statuses
 
     def close(self) -> None:
@@ -128,6 +138,7 @@ class PublishStats:
     requests: int = 0
     in_flight: int = 0  # events sent, not yet answered
     max_lag_ms: float = 0.0  # open loop: the latest a request left after its scheduled time
+    acks_us: list[int] = field(default_factory=list)  # open loop: scheduled send to 2xx answer
     statuses: dict[int, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -172,6 +183,9 @@ class Publisher:
         per_request = len(stamps) // len(requests)
         self.stats.in_flight += len(stamps)
         conn = await self.pool.get()
+        if conn.stale:  # never race the server's keep-alive timeout
+            conn.close()
+            conn = await HttpConnection.open(self.target.host, self.target.port)
         try:
             statuses = await conn.exchange(requests, self.timeout)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -197,12 +211,18 @@ class Publisher:
                 await asyncio.sleep(delay)
             lag = loop.time() - due
             self.stats.max_lag_ms = max(self.stats.max_lag_ms, round(1000 * lag, 3))
-            task = asyncio.create_task(self.publish([start_wall + round(1e6 * k / rate)]))
+            task = asyncio.create_task(self._timed([start_wall + round(1e6 * k / rate)]))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:
             await asyncio.wait(tasks, timeout=self.timeout)
         return {"scheduled": total, "first_stamp_us": start_wall, "rate": rate}
+
+    async def _timed(self, stamps: list[int]) -> None:
+        ok = self.stats.ok
+        await self.publish(stamps)
+        if self.stats.ok > ok:
+            self.stats.acks_us.append(now_us() - stamps[0])
 
     async def flow_controlled(
         self,
@@ -231,12 +251,12 @@ class Publisher:
         await asyncio.gather(*(lane() for _ in range(lanes)))
         return {"batch": batch, "window": window, "lanes": lanes, "waits": waits}
 
-    async def drain(self, slowest: Callable[[], int], timeout: float) -> float:
-        """Wait until the slowest subscriber has every acknowledged event; seconds waited
-        (``timeout`` when it did not happen)."""
+    async def drain(self, slowest: Callable[[], int], timeout: float, before: int = 0) -> float:
+        """Wait until the slowest subscriber has every event acknowledged since it connected
+        (``before`` were acknowledged earlier); seconds waited, ``timeout`` when it did not."""
         loop = asyncio.get_running_loop()
         began = loop.time()
-        while slowest() < self.stats.ok:
+        while slowest() < self.stats.ok - before:
             if loop.time() - began >= timeout:
                 return timeout
             await asyncio.sleep(0.005)

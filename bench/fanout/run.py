@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -44,10 +45,19 @@ from typing import Any
 import subscribers
 import tables
 from publisher import Publisher, now_us
-from servers import ROOT, NchanServer, Server, TidingsServer, version_of
+from servers import (
+    ROOT,
+    NchanServer,
+    Server,
+    TidingsNormalServer,
+    TidingsServer,
+    nchan_version,
+    tidings_version,
+)
+from spy import Spy
 
 sys.path.insert(0, str(ROOT / "bench"))
-import procstat  # noqa: E402  (bench/procstat.py, shared with the publish benchmark)
+import procstat  # bench/procstat.py, shared with the publish benchmark
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -64,10 +74,14 @@ class Config:
     rate: float  # events/s in the latency phase
     drain_s: float  # the longest wait for every subscriber to have every event
     memory_connections: int
+    quiet_below: float  # before a run, wait for the machine to be less busy than this (%)
+    quiet_wait_s: float  # but no longer than this
     parts: tuple[str, ...]
     servers: tuple[str, ...]
     tidings_port: int
     nchan_port: int
+    profile: bool  # sample Tidings with py-spy during each window (costs it some CPU)
+    stamp: str  # names this session's files in bench/results/
 
 
 # -- the subscriber processes ----------------------------------------------------------
@@ -152,10 +166,8 @@ class LoadGen:
 
     def close(self) -> None:
         for pipe in self.pipes:
-            try:
+            with contextlib.suppress(OSError):
                 pipe.send(("exit",))
-            except OSError:
-                pass
         for proc in self.procs:
             proc.join(10)
             if proc.is_alive():
@@ -219,6 +231,18 @@ class CpuWatch:
 # -- phases -------------------------------------------------------------------------------
 
 
+def start_spy(cfg: Config, server: Server, subs: int, phase: str) -> Spy | None:
+    if not cfg.profile or server.kind != "tidings":
+        return None
+    out = RESULTS / f"fanout-profile-{cfg.stamp}-{server.name}-{subs}-{phase}.txt"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    return Spy(server.pids()[0], cfg.seconds, out)
+
+
+async def finish_spy(spy: Spy | None) -> dict[str, Any]:
+    return {} if spy is None else {"profile": await asyncio.to_thread(spy.finish)}
+
+
 async def flat_phase(
     cfg: Config, server: Server, gen: LoadGen, pub: Publisher, subs: int
 ) -> dict[str, Any]:
@@ -229,11 +253,13 @@ async def flat_phase(
     await asyncio.sleep(cfg.warmup_s)
     received0, published0, bytes0 = gen.total(), pub.stats.ok, gen.bytes()
     before = watch.snapshot()
+    spy = start_spy(cfg, server, subs, "flat")
     await asyncio.sleep(cfg.seconds)
     received1, published1, bytes1 = gen.total(), pub.stats.ok, gen.bytes()
     after = watch.snapshot()
     reports = await asyncio.to_thread(gen.ask, ("report",))
     flow = await task
+    profiled = await finish_spy(spy)
     drained = await pub.drain(gen.slowest, cfg.drain_s)
     cpu = CpuWatch.delta(before, after)
     wall = cpu["wall_s"]
@@ -252,7 +278,19 @@ async def flat_phase(
         "subscribers": subs,
         "flow": flow,
         **cpu,
+        **profiled,
     }
+
+
+def quantiles_ms(values_us: list[int]) -> dict[str, float | None]:
+    ordered = sorted(values_us)
+    if not ordered:
+        return {"p50": None, "p99": None, "max": None}
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000, 2)
+
+    return {"p50": at(0.5), "p99": at(0.99), "max": round(ordered[-1] / 1000, 2)}
 
 
 async def latency_phase(
@@ -264,13 +302,16 @@ async def latency_phase(
     hi = lo + round(1e6 * cfg.seconds) - 1
     await asyncio.to_thread(gen.ask, ("latency", lo, hi))
     await asyncio.sleep(max(0.0, (start - now_us()) / 1e6))
+    pub.stats.acks_us.clear()
     total_s = cfg.warmup_s + cfg.seconds + 0.5
     task = asyncio.create_task(pub.open_loop(cfg.rate, total_s))
     await asyncio.sleep(cfg.warmup_s)
     received0, before = gen.total(), watch.snapshot()
+    spy = start_spy(cfg, server, subs, "latency")
     await asyncio.sleep(cfg.seconds)
     received1, after = gen.total(), watch.snapshot()
     schedule = await task
+    profiled = await finish_spy(spy)
     drained = await pub.drain(gen.slowest, cfg.drain_s)
     reports = await asyncio.to_thread(gen.ask, ("report",))
     await asyncio.to_thread(gen.ask, ("count",))
@@ -278,9 +319,7 @@ async def latency_phase(
     # The events whose stamps fall in [lo, hi], from the schedule (stamps are exact).
     first = schedule["first_stamp_us"]
     in_window = sum(
-        1
-        for k in range(schedule["scheduled"])
-        if lo <= first + round(1e6 * k / cfg.rate) <= hi
+        1 for k in range(schedule["scheduled"]) if lo <= first + round(1e6 * k / cfg.rate) <= hi
     )
     expected = in_window * gen.open()
     got = sum(r["in_window"] for r in reports)
@@ -297,18 +336,33 @@ async def latency_phase(
         "expected_receipts": expected,
         "drain_s": drained,
         "publish_max_lag_ms": pub.stats.max_lag_ms,
+        # Scheduled send to the 2xx answer (every event of the phase): the publish path alone.
+        "ack_ms": quantiles_ms(pub.stats.acks_us),
         "lost_connections": sum(r["lost_connections"] for r in reports),
         "subscribers": subs,
         **cpu,
+        **profiled,
     }
+
+
+async def conditions(cfg: Config, server: Server) -> dict[str, Any]:
+    """Wait (bounded) for the machine to be quiet, then probe the disk where Tidings writes."""
+    quiet: dict[str, Any] = {}
+    if cfg.quiet_wait_s > 0:
+        quiet = await asyncio.to_thread(
+            procstat.wait_for_quiet, cfg.quiet_below, cfg.quiet_wait_s, 1.0
+        )
+    fsync = await asyncio.to_thread(procstat.fsync_probe, server.dir)
+    return {**quiet, **fsync}
 
 
 async def fanout_run(cfg: Config, server: Server, subs: int) -> dict[str, Any]:
     """One server, ``subs`` subscribers: the flat phase, then the latency phase."""
     budget = 120 + subs / 50 + 4 * (cfg.warmup_s + cfg.seconds + cfg.drain_s)
     gen = LoadGen(cfg.workers, budget)
-    pub = Publisher(server.target())
+    pub = Publisher(server.target(), connections=32)
     try:
+        before_run = await conditions(cfg, server)
         await asyncio.to_thread(server.start)
         connected = await gen.connect(server, subs)
         if connected["open"] < subs:
@@ -316,7 +370,12 @@ async def fanout_run(cfg: Config, server: Server, subs: int) -> dict[str, Any]:
         await pub.open()
         await pub.open_loop(20, 1.0)  # warm-up: every path taken once
         await pub.drain(gen.slowest, cfg.drain_s)
-        result: dict[str, Any] = {"server": server.name, "subscribers": subs, **connected}
+        result: dict[str, Any] = {
+            "server": server.name,
+            "subscribers": subs,
+            **connected,
+            "conditions": before_run,
+        }
         if "flat" in cfg.parts:
             result["flat"] = await flat_phase(cfg, server, gen, pub, subs)
         if "latency" in cfg.parts:
@@ -353,6 +412,7 @@ async def memory_run(cfg: Config, server: Server) -> dict[str, Any]:
     gen = LoadGen(cfg.workers, 300 + n / 50)
     pub = Publisher(server.target(), connections=1)
     try:
+        before_run = await conditions(cfg, server)
         await asyncio.to_thread(server.start)
         await pub.open()
         warm = await gen.connect(server, 10)  # warm-up: one subscribe, publish, receive
@@ -366,7 +426,7 @@ async def memory_run(cfg: Config, server: Server) -> dict[str, Any]:
         loaded = await asyncio.to_thread(_rss, server)
         published = pub.stats.ok
         await pub.open_loop(1, 1.0)  # one event to every connection: are they all live?
-        drained = await pub.drain(gen.slowest, cfg.drain_s)
+        drained = await pub.drain(gen.slowest, cfg.drain_s, before=published)
         after_event = await asyncio.to_thread(_rss, server)
         received = gen.total()
         idle_kb, loaded_kb = sum(idle.values()), sum(loaded.values())
@@ -383,6 +443,7 @@ async def memory_run(cfg: Config, server: Server) -> dict[str, Any]:
             "event_receipts": received,
             "event_expected": (pub.stats.ok - published) * connected["open"],
             "event_drain_s": drained,
+            "conditions": before_run,
         }
     except Exception:
         print(server.log_tail(), file=sys.stderr)
@@ -399,7 +460,11 @@ async def memory_run(cfg: Config, server: Server) -> dict[str, Any]:
 def make_server(cfg: Config, name: str) -> Server:
     if name == "tidings":
         return TidingsServer(cfg.tidings_port)
-    return NchanServer(cfg.nchan_port)
+    if name == "tidings-normal":
+        return TidingsNormalServer(cfg.tidings_port)
+    if name == "nchan":
+        return NchanServer(cfg.nchan_port)
+    raise ValueError(f"unknown server {name!r}")
 
 
 def order(cfg: Config, round_ix: int) -> list[str]:
@@ -431,8 +496,8 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "generator_loop": loop,
-        "tidings": version_of(TidingsServer(0)),
-        "nchan": version_of(NchanServer(0)),
+        "tidings": tidings_version(),
+        "nchan": nchan_version(),
         "commit": commit,
         "tidings_tree_modified": bool(modified),
         "fd_limit": subscribers.raise_fd_limit(),
@@ -472,10 +537,19 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
     ap.add_argument("--rate", type=float, default=100.0, help="events/s, latency phase")
     ap.add_argument("--drain", type=float, default=20.0, help="longest wait for stragglers")
     ap.add_argument("--memory-connections", type=int, default=None)
+    ap.add_argument("--quiet-below", type=float, default=30.0, help="machine busy %% to wait for")
+    ap.add_argument("--quiet-wait", type=float, default=None, help="longest wait for it (s)")
     ap.add_argument("--parts", default="flat,latency,memory")
-    ap.add_argument("--servers", default="tidings,nchan")
-    ap.add_argument("--tidings-port", type=int, default=18441)
-    ap.add_argument("--nchan-port", type=int, default=18442)
+    ap.add_argument(
+        "--servers",
+        default="tidings,nchan",
+        help="comma list of tidings, nchan and tidings-normal (a diagnostic: no fsync)",
+    )
+    ap.add_argument(
+        "--profile", action="store_true", help="py-spy on Tidings in every window (not for figures)"
+    )
+    ap.add_argument("--tidings-port", type=int, default=18471)
+    ap.add_argument("--nchan-port", type=int, default=18472)
     args = ap.parse_args(argv)
     quick = args.quick
     counts = args.subscribers or ("100" if quick else "100,1000,5000")
@@ -490,10 +564,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
         rate=args.rate,
         drain_s=args.drain,
         memory_connections=args.memory_connections or (1000 if quick else 10_000),
+        quiet_below=args.quiet_below,
+        quiet_wait_s=args.quiet_wait if args.quiet_wait is not None else (0 if quick else 60),
         parts=tuple(args.parts.split(",")),
         servers=tuple(args.servers.split(",")),
         tidings_port=args.tidings_port,
         nchan_port=args.nchan_port,
+        profile=args.profile,
+        stamp=datetime.now(UTC).strftime("%Y%m%d-%H%M%S"),
     )
     return cfg, quick
 
@@ -502,7 +580,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg, quick = parse_args(argv)
     subscribers.raise_fd_limit()  # the servers inherit it
     command = "python bench/fanout/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    started = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    started = cfg.stamp
     machine = machine_info()
     try:
         import uvloop
@@ -522,7 +600,7 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"fanout-{started}{'-quick' if quick else ''}"
+    stem = f"fanout-{started}{'-quick' if quick else ''}{'-profiled' if cfg.profile else ''}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str))
     (RESULTS / f"{stem}.md").write_text(text + "\n")
     print(f"\nwrote {RESULTS / stem}.json and .md")

@@ -11,6 +11,7 @@ read from ``/proc/<pid>/status`` (VmRSS); for nginx the master and its workers a
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import shutil
@@ -67,7 +68,8 @@ def children(pid: int) -> list[int]:
 
 
 class Server(ABC):
-    name: str
+    name: str  # as reported
+    kind: str  # how to publish: "tidings" or "nchan"
     subscribe_path: str
 
     def __init__(self, port: int) -> None:
@@ -83,7 +85,7 @@ class Server(ABC):
         return dict(os.environ)
 
     def target(self) -> Target:
-        return Target(self.name, HOST, self.port)
+        return Target(self.kind, HOST, self.port)
 
     def start(self, timeout: float = 30.0) -> None:
         if not port_is_free(self.port):
@@ -126,10 +128,8 @@ class Server(ABC):
                 proc.kill()
                 proc.wait(10)
             for pid in others:  # nginx workers end with their master; make sure
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def log_tail(self, chars: int = 2000) -> str:
@@ -140,7 +140,7 @@ class Server(ABC):
 
 
 class TidingsServer(Server):
-    name = "tidings"
+    name = kind = "tidings"
     subscribe_path = "/v1/events/stream"
 
     def command(self) -> list[str]:
@@ -153,8 +153,18 @@ class TidingsServer(Server):
         return env
 
 
+class TidingsNormalServer(TidingsServer):
+    """A diagnostic, not the default: commits are not fsynced (``synchronous=NORMAL``), which
+    separates the disk's share of Tidings' latency from the fan-out's."""
+
+    name = "tidings-normal"
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "TIDINGS_SQLITE_SYNCHRONOUS": "NORMAL"}
+
+
 class NchanServer(Server):
-    name = "nchan"
+    name = kind = "nchan"
     subscribe_path = "/sub?ch=bench"
 
     def command(self) -> list[str]:
@@ -177,17 +187,19 @@ class NchanServer(Server):
         return text
 
 
-def version_of(server: Server) -> str:
-    if isinstance(server, NchanServer):
-        done = subprocess.run(["nginx", "-v"], capture_output=True, text=True, timeout=10)
-        nginx = done.stderr.strip().removeprefix("nginx version: ")
-        done = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Version}", "libnginx-mod-nchan"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return f"{nginx}, nchan {done.stdout.strip() or '?'}"
+def nchan_version() -> str:
+    done = subprocess.run(["nginx", "-v"], capture_output=True, text=True, timeout=10)
+    nginx = done.stderr.strip().removeprefix("nginx version: ")
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Version}", "libnginx-mod-nchan"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return f"{nginx}, nchan {done.stdout.strip() or '?'}"
+
+
+def tidings_version() -> str:
     done = subprocess.run(
         [sys.executable, "-c", "import tidings; print(tidings.__version__)"],
         capture_output=True,

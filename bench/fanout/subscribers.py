@@ -26,7 +26,7 @@ import time
 from array import array
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 STAMP = b'"bt":'  # the publish stamp in every benchmark payload
 STAMP_RE = re.compile(rb'"bt":(\d+)')
@@ -132,9 +132,8 @@ class Subscriber(asyncio.Protocol):
         self.closing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(self.request)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         stats = self.stats

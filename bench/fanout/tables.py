@@ -11,6 +11,10 @@ MEMORY_TARGET_CONNECTIONS = 10_000
 TARGET_SUBSCRIBERS = 1000
 RATE_TARGET = 0.5  # Tidings' flat delivery rate at least half of nchan's
 P99_TARGET = 2.0  # Tidings' p99 at most twice nchan's
+CPU_KEYS = ("server_cpu_percent", "server_main_thread_percent", "subscribers_cpu_percent",
+            "publisher_cpu_percent", "other_cpu_percent")  # fmt: skip
+FLAT_KEYS = ("delivered_per_s", "bytes_per_event", *CPU_KEYS)
+LATENCY_KEYS = ("delivered_per_s", "offered_receipts_per_s", *CPU_KEYS)
 
 
 def _fmt_ms(value: float | None, drain_s: float) -> str:
@@ -64,18 +68,13 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
             r
         )
     for per_server in means.values():
-        for server, entry in per_server.items():
+        for entry in per_server.values():
             runs = entry.pop("runs")
             entry["rounds"] = len(runs)
             flats = [r["flat"] for r in runs if "flat" in r]
             lats = [r["latency"] for r in runs if "latency" in r]
             if flats:
-                entry["flat"] = {
-                    key: _avg([f[key] for f in flats])
-                    for key in ("delivered_per_s", "server_cpu_percent",
-                                "server_main_thread_percent", "subscribers_cpu_percent",
-                                "publisher_cpu_percent", "other_cpu_percent", "bytes_per_event")
-                }  # fmt: skip
+                entry["flat"] = {key: _avg([f[key] for f in flats]) for key in FLAT_KEYS}
                 entry["flat"]["missing_after_drain"] = sum(f["missing_after_drain"] for f in flats)
             if lats:
                 entry["latency"] = {
@@ -86,13 +85,9 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
                     else max(x["latency_ms"]["p99"] for x in lats),
                     "max_ms": max(x["latency_ms"]["max"] for x in lats),
                     "missing": sum(x["latency_ms"]["missing"] for x in lats),
-                    **{
-                        key: _avg([x[key] for x in lats])
-                        for key in ("delivered_per_s", "offered_receipts_per_s",
-                                    "server_cpu_percent", "server_main_thread_percent",
-                                    "subscribers_cpu_percent", "publisher_cpu_percent",
-                                    "other_cpu_percent")
-                    },  # fmt: skip
+                    "ack_p50_ms": _avg([x["ack_ms"]["p50"] for x in lats]),
+                    "ack_p99_ms": _avg([x["ack_ms"]["p99"] for x in lats]),
+                    **{key: _avg([x[key] for x in lats]) for key in LATENCY_KEYS},
                 }
     ratios: dict[int, dict[str, float | None]] = {}
     for subs, per_server in means.items():
@@ -211,9 +206,10 @@ def markdown(report: dict[str, Any]) -> str:
             "every subscriber; ms)",
             "",
             _row("subscribers", "Tidings p50 / p99", "nchan p50 / p99", "Tidings/nchan p99",
-                 "delivered ev/s T / n (offered)", "missing T / n", "Tidings CPU % (loop)",
-                 "nchan CPU %", "subscriber procs CPU % T / n", "other CPU % T / n"),
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+                 "publish answered p50 / p99 T; n", "delivered ev/s T / n (offered)",
+                 "missing T / n", "Tidings CPU % (loop)", "nchan CPU %",
+                 "subscriber procs CPU % T / n", "other CPU % T / n"),
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]  # fmt: skip
         for subs, per in sorted(means.items()):
             t, n = per.get("tidings", {}).get("latency"), per.get("nchan", {}).get("latency")
@@ -224,6 +220,8 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{_fmt_ms(t['p50_ms'], drain)} / {_fmt_ms(t['p99_ms'], drain)}",
                 f"{_fmt_ms(n['p50_ms'], drain)} / {_fmt_ms(n['p99_ms'], drain)}",
                 _num(s["ratios"].get(subs, {}).get("p99"), 2),
+                f"{_num(t['ack_p50_ms'], 1)} / {_num(t['ack_p99_ms'], 1)}; "
+                f"{_num(n['ack_p50_ms'], 1)} / {_num(n['ack_p99_ms'], 1)}",
                 f"{_num(t['delivered_per_s'])} / {_num(n['delivered_per_s'])} "
                 f"({_num(t['offered_receipts_per_s'])})",
                 f"{t['missing']:,} / {n['missing']:,}",
@@ -287,4 +285,28 @@ def markdown(report: dict[str, Any]) -> str:
     for r in report.get("memory", []):
         lines.append("")
         lines.append("- " + memory_line(r))
+    lines += _profiles(report)
     return "\n".join(lines)
+
+
+def _profiles(report: dict[str, Any], top: int = 15) -> list[str]:
+    """The py-spy summaries of a ``--profile`` session (its figures are not the ones to
+    quote: sampling costs the server some CPU)."""
+    lines: list[str] = []
+    for r in report["runs"]:
+        for phase in ("flat", "latency"):
+            prof = r.get(phase, {}).get("profile")
+            if not prof:
+                continue
+            lines += ["", f"**Profile: {r['server']}, {r['subscribers']:,} subscribers, {phase} "
+                      f"(round {r['round']}, {prof.get('samples', 0):,} samples, "
+                      f"`{prof.get('file', '?')}`)**", ""]  # fmt: skip
+            if "error" in prof:
+                lines.append(f"py-spy failed: {prof['error']}")
+                continue
+            lines += [_row("self %", "function", "inclusive %", "function"), "|---:|---|---:|---|"]
+            for (own, own_pct), (inc, inc_pct) in zip(
+                prof["self"][:top], prof["inclusive"][:top], strict=False
+            ):
+                lines.append(_row(own_pct, f"`{own}`", inc_pct, f"`{inc}`"))
+    return lines

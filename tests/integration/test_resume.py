@@ -77,7 +77,11 @@ class Publisher:
         while not self._stop.is_set() and len(self.acknowledged) < 20_000:
             size = self.rng.randint(1, 6)
             batch = [
-                {"type": "chaos.tick", "source": self.source, "data": {"n": len(self.acknowledged) + i}}
+                {
+                    "type": "chaos.tick",
+                    "source": self.source,
+                    "data": {"n": len(self.acknowledged) + i},
+                }
                 for i in range(size)
             ]
             self.acknowledged += await publish(self.client, batch)
@@ -115,9 +119,10 @@ async def test_sse_reconnects_with_last_event_id_end_with_exactly_the_published_
             await asyncio.sleep(rng.uniform(0, 0.05))
     final = publisher.acknowledged[-1]
     headers = {"Last-Event-ID": str(last)}
-    async with aconnect_sse(
-        client, "GET", STREAM, params={"source": source}, headers=headers
-    ) as es, asyncio.timeout(20):
+    async with (
+        aconnect_sse(client, "GET", STREAM, params={"source": source}, headers=headers) as es,
+        asyncio.timeout(20),
+    ):
         async for frame in es.aiter_sse():
             if frame.event == "event":
                 received.append(int(frame.id))
@@ -147,11 +152,16 @@ async def test_websocket_resubscribes_with_last_event_id_end_with_exactly_the_pu
             received.append(last)
 
     async def read_until(ws: ClientConnection, done: Callable[[], bool]) -> None:
-        await ws_send(ws, {"op": "subscribe", "id": "s", "filter": {"source": source},
-                           "last_event_id": last})
+        await ws_send(
+            ws, {"op": "subscribe", "id": "s", "filter": {"source": source}, "last_event_id": last}
+        )
         ack = await ws_recv(ws)
-        assert ack == {"op": "subscribed", "id": "s", "position": last,
-                       "filter": {"source": source}}, f"seed {seed}"
+        assert ack == {
+            "op": "subscribed",
+            "id": "s",
+            "position": last,
+            "filter": {"source": source},
+        }, f"seed {seed}"
         async with asyncio.timeout(20):
             while not done():
                 take(await ws_recv(ws, heartbeats=True))
@@ -204,7 +214,9 @@ async def test_resume_from_100_000_events_back_catches_up_on_one_connection_then
     headers = {"Last-Event-ID": str(stored[0] - 1)}
     received: list[int] = []
     live: list[int] = []
-    async with aconnect_sse(client, "GET", STREAM, params={"source": source}, headers=headers) as es:
+    async with aconnect_sse(
+        client, "GET", STREAM, params={"source": source}, headers=headers
+    ) as es:
         frames = es.aiter_sse()
         assert (await anext(frames)).event == "connected"
         async with asyncio.timeout(60):
@@ -233,9 +245,16 @@ async def test_resume_from_100_000_events_back_catches_up_on_one_connection_then
 async def purge_everything(data_dir: Path) -> None:
     """``tidings purge --older-than-days 0`` while the server runs."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tidings", "purge", "--data-dir", str(data_dir),
-        "--older-than-days", "0",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "tidings",
+        "purge",
+        "--data-dir",
+        str(data_dir),
+        "--older-than-days",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, output.decode()
@@ -250,9 +269,10 @@ async def sse_frames_until(
 ) -> list[Any]:
     frames: list[Any] = []
     headers = {"Last-Event-ID": str(last_event_id)}
-    async with aconnect_sse(
-        client, "GET", STREAM, params=params, headers=headers
-    ) as es, asyncio.timeout(10):
+    async with (
+        aconnect_sse(client, "GET", STREAM, params=params, headers=headers) as es,
+        asyncio.timeout(10),
+    ):
         async for frame in es.aiter_sse():
             if frame.event != "heartbeat":
                 frames.append(frame)
@@ -279,8 +299,9 @@ async def test_sparse_filter_heartbeats_keep_the_resume_point_fresh_across_a_pur
                 batch = [{"type": "noise.tick", "data": {"i": i}} for i in range(1000)]
                 batch[random.randrange(1000)] = {"type": f"{rare}.seen"}
                 seqs = await publish(client, batch)
-                matched.append(next(s for s, e in zip(seqs, batch, strict=True)
-                                    if e["type"] != "noise.tick"))
+                matched.append(
+                    next(s for s, e in zip(seqs, batch, strict=True) if e["type"] != "noise.tick")
+                )
             final = seqs[-1]
             events: list[int] = []
             async with asyncio.timeout(10):
@@ -333,8 +354,15 @@ async def test_resume_from_before_a_purge_is_told_history_truncated_before_the_r
         assert [int(f.id) for f in frames[2:]] == kept
 
         async with ws_connect(server) as ws:
-            await ws_send(ws, {"op": "subscribe", "id": "old", "filter": {"source": source},
-                               "last_event_id": gone[5]})
+            await ws_send(
+                ws,
+                {
+                    "op": "subscribe",
+                    "id": "old",
+                    "filter": {"source": source},
+                    "last_event_id": gone[5],
+                },
+            )
             messages = await ws_until(
                 ws, lambda m: m["op"] == "event" and m["event"]["seq"] == kept[-1]
             )

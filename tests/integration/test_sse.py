@@ -4,6 +4,7 @@ event frames, filters, heartbeats, refused input and where a stream resumes (DES
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -202,7 +203,7 @@ async def test_idle_stream_heartbeats_carry_the_head_position(client: httpx.Asyn
             beat = await take_until(frames, lambda f: f.event == "heartbeat", timeout=3.0)
             assert beat[-1].id == str(noise[-1])
             arrivals.append(time.monotonic())
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert all(0.25 < gap < 1.5 for gap in gaps), gaps
 
 
@@ -236,8 +237,15 @@ async def test_bad_filter_is_refused_with_a_json_error_before_any_stream(
         ({}, {"last_event_id": "-1"}),
         ({}, {"since": "yesterday"}),
     ],
-    ids=["header word", "header negative", "header float", "bad header wins", "query word",
-         "query negative", "since not a time"],
+    ids=[
+        "header word",
+        "header negative",
+        "header float",
+        "bad header wins",
+        "query word",
+        "query negative",
+        "since not a time",
+    ],
 )
 async def test_malformed_resume_point_is_refused(
     client: httpx.AsyncClient, headers: dict[str, str], params: dict[str, str]
@@ -264,8 +272,9 @@ async def test_resume_point_is_the_header_then_the_query_then_since_then_the_hea
     await asyncio.sleep(0.05)  # the fourth event is received in a later millisecond
     later = await publish(client, [{"type": "r.x", "source": source}] * 2)
     seqs += later
-    fourth = (await client.get("/v1/events", params={"after": later[0] - 1, "order": "asc",
-                                                      "limit": 1})).json()["events"][0]
+    fourth = (
+        await client.get("/v1/events", params={"after": later[0] - 1, "order": "asc", "limit": 1})
+    ).json()["events"][0]
     headers = {"Last-Event-ID": str(seqs[1])} if "header" in given else {}
     params = {"source": source}
     if "query" in given:
@@ -294,7 +303,8 @@ async def test_stats_count_open_streams_by_transport(
     base = (await stream_stats(client))["connections"]
 
     async def counts_are(sse: int, websocket: int) -> bool:
-        return (await stream_stats(client))["connections"] == {"sse": sse, "websocket": websocket}
+        connections: dict[str, int] = (await stream_stats(client))["connections"]
+        return connections == {"sse": sse, "websocket": websocket}
 
     async with (
         aconnect_sse(client, "GET", STREAM, params={"source": unique("s")}) as one,

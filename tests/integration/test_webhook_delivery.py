@@ -7,12 +7,14 @@ throttling, redirects, 410), and the server's attempt log is read back through t
 from __future__ import annotations
 
 import hashlib
-import itertools
 import hmac
+import itertools
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -250,13 +252,13 @@ FAILURES: dict[str, tuple[Action, int | None, str | None]] = {
     # name: (what the receiver does, status code logged, error text logged)
     "500": (respond(500, b"boom: database is down"), 500, None),
     "timeout": (hang(TIMEOUT_S + 2), None, "timed out"),
-    "dropped": (drop(), None, ""),
+    "dropped": (drop(), None, "disconnected"),
     "429": (respond(429, b"slow down", {"Retry-After": "1"}), 429, None),
 }
 
 
 @pytest.mark.parametrize("kind", list(FAILURES))
-@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("k", [2])
 def test_a_receiver_that_fails_k_times_gets_the_event_on_attempt_k_plus_1_all_logged(
     client: httpx.Client,
     receiver: Receiver,
@@ -289,7 +291,7 @@ def test_a_receiver_that_fails_k_times_gets_the_event_on_attempt_k_plus_1_all_lo
     assert attempts[-1]["response_body"] == "ok"
     assert delivery["next_attempt_at"] is None
     gaps = [b.at - a.at for a, b in itertools.pairwise(requests)]
-    print("GAPS", kind, gaps, [a["latency_ms"] for a in attempts])
+    assert all(g >= 0.3 * 0.8 for g in gaps)  # the schedule's delay, less the jitter
     if kind == "timeout":
         assert all(a["latency_ms"] >= TIMEOUT_S * 1000 * 0.9 for a in attempts[:k])
         assert all(a["latency_ms"] < TIMEOUT_S * 1000 * 1.9 for a in attempts[:k])
@@ -315,7 +317,8 @@ def test_a_refused_connection_is_retried_until_the_receiver_listens(
     delivery = wait_delivery(client, endpoint["id"], event_id, "succeeded")
     attempts = delivery["attempts"]
     assert refused["id"] == delivery["id"] and 2 <= len(attempts) <= ATTEMPTS
-    assert all(a["status_code"] is None and a["error"] for a in attempts[:-1])
+    assert all(a["status_code"] is None for a in attempts[:-1])
+    assert all("ConnectError" in a["error"] for a in attempts[:-1])
     assert attempts[-1]["status_code"] == 200
     assert receiver.event_ids() == [event_id]
 
@@ -533,6 +536,88 @@ def test_a_hanging_receiver_does_not_delay_deliveries_to_another(
             latencies.append(arrived - started)
     assert max(latencies) < timeout_s / 3, latencies
     assert sorted(latencies)[len(latencies) // 2] < 1.0, latencies
+
+
+def test_retries_of_a_hanging_receiver_do_not_hold_up_retries_to_another(
+    start_server: Callable[..., ServerProcess], receivers: Callable[[], Receiver]
+) -> None:
+    timeout_s = 15.0
+    server = start_server(
+        env={
+            **ENV,
+            "TIDINGS_WEBHOOK_TIMEOUT_S": str(timeout_s),
+            "TIDINGS_DELIVERY_CONCURRENCY": "8",
+        }
+    )
+    stuck, healthy = receivers(), receivers()
+    stuck.fail_first(40, respond(500, b"first no"))
+    stuck.default = hang(timeout_s + 5)  # every retry hangs
+    with httpx.Client(base_url=server.url, timeout=30.0) as http:
+        stuck_hook = create_endpoint(http, stuck.url, events=["slow.#"])
+        healthy_hook = create_endpoint(http, healthy.url, events=["fast.#"])
+        http.post("/v1/events", json=[{"type": "slow.x", "data": {"n": n}} for n in range(40)])
+        poll(
+            lambda: deliveries(http, stuck_hook["id"]),
+            lambda found: len(found) == 40 and all(len(d["attempts"]) >= 1 for d in found),
+            what="the first attempts of the stuck endpoint",
+        )
+        stuck.wait_count(42)  # retries have started hanging; the others wait for a slot
+        gaps = []
+        for n in range(3):
+            healthy.fail_first(1, respond(500, b"once"))
+            event_id = publish(http, "fast.x", data={"n": n})["id"]
+            got = healthy.wait_for(
+                lambda seen, e=event_id: sum(r.event_id == e for r in seen) == 2,
+                timeout=timeout_s,
+                what="the retry of the healthy endpoint",
+            )
+            first, second = [r.at for r in got if r.event_id == event_id]
+            gaps.append(second - first)
+        delivery = wait_delivery(http, healthy_hook["id"], event_id, "succeeded")
+        assert len(delivery["attempts"]) == 2
+    assert max(gaps) < 3.0, gaps  # 0.3 s scheduled; a slot held by the other would be 15 s
+
+
+def test_changing_an_endpoint_while_events_flow_creates_one_delivery_per_event(
+    client: httpx.Client, receiver: Receiver, endpoints: Callable[..., dict[str, Any]]
+) -> None:
+    p = prefix()
+    endpoint = endpoints(receiver.url, events=[f"{p}.#"])
+    published: list[str] = []
+    stop = threading.Event()
+
+    def flow() -> None:
+        with httpx.Client(base_url=str(client.base_url), timeout=30.0) as http:
+            while not stop.is_set():
+                answer = http.post("/v1/events", json=[{"type": f"{p}.x"}] * 5)
+                published.extend(e["id"] for e in answer.json()["events"])
+
+    publishers = [threading.Thread(target=flow) for _ in range(2)]
+    for publisher in publishers:
+        publisher.start()
+    path = f"/v1/webhooks/{endpoint['id']}"
+    try:
+        changes = 0
+        while changes < 40 or len(published) < 200:  # change it while events keep coming
+            changes += 1
+            if changes % 2:
+                answer = client.post(f"{path}/rotate-secret")
+            else:
+                answer = client.patch(path, json={"description": str(changes)})
+            assert answer.status_code == 200, answer.text
+    finally:
+        stop.set()
+        for publisher in publishers:
+            publisher.join(30)
+    receiver.wait_events(published, timeout=60)
+    found = poll(
+        lambda: deliveries(client, endpoint["id"]),
+        lambda found: len(found) >= len(published),
+        what="a delivery for every event",
+    )
+    counts = Counter(d["event_id"] for d in found)
+    assert set(counts) == set(published)
+    assert max(counts.values()) == 1, counts.most_common(3)
 
 
 def test_the_rate_limit_of_an_endpoint_is_respected(

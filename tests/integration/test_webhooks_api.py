@@ -283,7 +283,7 @@ def test_rotation_signs_with_old_and_new_secrets_during_the_overlap_then_only_th
     assert "secret" not in client.get(f"/v1/webhooks/{created['id']}").json()
 
     during = publish(client, f"{p}.during")["id"]
-    request = [r for r in receiver.wait_events([during]) if r.event_id == during][0]
+    request = next(r for r in receiver.wait_events([during]) if r.event_id == during)
     assert len(request.headers["webhook-signature"].split(" ")) == 2
     Webhook(old).verify(request.body, request.headers)
     Webhook(new).verify(request.body, request.headers)
@@ -291,7 +291,7 @@ def test_rotation_signs_with_old_and_new_secrets_during_the_overlap_then_only_th
     while time.monotonic() < rotated_at + OVERLAP_S + 0.5:  # let the overlap run out
         time.sleep(0.1)
     after = publish(client, f"{p}.after")["id"]
-    request = [r for r in receiver.wait_events([after]) if r.event_id == after][0]
+    request = next(r for r in receiver.wait_events([after]) if r.event_id == after)
     assert len(request.headers["webhook-signature"].split(" ")) == 1
     Webhook(new).verify(request.body, request.headers)
     with pytest.raises(WebhookVerificationError):

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import orjson
 from fastapi import APIRouter, Request
 from fastapi import Query as Q
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from tidings.api.body import parse_json, read_body
@@ -24,6 +25,21 @@ from tidings.ingest.dead_letters import DeadLetter, DeadLetterQuery
 from tidings.ingest.manager import IngestManager
 from tidings.ingest.mapping import REASON_CODES
 
+
+class LetterId(Convertor[str]):
+    """Any path segment but ``redrive``: ``/v1/dead-letters/redrive`` is the bulk redrive
+    (POST only), and must not also read as the dead letter ``redrive`` for GET and DELETE."""
+
+    regex = "(?!redrive$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("dead_letter_id", LetterId())
 router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
 MAX_LIMIT = 1000
 FILTERS = ("source", "topic", "reason", "since", "until")
@@ -51,9 +67,14 @@ def _time(params: Mapping[str, Any], name: str) -> int | None:
     if not isinstance(value, str):
         raise _bad(name, f"{name} must be an ISO 8601 time given once")
     try:
-        return parse_iso(value)
+        moment = parse_iso(value)
     except ValueError as error:
         raise _bad(name, str(error)) from None
+    if name == "until" and moment % 1000 == 0:
+        # Shown to the millisecond, stored to the microsecond: an upper bound given to the
+        # millisecond covers all of it, as for /v1/events.
+        moment += 999
+    return moment
 
 
 def parse_filters(params: Mapping[str, Any], allowed: tuple[str, ...]) -> DeadLetterQuery:
@@ -152,14 +173,19 @@ async def redrive_many(request: Request) -> Response:
     return json_response(await manager.redriver.redrive_many(query))
 
 
-@router.get("/{letter_id}", summary="One dead letter", responses=error_responses(404))
+@router.get(
+    "/{letter_id:dead_letter_id}", summary="One dead letter", responses=error_responses(404)
+)
 async def get_dead_letter(request: Request, letter_id: str) -> Response:
     letter = await _letter(ingest_of(request), letter_id)
     return json_response(letter.to_dict())
 
 
 @router.delete(
-    "/{letter_id}", summary="Delete a dead letter", status_code=204, responses=error_responses(404)
+    "/{letter_id:dead_letter_id}",
+    summary="Delete a dead letter",
+    status_code=204,
+    responses=error_responses(404),
 )
 async def delete_dead_letter(request: Request, letter_id: str) -> Response:
     manager = ingest_of(request)
@@ -169,7 +195,7 @@ async def delete_dead_letter(request: Request, letter_id: str) -> Response:
 
 
 @router.post(
-    "/{letter_id}/redrive",
+    "/{letter_id:dead_letter_id}/redrive",
     summary="Map a dead letter again with its source's current configuration",
     responses=error_responses(404, 422),
 )

@@ -92,6 +92,7 @@ class Engine:
         self._retry_inflight = 0
         self._claimed: set[str] = set()  # delivery ids in memory or in flight
         self._records: list[AttemptRecord] = []
+        self._orphans: list[str] = []  # pending deliveries of deleted or disabled endpoints
         self._wake_dispatch = asyncio.Event()
         self._wake_pump = asyncio.Event()
         self._wake_record = asyncio.Event()
@@ -105,9 +106,15 @@ class Engine:
             self.endpoints[endpoint.id] = endpoint
 
     def put_endpoint(self, endpoint: Endpoint) -> None:
+        known = self.endpoints.get(endpoint.id)
+        if known is not None:
+            # The copy was read from the store before a dispatch may have moved the cursor:
+            # going back would create the deliveries of those events a second time.
+            endpoint.cursor = max(endpoint.cursor, known.cursor)
         self.endpoints[endpoint.id] = endpoint
         slots = self._slots.get(endpoint.id)
-        if slots is not None:
+        rate = slots.bucket.rate if slots is not None and slots.bucket is not None else None
+        if slots is not None and rate != endpoint.rate_limit:  # else keep the bucket's state
             slots.bucket = TokenBucket(endpoint.rate_limit) if endpoint.rate_limit else None
         if not endpoint.active:
             self.drop_endpoint(endpoint.id, keep=True)
@@ -153,6 +160,7 @@ class Engine:
                 continue
             endpoint = self.endpoints.get(job.delivery.webhook_id)
             if endpoint is None or not endpoint.active:
+                self._orphan(job)
                 continue
             self._claimed.add(job.delivery.id)
             if job.delivery.attempts == 0:
@@ -164,6 +172,13 @@ class Engine:
                 self._retry_queue.append(job)
         metrics.DELIVERY_QUEUE.set(self.queued())
         self._wake_pump.set()
+
+    def _orphan(self, job: Job) -> None:
+        """Cancel a delivery whose endpoint was deleted or disabled after it was created (the
+        dispatcher raced the change): left pending, it would pin retention forever."""
+        self._claimed.discard(job.delivery.id)
+        self._orphans.append(job.delivery.id)
+        self._wake_record.set()
 
     # -- loops (run as supervised tasks) -------------------------------------------------
 
@@ -258,27 +273,29 @@ class Engine:
         """Start every attempt the limits allow; the seconds until a rate limit frees one."""
         soonest = 1.0
         # Retries first within their share, so they are not starved by a stream of fresh ones.
-        while (
-            self._retry_queue
-            and self._retry_inflight < self.retry_slots
-            and self._inflight < self.concurrency
-        ):
-            job = self._retry_queue[0]
+        # One pass over the whole queue: a retry whose endpoint is busy (a hanging receiver)
+        # or rate limited keeps its place and never holds up the retries of other endpoints.
+        waiting: deque[Job] = deque()
+        while self._retry_queue:
+            if self._retry_inflight >= self.retry_slots or self._inflight >= self.concurrency:
+                break
+            job = self._retry_queue.popleft()
             endpoint = self.endpoints.get(job.delivery.webhook_id)
             if endpoint is None or not endpoint.active:
-                self._retry_queue.popleft()
-                self._claimed.discard(job.delivery.id)
+                self._orphan(job)
                 continue
             slots = self._slots_of(endpoint)
-            if slots.inflight >= self.per_endpoint or now < slots.not_before:
-                self._retry_queue.rotate(-1)
-                break
+            if slots.inflight >= self.per_endpoint:
+                waiting.append(job)
+                continue
             wait = _rate_wait(slots, now)
             if wait:
                 soonest = min(soonest, wait)
-                break
-            self._retry_queue.popleft()
+                waiting.append(job)
+                continue
             self._start(job, endpoint, slots, retry=True)
+        waiting.extend(self._retry_queue)
+        self._retry_queue = waiting
         # Fresh deliveries, one endpoint after another.
         rounds = len(self._fresh_ids)
         while self._fresh_ids and self._inflight < self.concurrency and rounds > 0:
@@ -406,6 +423,13 @@ class Engine:
             await self.flush()
 
     async def flush(self) -> None:
+        if self._orphans:
+            orphans, self._orphans = self._orphans, []
+            try:
+                await self.deliveries.cancel_deliveries(orphans, now_us())
+            except Exception:
+                self._orphans[:0] = orphans
+                raise
         if not self._records:
             return
         batch, self._records = self._records, []

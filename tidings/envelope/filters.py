@@ -78,8 +78,13 @@ class Filter:
     subjects: tuple[str, ...] = ()
     fields: tuple[FieldEquals, ...] = field(default=())
 
-    def matches(self, event: Event) -> bool:
-        if self.types and not any(type_matches(p, event.type) for p in self.types):
+    def matches(self, event: Event, *, types_checked: bool = False) -> bool:
+        """Whether ``event`` passes; ``types_checked`` when an index already matched the type."""
+        if (
+            self.types
+            and not types_checked
+            and not any(type_matches(p, event.type) for p in self.types)
+        ):
             return False
         if self.sources and event.source not in self.sources:
             return False
@@ -88,7 +93,7 @@ class Filter:
         if self.subjects and event.subject not in self.subjects:
             return False
         if self.fields:
-            data, metadata = event.data, event.metadata
+            data, metadata = event.parsed()
             for condition in self.fields:
                 if not condition.matches(data if condition.root == "data" else metadata):
                     return False

@@ -68,14 +68,24 @@ class Event:
     # Frames built from the encoding, by wire format ("sse"...), shared by every consumer.
     wire: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
+    # data and metadata decoded once, for filters that look inside them (read-only use)
+    _parsed: tuple[Any, dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+
     @property
     def data(self) -> Any:
+        """A fresh copy of the event's data, safe to change."""
         return orjson.loads(self.data_json)
 
     @property
     def metadata(self) -> dict[str, Any]:
         value = orjson.loads(self.metadata_json)
         return value if isinstance(value, dict) else {}
+
+    def parsed(self) -> tuple[Any, dict[str, Any]]:
+        """``(data, metadata)`` decoded once and shared: for matching, never to be changed."""
+        if self._parsed is None:
+            self._parsed = (self.data, self.metadata)
+        return self._parsed
 
     def to_dict(self) -> dict[str, Any]:
         """The event as the public API returns it (DESIGN.md section 4)."""

@@ -11,19 +11,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tidings.envelope import type_error
-from tidings.ingest import topics
 from tidings.ingest.http_signatures import HttpSignatureVerifier, SmartThingsVerifier
+from tidings.ingest.mqtt_config import MQTT_SOURCE, MqttConfig, parse_mqtt
 from tidings.ingest.signatures import (
     GithubVerifier,
     HmacSha256Verifier,
@@ -31,13 +28,13 @@ from tidings.ingest.signatures import (
     Verifier,
     standard_webhooks_key,
 )
+from tidings.ingest.table import Table, check_default_type
 from tidings.settings import ConfigError, Settings
 
 log = logging.getLogger("tidings.ingest")
 
 VerifierName = Literal["hmac-sha256", "github", "standard-webhooks", "smartthings"]
 VERIFIERS: tuple[VerifierName, ...] = ("hmac-sha256", "github", "standard-webhooks", "smartthings")
-MQTT_SOURCE = "mqtt"  # the source of every event and dead letter that came over MQTT
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _KEYS: dict[str, tuple[str, ...]] = {
     "hmac-sha256": ("secret", "header", "timestamp_header", "tolerance_s"),
@@ -45,46 +42,6 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "standard-webhooks": ("secret", "tolerance_s"),
     "smartthings": ("secret", "public_key", "header", "timestamp_header", "tolerance_s"),
 }
-
-
-class _Table:
-    """One TOML table, read key by key; every error names ``<path>.<key>``."""
-
-    def __init__(self, raw: Any, path: str) -> None:
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a table")
-        self.raw: dict[str, Any] = raw
-        self.path = path
-
-    def fail(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.path}.{key}: {message}")
-
-    def only(self, allowed: tuple[str, ...]) -> None:
-        for key in self.raw:
-            if key not in allowed:
-                raise self.fail(key, f"unknown key; expected one of {', '.join(allowed)}")
-
-    def text(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
-        value = self.raw.get(key, default)
-        if value is None:
-            if required:
-                raise self.fail(key, "is required")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, "must be a non-empty string")
-        return value
-
-    def number(self, key: str, default: float, *, low: float = 0.0) -> float:
-        value = self.raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= low:
-            raise self.fail(key, f"must be a number greater than {low:g}")
-        return float(value)
-
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
-        value = self.raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.fail(key, f"must be an integer from {low} to {high}")
-        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,36 +52,6 @@ class SourceConfig:
     verifier: VerifierName
     type: str  # the default type: for a payload without "type"
     check: Verifier = field(repr=False, compare=False)  # built from the secret or key
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    """One ``[[mqtt.subscribe]]`` table."""
-
-    filter: str  # as subscribed, with any $share/<group>/ prefix
-    qos: int  # 0 or 1: a QoS 2 subscription is taken at 1, see docs/ingest.md
-    strip_prefix: str | None = None
-    dlq_prefix: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MqttConfig:
-    host: str
-    port: int
-    tls: bool
-    username: str | None
-    password: str | None = field(repr=False)
-    client_id: str
-    protocol: Literal[4, 5]  # 4: MQTT 3.1.1, 5: MQTT 5
-    keepalive_s: int
-    session_expiry_s: int  # MQTT 5: how long the broker keeps the session while disconnected
-    subscribe: tuple[Subscription, ...]
-    publish: tuple[dict[str, Any], ...]  # the bridge's rules; here only checked for loops
-
-    @property
-    def url(self) -> str:
-        """The broker URL without credentials, for logs and status."""
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +102,7 @@ def parse_sources(raw: dict[str, Any], base: Path) -> dict[str, SourceConfig]:
             raise ConfigError(f"{path}: a source name is 1-100 letters, digits, '_' or '-'")
         if name == MQTT_SOURCE:
             raise ConfigError(f"{path}: the name {MQTT_SOURCE!r} is the MQTT adapter's source")
-        table = _Table(table_raw, path)
+        table = Table(table_raw, path)
         verifier = table.text("verifier", required=True)
         if verifier not in VERIFIERS:
             raise table.fail(
@@ -184,26 +111,12 @@ def parse_sources(raw: dict[str, Any], base: Path) -> dict[str, SourceConfig]:
         table.only(("verifier", "type", *_KEYS[verifier]))
         default_type = table.text("type", f"{name}.received")
         assert default_type is not None
-        _check_default_type(table, default_type)
+        check_default_type(table, default_type)
         sources[name] = SourceConfig(name, verifier, default_type, _verifier(table, verifier, base))
     return sources
 
 
-def _check_default_type(table: _Table, default_type: str) -> None:
-    """An invalid default type is reported but not refused: what maps to it is parked as a
-    dead letter, and redriven once the type is fixed (nothing is lost meanwhile)."""
-    problem = type_error(default_type)
-    if problem:
-        log.warning(
-            "%s.type: %r is not a valid event type (%s); input of that type will be parked "
-            "as dead letters until it is fixed",
-            table.path,
-            default_type,
-            problem,
-        )
-
-
-def _verifier(table: _Table, name: str, base: Path) -> Verifier:
+def _verifier(table: Table, name: str, base: Path) -> Verifier:
     if name == "smartthings":
         key_file = table.text("public_key")
         secret = table.text("secret")
@@ -229,7 +142,7 @@ def _verifier(table: _Table, name: str, base: Path) -> Verifier:
     return _hmac(table)
 
 
-def _hmac(table: _Table) -> HmacSha256Verifier:
+def _hmac(table: Table) -> HmacSha256Verifier:
     secret = table.text("secret", required=True)
     header = table.text("header", "X-Signature")
     assert secret is not None and header is not None
@@ -241,7 +154,7 @@ def _hmac(table: _Table) -> HmacSha256Verifier:
     )
 
 
-def load_public_key(value: str, base: Path, table: _Table) -> rsa.RSAPublicKey:
+def load_public_key(value: str, base: Path, table: Table) -> rsa.RSAPublicKey:
     """An RSA public key from PEM text, or from a PEM file (a key or a certificate)."""
     if value.lstrip().startswith("-----BEGIN"):
         data = value.encode()
@@ -263,130 +176,12 @@ def load_public_key(value: str, base: Path, table: _Table) -> rsa.RSAPublicKey:
     return key
 
 
-def parse_mqtt(raw: dict[str, Any]) -> MqttConfig:
-    table = _Table(raw, "mqtt")
-    table.only(
-        (
-            "url",
-            "client_id",
-            "username",
-            "password",
-            "protocol",
-            "keepalive_s",
-            "session_expiry_s",
-            "subscribe",
-            "publish",
-        )
-    )
-    url = table.text("url", "mqtt://127.0.0.1:1883")
-    assert url is not None
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-        raise table.fail("url", "must be mqtt://host[:port] or mqtts://host[:port]")
-    tls = parts.scheme in ("mqtts", "ssl")
-    try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError:
-        raise table.fail("url", "has an invalid port") from None
-    protocol = str(raw.get("protocol", "3.1.1"))
-    if protocol not in ("3.1.1", "5"):
-        raise table.fail("protocol", 'must be "3.1.1" or "5"')
-    default_id = f"tidings-{socket.gethostname()}"[:64]
-    client_id = table.text("client_id", default_id)
-    assert client_id is not None
-    subscribe = _subscriptions(raw.get("subscribe", []))
-    publish = raw.get("publish", [])
-    if not isinstance(publish, list) or not all(isinstance(p, dict) for p in publish):
-        raise table.fail("publish", "must be an array of tables ([[mqtt.publish]])")
-    _check_loops(subscribe, publish)
-    return MqttConfig(
-        host=parts.hostname,
-        port=port,
-        tls=tls,
-        username=table.text("username") or (unquote(parts.username) if parts.username else None),
-        password=table.text("password") or (unquote(parts.password) if parts.password else None),
-        client_id=client_id,
-        protocol=5 if protocol == "5" else 4,
-        keepalive_s=table.integer("keepalive_s", 30, 5, 65535),
-        session_expiry_s=table.integer("session_expiry_s", 604_800, 0, 4_294_967_295),
-        subscribe=subscribe,
-        publish=tuple(publish),
-    )
-
-
-def _subscriptions(raw: Any) -> tuple[Subscription, ...]:
-    if not isinstance(raw, list):
-        raise ConfigError("mqtt.subscribe: must be an array of tables ([[mqtt.subscribe]])")
-    found = []
-    for index, item in enumerate(raw):
-        table = _Table(item, f"mqtt.subscribe[{index}]")
-        table.only(("filter", "qos", "strip_prefix", "dlq_prefix"))
-        topic_filter = table.text("filter", required=True)
-        assert topic_filter is not None
-        problem = topics.filter_error(topic_filter)
-        if problem:
-            raise table.fail("filter", f"invalid topic filter {topic_filter!r}: {problem}")
-        qos = table.integer("qos", 1, 0, 2)
-        if qos == 2:
-            log.warning(
-                "%s.qos: QoS 2 is subscribed as QoS 1, so that a message is acknowledged only "
-                "after it is committed",
-                table.path,
-            )
-            qos = 1
-        prefixes = {}
-        for key in ("strip_prefix", "dlq_prefix"):
-            value = table.text(key)
-            if value is not None:
-                problem = topics.topic_error(value) or (
-                    "must not start with $ (reserved for the broker)"
-                    if key == "dlq_prefix" and value.startswith("$")
-                    else None
-                )
-                if problem:
-                    raise table.fail(key, f"{value!r} {problem}")
-            prefixes[key] = value
-        found.append(
-            Subscription(topic_filter, qos, prefixes["strip_prefix"], prefixes["dlq_prefix"])
-        )
-    return tuple(found)
-
-
-def _check_loops(subscribe: tuple[Subscription, ...], publish: list[dict[str, Any]]) -> None:
-    """Refuse a DLQ prefix or a bridge topic that a subscription would receive again."""
-    targets: list[tuple[str, str]] = []
-    for index, sub in enumerate(subscribe):
-        if sub.dlq_prefix is not None:
-            targets.append(
-                (f"mqtt.subscribe[{index}].dlq_prefix", topics.dlq_pattern(sub.dlq_prefix))
-            )
-    for index, rule in enumerate(publish):
-        template = rule.get("topic")
-        path = f"mqtt.publish[{index}].topic"
-        if not isinstance(template, str) or not template:
-            raise ConfigError(f"{path}: is required (a topic such as tidings/{{tenant}}/{{type}})")
-        pattern = topics.template_pattern(template)
-        problem = topics.filter_error(pattern) or (
-            "must not contain + or #" if "+" in template or "#" in template else None
-        )
-        if problem:
-            raise ConfigError(f"{path}: invalid topic {template!r}: {problem}")
-        targets.append((path, pattern))
-    for path, pattern in targets:
-        for index, sub in enumerate(subscribe):
-            if topics.filters_overlap(sub.filter, pattern):
-                raise ConfigError(
-                    f"{path}: its topics would be received again by mqtt.subscribe[{index}].filter "
-                    f"{sub.filter!r} (a loop)"
-                )
-
-
 def parse_pg_notify(raw: Any) -> tuple[PgNotifyConfig, ...]:
     if not isinstance(raw, list):
         raise ConfigError("pg_notify: must be an array of tables ([[pg_notify]])")
     found: list[PgNotifyConfig] = []
     for index, item in enumerate(raw):
-        table = _Table(item, f"pg_notify[{index}]")
+        table = Table(item, f"pg_notify[{index}]")
         table.only(("dsn", "channel", "type", "source", "heartbeat_s", "lock_retry_s"))
         dsn = table.text("dsn", required=True)
         channel = table.text("channel", required=True)
@@ -400,7 +195,7 @@ def parse_pg_notify(raw: Any) -> tuple[PgNotifyConfig, ...]:
             raise table.fail("source", "must be 1-100 letters, digits, '_' or '-'")
         default_type = table.text("type", f"{source}.received")
         assert default_type is not None
-        _check_default_type(table, default_type)
+        check_default_type(table, default_type)
         entry = PgNotifyConfig(
             dsn,
             channel,

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tidings.ingest.config import MQTT_SOURCE, PgNotifyConfig, SourceConfig, Subscription
+from tidings.ingest.config import PgNotifyConfig, SourceConfig
 from tidings.ingest.mapping import Draft, Unmappable, envelope_draft, generic_draft, parse_json
+from tidings.ingest.mqtt_config import MQTT_SOURCE, Subscription
 from tidings.ingest.smartthings import Confirmation, DeviceEvents, OtherLifecycle, Ping
 from tidings.ingest.smartthings import read_lifecycle as read_smartthings
 from tidings.ingest.topics import type_from_topic

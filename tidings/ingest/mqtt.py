@@ -23,10 +23,10 @@ from tidings.envelope.timefmt import format_us
 from tidings.errors import TidingsError
 from tidings.ingest import metrics
 from tidings.ingest.backoff import Backoff
-from tidings.ingest.config import MQTT_SOURCE, MqttConfig, Subscription
 from tidings.ingest.inputs import read_mqtt
 from tidings.ingest.intake import Intake, Outcome, Parked, RawInput
 from tidings.ingest.mapping import Draft, Unmappable
+from tidings.ingest.mqtt_config import MQTT_SOURCE, MqttConfig, Subscription
 from tidings.ingest.mqtt_link import Delivery, MqttLink
 from tidings.ingest.topics import topic_matches
 from tidings.streams.registry import StreamRegistry
@@ -119,7 +119,9 @@ class MqttIngest:
                 await link.closed.wait()
                 self.last_error = f"connection lost: {link.close_reason}"
             except (OSError, ConnectionError, TimeoutError) as error:
-                self.last_error = f"cannot connect to {self.config.url}: {error or type(error)}"
+                self.last_error = (
+                    f"cannot connect to {self.config.url}: {str(error) or type(error).__name__}"
+                )
             finally:
                 self._link = None
                 await link.close()
@@ -157,6 +159,8 @@ class MqttIngest:
     async def _consume(self) -> None:
         while True:
             batch = [await self._inbox.get()]
+            if self._stopping:
+                continue  # left unacknowledged: the broker delivers it in the next session
             while len(batch) < BATCH and not self._inbox.empty():
                 batch.append(self._inbox.get_nowait())
             self._idle.clear()

@@ -23,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tidings.ingest.config import MqttConfig
+from tidings.ingest.mqtt_config import MqttConfig
 
 log = logging.getLogger("tidings.ingest.mqtt")
 
@@ -74,7 +74,9 @@ class MqttLink:
             reconnect_on_failure=False,
             manual_ack=True,  # acknowledged only after the commit
         )
-        client.enable_logger(logging.getLogger("tidings.ingest.mqtt.paho"))
+        if log.isEnabledFor(logging.DEBUG):
+            # paho reports a normal disconnect at ERROR level; its log is for debugging only.
+            client.enable_logger(logging.getLogger("tidings.ingest.mqtt.paho"))
         if config.username is not None:
             client.username_pw_set(config.username, config.password)
         if config.tls:

@@ -71,6 +71,7 @@ class Router:
             return
         if plan.read_from is None and announcement.events is not None:
             self._route([e for e in announcement.events if e.seq > plan.use_carried_after])
+            self._advance(announcement.last)
             return
         self._pending.append(announcement)
         self._repair = asyncio.create_task(self._drain_pending(), name="tidings:router-repair")
@@ -94,6 +95,7 @@ class Router:
                         await self._read_and_route(plan.read_from, plan.read_to)
                     if announcement.events is not None:
                         self._route([e for e in announcement.events if e.seq > self.routed_through])
+                    self._advance(announcement.last)
                 self._pending.popleft()
         except Exception:
             log.exception("router repair failed; will retry on the next announcement")
@@ -118,13 +120,20 @@ class Router:
             if len(index):
                 for subscriber in index.match(event.tenant, event.type):
                     cursor = subscriber.cursor
-                    if cursor.filter.matches(event):
+                    if cursor.filter.matches(event, types_checked=True):
                         self.offers += 1
                         if cursor.offer(event):
                             subscriber.wake()
             self.routed_events += 1
         if events:
             self._gaps.advance(events[-1].seq)
+            if self._waiters:
+                self._wake_waiters()
+
+    def _advance(self, position: int) -> None:
+        """Everything up to ``position`` was announced and routed (the rest matched nothing)."""
+        if position > self.routed_through:
+            self._gaps.advance(position)
             if self._waiters:
                 self._wake_waiters()
 

@@ -128,6 +128,9 @@ class DeliveryStore(Protocol):
 
     async def cancel_pending(self, tenant: str, endpoint_id: str) -> int: ...
 
+    async def cancel_deliveries(self, delivery_ids: Sequence[str], now_us: int) -> None:
+        """Cancel these deliveries where they are still pending."""
+
     async def get_delivery(
         self, tenant: str, delivery_id: str
     ) -> tuple[Delivery, list[Attempt]] | None: ...

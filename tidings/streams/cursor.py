@@ -12,6 +12,8 @@ Being behind never disconnects and never loses an event, because the store is th
   ``begin_read`` is queued. Together they cover everything; ``finish_read`` drops from the
   queue what the read already returned (seq <= position).
 * When a read returns a short page (the store had no more), the cursor is live again.
+* While a read is in flight, ``take`` hands out nothing and the cursor is not at the head: the
+  page must go out first, and a heartbeat must not advertise a position the page has not reached.
 
 Memory per subscription is bounded by ``max_events`` / ``max_bytes`` plus one page.
 """
@@ -43,6 +45,7 @@ class Cursor:
         self.max_events = max_events  # queue bounds; past them the cursor falls behind
         self.max_bytes = max_bytes
         self.times_behind = 0 if live else 1  # how often it had to catch up from the store
+        self.reading = False  # between begin_read and finish_read: the page is not out yet
 
     # -- fed by the router ------------------------------------------------------------
 
@@ -70,7 +73,7 @@ class Cursor:
 
     def take(self) -> list[Event]:
         """Everything queued, to be written in one go; the position moves past it."""
-        if self.behind or not self.queue:
+        if self.behind or self.reading or not self.queue:
             return []
         events = list(self.queue)
         self.queue.clear()
@@ -83,10 +86,12 @@ class Cursor:
         self.queue.clear()
         self.queued_bytes = 0
         self.behind = False
+        self.reading = True
         return self.position
 
     def finish_read(self, events: list[Event], page_size: int) -> None:
         """Account for a page read from the store (already written to the socket)."""
+        self.reading = False
         if events:
             self.position = max(self.position, events[-1].seq)
         if len(events) >= page_size:
@@ -100,7 +105,12 @@ class Cursor:
 
     def at_head(self, routed_through: int) -> bool:
         """Live with nothing queued: every routed event up to ``routed_through`` was seen."""
-        return not self.behind and not self.queue and routed_through >= self.position
+        return (
+            not self.behind
+            and not self.reading
+            and not self.queue
+            and routed_through >= self.position
+        )
 
     def heartbeat_position(self, routed_through: int) -> int | None:
         """The position a heartbeat may advertise (``id:``), or None when not at the head.

@@ -86,7 +86,9 @@ def wait_for(check: Callable[[], T | None], timeout: float = 15.0, what: str = "
 
 
 def events(url: str, **params: Any) -> list[dict[str, Any]]:
-    answer = httpx.get(url + "/v1/events", params={"order": "asc", "limit": 1000, **params}, timeout=10)
+    answer = httpx.get(
+        url + "/v1/events", params={"order": "asc", "limit": 1000, **params}, timeout=10
+    )
     assert answer.status_code == 200, answer.text
     found: list[dict[str, Any]] = answer.json()["events"]
     return found
@@ -119,7 +121,9 @@ class Broker:
             "max_queued_messages 10000\nmax_inflight_messages 20\n"
         )
         log = (self.directory / f"mosquitto-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
         wait_for(self._listening, 10, "mosquitto to listen")
         return self

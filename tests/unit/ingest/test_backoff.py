@@ -35,4 +35,8 @@ def test_jittered_delays_differ_between_nodes() -> None:
 def test_invalid_schedules_are_refused() -> None:
     for args in ((0, 1), (2, 1), (1, 2, 0.5), (1, 2, 2.0, 1.0)):
         with pytest.raises(ValueError):
-            Backoff(*args[:2], factor=args[2] if len(args) > 2 else 2.0, jitter=args[3] if len(args) > 3 else 0.2)
+            Backoff(
+                *args[:2],
+                factor=args[2] if len(args) > 2 else 2.0,
+                jitter=args[3] if len(args) > 3 else 0.2,
+            )

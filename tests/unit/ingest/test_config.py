@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from tidings.ingest.config import (
     PgNotifyConfig,
     load_ingest_config,
-    parse_mqtt,
     parse_pg_notify,
     parse_sources,
 )
 from tidings.ingest.http_signatures import HttpSignatureVerifier, SmartThingsVerifier
+from tidings.ingest.mqtt_config import parse_mqtt
 from tidings.ingest.signatures import GithubVerifier, HmacSha256Verifier, StandardWebhooksVerifier
 from tidings.settings import ConfigError, Settings
 
@@ -52,7 +52,11 @@ def test_each_verifier_is_built_from_its_table() -> None:
     assert isinstance(found["github"].check, GithubVerifier)
     devices = found["devices"].check
     assert isinstance(devices, HmacSha256Verifier)
-    assert (devices.header, devices.timestamp_header, devices.tolerance_s) == ("X-Sig", "X-Timestamp", 60)
+    assert (devices.header, devices.timestamp_header, devices.tolerance_s) == (
+        "X-Sig",
+        "X-Timestamp",
+        60,
+    )
     assert found["devices"].type == "devices.reading"
     assert found["github"].type == "github.received"
     assert isinstance(found["stripeish"].check, StandardWebhooksVerifier)
@@ -61,7 +65,9 @@ def test_each_verifier_is_built_from_its_table() -> None:
 
 
 def test_unknown_verifier_is_refused_naming_the_key() -> None:
-    message = refused(sources, {"github": {"verifier": "gitlab", "secret": "x"}}, key="sources.github.verifier")
+    message = refused(
+        sources, {"github": {"verifier": "gitlab", "secret": "x"}}, key="sources.github.verifier"
+    )
     assert "gitlab" in message and "hmac-sha256" in message
 
 
@@ -94,7 +100,11 @@ def test_invalid_source_names_are_refused() -> None:
 
 
 def test_bad_whsec_secret_is_refused() -> None:
-    refused(sources, {"a": {"verifier": "standard-webhooks", "secret": "whsec_***"}}, key="sources.a.secret")
+    refused(
+        sources,
+        {"a": {"verifier": "standard-webhooks", "secret": "whsec_***"}},
+        key="sources.a.secret",
+    )
 
 
 def test_smartthings_public_key_is_read_from_a_pem_file_beside_the_config(tmp_path: Path) -> None:
@@ -110,14 +120,31 @@ def test_smartthings_public_key_is_read_from_a_pem_file_beside_the_config(tmp_pa
 
 
 def test_smartthings_public_key_problems_are_refused(tmp_path: Path) -> None:
-    refused(sources, {"st": {"verifier": "smartthings", "public_key": "none.pem"}}, tmp_path, key="sources.st.public_key")
+    refused(
+        sources,
+        {"st": {"verifier": "smartthings", "public_key": "none.pem"}},
+        tmp_path,
+        key="sources.st.public_key",
+    )
     (tmp_path / "junk.pem").write_text("not a key")
-    refused(sources, {"st": {"verifier": "smartthings", "public_key": "junk.pem"}}, tmp_path, key="sources.st.public_key")
-    ec_pem = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    refused(
+        sources,
+        {"st": {"verifier": "smartthings", "public_key": "junk.pem"}},
+        tmp_path,
+        key="sources.st.public_key",
+    )
+    ec_pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     (tmp_path / "ec.pem").write_bytes(ec_pem)
-    message = refused(sources, {"st": {"verifier": "smartthings", "public_key": "ec.pem"}}, tmp_path, key="sources.st.public_key")
+    message = refused(
+        sources,
+        {"st": {"verifier": "smartthings", "public_key": "ec.pem"}},
+        tmp_path,
+        key="sources.st.public_key",
+    )
     assert "RSA" in message
     refused(
         sources,
@@ -132,7 +159,12 @@ def mqtt(**overrides: Any) -> dict[str, Any]:
         "url": "mqtt://127.0.0.1:1883",
         "client_id": "tidings-1",
         "subscribe": [
-            {"filter": "tracker/events/#", "qos": 1, "strip_prefix": "tracker/events", "dlq_prefix": "tracker/dlq"}
+            {
+                "filter": "tracker/events/#",
+                "qos": 1,
+                "strip_prefix": "tracker/events",
+                "dlq_prefix": "tracker/dlq",
+            }
         ],
     }
     base.update(overrides)
@@ -143,7 +175,12 @@ def test_the_designs_mqtt_example_is_accepted() -> None:
     config = parse_mqtt(
         mqtt(
             publish=[
-                {"events": ["device.#"], "exclude_source": "mqtt", "topic": "tidings/{tenant}/{type}", "qos": 1}
+                {
+                    "events": ["device.#"],
+                    "exclude_source": "mqtt",
+                    "topic": "tidings/{tenant}/{type}",
+                    "qos": 1,
+                }
             ]
         )
     )
@@ -151,7 +188,10 @@ def test_the_designs_mqtt_example_is_accepted() -> None:
     assert config.client_id == "tidings-1"
     sub = config.subscribe[0]
     assert (sub.filter, sub.qos, sub.strip_prefix, sub.dlq_prefix) == (
-        "tracker/events/#", 1, "tracker/events", "tracker/dlq"
+        "tracker/events/#",
+        1,
+        "tracker/events",
+        "tracker/dlq",
     )
     assert config.url == "mqtt://127.0.0.1:1883"
 
@@ -159,7 +199,11 @@ def test_the_designs_mqtt_example_is_accepted() -> None:
 def test_mqtt_url_credentials_and_protocol_are_read() -> None:
     config = parse_mqtt(mqtt(url="mqtts://user:p%40ss@broker.example", protocol="5"))
     assert (config.tls, config.port, config.username, config.password, config.protocol) == (
-        True, 8883, "user", "p@ss", 5
+        True,
+        8883,
+        "user",
+        "p@ss",
+        5,
     )
     assert "p@ss" not in repr(config) and "p@ss" not in config.url
 
@@ -196,10 +240,24 @@ def test_mqtt_table_errors_name_their_key() -> None:
     refused(parse_mqtt, mqtt(url="http://x"), key="mqtt.url")
     refused(parse_mqtt, mqtt(protocol="4"), key="mqtt.protocol")
     refused(parse_mqtt, mqtt(subscribe=[{"filter": "a", "qos": 3}]), key="mqtt.subscribe[0].qos")
-    refused(parse_mqtt, mqtt(subscribe=[{"filter": "a", "dlq_prefix": "d/+"}]), key="mqtt.subscribe[0].dlq_prefix")
-    refused(parse_mqtt, mqtt(subscribe=[{"filter": "a", "dlq_prefix": "$dlq"}]), key="mqtt.subscribe[0].dlq_prefix")
-    refused(parse_mqtt, mqtt(subscribe=[{"filter": "a", "strip_prefix": "a/#"}]), key="mqtt.subscribe[0].strip_prefix")
-    refused(parse_mqtt, mqtt(subscribe=[{"filter": "a", "topic": "x"}]), key="mqtt.subscribe[0].topic")
+    refused(
+        parse_mqtt,
+        mqtt(subscribe=[{"filter": "a", "dlq_prefix": "d/+"}]),
+        key="mqtt.subscribe[0].dlq_prefix",
+    )
+    refused(
+        parse_mqtt,
+        mqtt(subscribe=[{"filter": "a", "dlq_prefix": "$dlq"}]),
+        key="mqtt.subscribe[0].dlq_prefix",
+    )
+    refused(
+        parse_mqtt,
+        mqtt(subscribe=[{"filter": "a", "strip_prefix": "a/#"}]),
+        key="mqtt.subscribe[0].strip_prefix",
+    )
+    refused(
+        parse_mqtt, mqtt(subscribe=[{"filter": "a", "topic": "x"}]), key="mqtt.subscribe[0].topic"
+    )
     refused(parse_mqtt, mqtt(clientid="x"), key="mqtt.clientid")
     refused(parse_mqtt, mqtt(publish=[{"events": ["a"]}]), key="mqtt.publish[0].topic")
 
@@ -211,9 +269,19 @@ def test_qos_2_subscriptions_are_taken_at_qos_1() -> None:
 
 def test_pg_notify_entries_are_read_with_defaults() -> None:
     (entry,) = parse_pg_notify(
-        [{"dsn": "postgresql://postgres@127.0.0.1/test", "channel": "property_changes", "type": "db.property_changed"}]
+        [
+            {
+                "dsn": "postgresql://postgres@127.0.0.1/test",
+                "channel": "property_changes",
+                "type": "db.property_changed",
+            }
+        ]
     )
-    assert (entry.channel, entry.type, entry.source) == ("property_changes", "db.property_changed", "pg_notify")
+    assert (entry.channel, entry.type, entry.source) == (
+        "property_changes",
+        "db.property_changed",
+        "pg_notify",
+    )
     (plain,) = parse_pg_notify([{"dsn": "postgresql://h/db", "channel": "c", "source": "crm"}])
     assert plain.type == "crm.received"
 
@@ -222,7 +290,11 @@ def test_pg_notify_errors_name_their_key() -> None:
     refused(parse_pg_notify, [{"channel": "c"}], key="pg_notify[0].dsn")
     refused(parse_pg_notify, [{"dsn": "mysql://x", "channel": "c"}], key="pg_notify[0].dsn")
     refused(parse_pg_notify, [{"dsn": "postgresql://x"}], key="pg_notify[0].channel")
-    refused(parse_pg_notify, [{"dsn": "postgresql://x", "channel": "c" * 64}], key="pg_notify[0].channel")
+    refused(
+        parse_pg_notify,
+        [{"dsn": "postgresql://x", "channel": "c" * 64}],
+        key="pg_notify[0].channel",
+    )
     refused(
         parse_pg_notify,
         [{"dsn": "postgresql://x", "channel": "c"}, {"dsn": "postgresql://y", "channel": "c"}],

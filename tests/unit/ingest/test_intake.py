@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,18 +12,22 @@ from typing import Any
 import orjson
 import pytest
 
-from tidings import netguard
 from tidings.envelope import Limits
-from tidings.store import Query
 from tidings.errors import TidingsError
 from tidings.ingest.config import IngestConfig, PgNotifyConfig, SourceConfig
 from tidings.ingest.dead_letters import DeadLetterQuery, MemoryDeadLetters
 from tidings.ingest.intake import Intake, Parked, RawInput, Stored
 from tidings.ingest.mapping import Draft, Unmappable
 from tidings.ingest.redrive import Redriver
-from tidings.ingest.signatures import GithubVerifier, HmacSha256Verifier, SignatureError, SignedRequest
+from tidings.ingest.signatures import (
+    GithubVerifier,
+    HmacSha256Verifier,
+    SignatureError,
+    SignedRequest,
+)
 from tidings.ingest.webhooks import WebhookReceiver
 from tidings.publish import Publisher
+from tidings.store import Query
 from tidings.testing import MemoryStore
 
 NOW = 1_790_000_000.0
@@ -44,7 +49,9 @@ class World:
             self.fetched.append((url, addresses))
             return 200
 
-        return WebhookReceiver(self.intake, allow_private=allow_private, clock=lambda: NOW, fetch=fetch)
+        return WebhookReceiver(
+            self.intake, allow_private=allow_private, clock=lambda: NOW, fetch=fetch
+        )
 
     async def events(self) -> list[Any]:
         return await self.store.query("default", Query(order="asc", limit=1000))
@@ -65,11 +72,15 @@ def hmac_source(name: str = "devices", default_type: str = "devices.received") -
 
 def signed(body: bytes, secret: bytes = b"k", **headers: str) -> SignedRequest:
     signature = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return SignedRequest.of("POST", "/v1/ingest/devices", {"X-Signature": signature, **headers}, body)
+    return SignedRequest.of(
+        "POST", "/v1/ingest/devices", {"X-Signature": signature, **headers}, body
+    )
 
 
 async def test_mappable_input_is_stored_through_the_publisher(world: World) -> None:
-    outcome = await world.intake.take(RawInput("s", "webhook", b"{}"), lambda: [Draft({"type": "a.b", "source": "s"})])
+    outcome = await world.intake.take(
+        RawInput("s", "webhook", b"{}"), lambda: [Draft({"type": "a.b", "source": "s"})]
+    )
     assert isinstance(outcome, Stored) and not outcome.results[0].duplicate
     assert [e.type for e in await world.events()] == ["a.b"]
 
@@ -81,7 +92,12 @@ async def test_unmappable_input_is_parked_with_raw_bytes_and_reason(world: World
     outcome = await world.intake.take(RawInput("mqtt", "mqtt", b"\xff", "t/a"), build)
     assert isinstance(outcome, Parked)
     (letter,) = await world.letters.find(DeadLetterQuery())
-    assert (letter.raw, letter.topic, letter.source, letter.reason_code) == (b"\xff", "t/a", "mqtt", "not_json")
+    assert (letter.raw, letter.topic, letter.source, letter.reason_code) == (
+        b"\xff",
+        "t/a",
+        "mqtt",
+        "not_json",
+    )
     assert letter.reason.startswith("not_json: ")
     assert await world.events() == []
 
@@ -89,7 +105,9 @@ async def test_unmappable_input_is_parked_with_raw_bytes_and_reason(world: World
 async def test_an_idempotency_conflict_is_parked(world: World) -> None:
     item = RawInput("s", "webhook", b"{}")
     await world.intake.take(item, lambda: [Draft({"type": "a", "source": "s", "data": 1}, "k")])
-    outcome = await world.intake.take(item, lambda: [Draft({"type": "a", "source": "s", "data": 2}, "k")])
+    outcome = await world.intake.take(
+        item, lambda: [Draft({"type": "a", "source": "s", "data": 2}, "k")]
+    )
     assert isinstance(outcome, Parked) and outcome.problem.code == "idempotency_conflict"
 
 
@@ -132,7 +150,10 @@ async def test_a_github_dead_letter_keeps_the_headers_its_mapping_needs(world: W
     body = b'{"action": "bad action!"}'
     signature = "sha256=" + hmac.new(b"k", body, hashlib.sha256).hexdigest()
     request = SignedRequest.of(
-        "POST", "/", {"X-Hub-Signature-256": signature, "X-GitHub-Event": "issues", "X-GitHub-Delivery": "d-1"}, body
+        "POST",
+        "/",
+        {"X-Hub-Signature-256": signature, "X-GitHub-Event": "issues", "X-GitHub-Delivery": "d-1"},
+        body,
     )
     answer = await world.receiver().receive(source, request)
     assert answer.status == 202
@@ -144,18 +165,25 @@ async def test_a_github_dead_letter_keeps_the_headers_its_mapping_needs(world: W
 async def test_a_smartthings_confirmation_url_is_requested_only_when_vetted(world: World) -> None:
     source = SourceConfig("st", "smartthings", "st.received", HmacSha256Verifier(b"k"))
     body = orjson.dumps(
-        {"lifecycle": "CONFIRMATION", "confirmationData": {"appId": "a", "confirmationUrl": "http://127.0.0.1:9/confirm"}}
+        {
+            "lifecycle": "CONFIRMATION",
+            "confirmationData": {"appId": "a", "confirmationUrl": "http://127.0.0.1:9/confirm"},
+        }
     )
     with pytest.raises(TidingsError) as caught:
         await world.receiver().receive(source, signed(body))
     assert (caught.value.status, caught.value.code) == (422, "confirmation_refused")
     assert world.fetched == []
-    answer = await world.receiver(allow_private=True).receive(source, signed(body), "https://hub/v1/ingest/st")
+    answer = await world.receiver(allow_private=True).receive(
+        source, signed(body), "https://hub/v1/ingest/st"
+    )
     assert answer.status == 200 and answer.body == {"targetUrl": "https://hub/v1/ingest/st"}
-    assert world.fetched == [("http://127.0.0.1:9/confirm", [netguard.ipaddress.ip_address("127.0.0.1")])]
+    assert world.fetched == [("http://127.0.0.1:9/confirm", [ipaddress.ip_address("127.0.0.1")])]
 
 
-async def test_redrive_after_the_source_is_fixed_stores_once_and_deletes_the_letter(world: World) -> None:
+async def test_redrive_after_the_source_is_fixed_stores_once_and_deletes_the_letter(
+    world: World,
+) -> None:
     world.config = IngestConfig(sources={"devices": hmac_source(default_type="bad type")})
     answer = await world.receiver().receive(world.config.sources["devices"], signed(b'{"t": 1}'))
     letter = await world.letters.get(answer.body["dead_letter"]["id"])
@@ -175,7 +203,9 @@ async def test_redrive_after_the_source_is_fixed_stores_once_and_deletes_the_let
     assert [e.type for e in await world.events()] == ["devices.reading"]
 
 
-async def test_redrive_of_a_source_no_longer_configured_fails_and_keeps_the_letter(world: World) -> None:
+async def test_redrive_of_a_source_no_longer_configured_fails_and_keeps_the_letter(
+    world: World,
+) -> None:
     letter = await world.letters.add(source="gone", reason_code="not_json", reason="r", raw=b"{}")
     with pytest.raises(TidingsError, match="no longer configured"):
         await world.redriver().redrive(letter)
@@ -183,9 +213,13 @@ async def test_redrive_of_a_source_no_longer_configured_fails_and_keeps_the_lett
 
 
 async def test_bulk_redrive_counts_what_was_stored_and_what_failed(world: World) -> None:
-    world.config = IngestConfig(pg_notify=(PgNotifyConfig("postgresql://h/d", "ch", "db.changed", "db"),))
+    world.config = IngestConfig(
+        pg_notify=(PgNotifyConfig("postgresql://h/d", "ch", "db.changed", "db"),)
+    )
     for raw in (b'{"id": 1}', b'{"id": 2}', b"nope"):
-        await world.letters.add(source="db", reason_code="not_json", reason="r", raw=raw, topic="ch")
+        await world.letters.add(
+            source="db", reason_code="not_json", reason="r", raw=raw, topic="ch"
+        )
     await world.letters.add(source="other", reason_code="not_json", reason="r", raw=b"{}")
     counts = await world.redriver().redrive_many(DeadLetterQuery(sources=("db",)))
     assert (counts["redriven"], counts["failed"], counts["events"]) == (2, 1, 2)

@@ -12,10 +12,11 @@ import pytest
 
 from tidings.envelope import Candidate, Limits, PublishContext
 from tidings.envelope.timefmt import parse_iso
-from tidings.ingest.config import PgNotifyConfig, SourceConfig, Subscription
+from tidings.ingest.config import PgNotifyConfig, SourceConfig
 from tidings.ingest.inputs import read_mqtt, read_notification, read_webhook
 from tidings.ingest.mapping import REASON_CODES, Draft, Unmappable, parse_ts, to_candidates
 from tidings.ingest.mqtt import dlq_message, subscription_for
+from tidings.ingest.mqtt_config import Subscription
 from tidings.ingest.signatures import GithubVerifier
 from tidings.ingest.smartthings import Confirmation, OtherLifecycle, Ping
 
@@ -45,7 +46,9 @@ def unmappable(fn: Any, *args: Any) -> Unmappable:
 
 
 def test_a_json_object_with_type_is_an_event_input_from_the_source() -> None:
-    body = orjson.dumps({"type": "order.paid", "subject": "o-1", "data": {"total": 3}, "idempotency_key": "k1"})
+    body = orjson.dumps(
+        {"type": "order.paid", "subject": "o-1", "data": {"total": 3}, "idempotency_key": "k1"}
+    )
     (c,) = candidates(read_webhook(source("shop", "hmac-sha256"), body, {}))
     assert (c.type, c.source, c.subject, c.idempotency_key) == ("order.paid", "shop", "o-1", "k1")
     assert orjson.loads(c.data_json) == {"total": 3}
@@ -75,7 +78,9 @@ def test_a_body_that_is_not_json_is_unmappable() -> None:
 
 
 def test_an_invalid_event_input_is_unmappable_with_the_failing_fields() -> None:
-    problem = unmappable(read_webhook, source("d", "hmac-sha256"), b'{"type": "bad type", "extra": 1}', {})
+    problem = unmappable(
+        read_webhook, source("d", "hmac-sha256"), b'{"type": "bad type", "extra": 1}', {}
+    )
     assert problem.code == "invalid_event"
     locs = [d["loc"] for d in problem.details]
     assert ["body", "type"] in locs and ["body", "extra"] in locs
@@ -99,7 +104,10 @@ def test_the_trace_id_of_the_context_is_used() -> None:
 
 def test_github_type_is_source_event_and_action_and_delivery_is_the_key() -> None:
     body = orjson.dumps({"action": "opened", "number": 7, "type": "ignored-by-github-rule"})
-    headers = {"x-github-event": "pull_request", "x-github-delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"}
+    headers = {
+        "x-github-event": "pull_request",
+        "x-github-delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+    }
     (c,) = candidates(read_webhook(source("github", "github"), body, headers))
     assert c.type == "github.pull_request.opened"
     assert c.source == "github"
@@ -122,13 +130,21 @@ def test_github_without_event_header_is_unmappable() -> None:
 
 
 def test_standard_webhooks_id_is_the_idempotency_key() -> None:
-    (c,) = candidates(read_webhook(source("sw", "standard-webhooks"), b'{"a": 1}', {"webhook-id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"}))
+    (c,) = candidates(
+        read_webhook(
+            source("sw", "standard-webhooks"),
+            b'{"a": 1}',
+            {"webhook-id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"},
+        )
+    )
     assert c.idempotency_key == "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
     assert c.type == "sw.received"
 
 
 def test_standard_webhooks_recommended_payload_maps_timestamp_to_time() -> None:
-    body = orjson.dumps({"type": "invoice.paid", "timestamp": "2026-11-23T10:00:00Z", "data": {"id": "in_1"}})
+    body = orjson.dumps(
+        {"type": "invoice.paid", "timestamp": "2026-11-23T10:00:00Z", "data": {"id": "in_1"}}
+    )
     (c,) = candidates(read_webhook(source("sw", "standard-webhooks"), body, {"webhook-id": "m1"}))
     assert c.type == "invoice.paid"
     assert c.time_us == parse_iso("2026-11-23T10:00:00Z")
@@ -204,7 +220,11 @@ EVENT = {
                     "stateChange": True,
                 },
             },
-            {"eventTime": "2026-11-23T10:00:02Z", "eventType": "MODE_EVENT", "modeEvent": {"modeId": "m"}},
+            {
+                "eventTime": "2026-11-23T10:00:02Z",
+                "eventType": "MODE_EVENT",
+                "modeEvent": {"modeId": "m"},
+            },
         ],
     },
     "settings": {},
@@ -225,7 +245,9 @@ def test_smartthings_confirmation_carries_its_url() -> None:
 
 
 def test_smartthings_device_events_become_one_event_each() -> None:
-    switch, temperature = candidates(read_webhook(source("st", "smartthings"), orjson.dumps(EVENT), {}))
+    switch, temperature = candidates(
+        read_webhook(source("st", "smartthings"), orjson.dumps(EVENT), {})
+    )
     assert switch.type == "device.switch.switch"
     assert switch.subject == "6f5ea629-4c05-4a90-a244-cc129b0a80c3"
     assert switch.idempotency_key == "736e3903-001c-4d40-b408-ff40d162a06b"
@@ -257,7 +279,9 @@ def test_smartthings_device_event_without_capability_is_unmappable() -> None:
 
 
 def test_smartthings_other_lifecycles_are_answered_empty() -> None:
-    result = read_webhook(source("st", "smartthings"), b'{"lifecycle": "UNINSTALL", "uninstallData": {}}', {})
+    result = read_webhook(
+        source("st", "smartthings"), b'{"lifecycle": "UNINSTALL", "uninstallData": {}}', {}
+    )
     assert isinstance(result, OtherLifecycle)
     assert result.answer() == {"uninstallData": {}}
 
@@ -270,7 +294,7 @@ def test_smartthings_body_without_lifecycle_follows_the_generic_rule() -> None:
 # -- MQTT --------------------------------------------------------------------------------------
 
 SUB = Subscription("tracker/events/#", 1, "tracker/events", "tracker/dlq")
-ENVELOPE = {
+ENVELOPE: dict[str, Any] = {
     "trace_id": TRACE,
     "ts": "2026-11-23T10:00:00.250Z",
     "kind": "projects.created",
@@ -299,11 +323,16 @@ def test_mqtt_kind_envelope_maps_field_by_field() -> None:
     assert c.time_us == parse_iso("2026-11-23T10:00:00.250Z")
     assert c.idempotency_key == "evt-1"
     assert orjson.loads(c.data_json) == {"id": "p-1", "name": "Apollo"}
-    assert orjson.loads(c.metadata_json) == {"kind": "projects.created", "topic": "tracker/events/projects/created"}
+    assert orjson.loads(c.metadata_json) == {
+        "kind": "projects.created",
+        "topic": "tracker/events/projects/created",
+    }
 
 
 def test_mqtt_kind_envelope_keeps_extra_fields_in_metadata() -> None:
-    (c,) = candidates(read_mqtt(SUB, "tracker/events/a", orjson.dumps({**ENVELOPE, "producer": "tracker-2"})))
+    (c,) = candidates(
+        read_mqtt(SUB, "tracker/events/a", orjson.dumps({**ENVELOPE, "producer": "tracker-2"}))
+    )
     assert orjson.loads(c.metadata_json)["extra"] == {"producer": "tracker-2"}
 
 
@@ -324,7 +353,9 @@ def test_mqtt_kind_envelope_with_a_ts_that_does_not_parse_is_unmappable(ts: Any)
 
 
 def test_mqtt_kind_envelope_with_a_bad_trace_id_is_unmappable() -> None:
-    problem = unmappable(read_mqtt, SUB, "tracker/events/a", orjson.dumps({**ENVELOPE, "trace_id": "abc"}))
+    problem = unmappable(
+        read_mqtt, SUB, "tracker/events/a", orjson.dumps({**ENVELOPE, "trace_id": "abc"})
+    )
     assert problem.code == "invalid_envelope"
 
 
@@ -383,7 +414,9 @@ def test_notification_payload_is_data_of_the_default_type_with_the_channel() -> 
 
 
 def test_notification_payload_with_type_and_key_is_an_event_input() -> None:
-    (c,) = candidates(read_notification(PG, b'{"type": "db.x", "idempotency_key": "row-5-v2", "data": {}}'))
+    (c,) = candidates(
+        read_notification(PG, b'{"type": "db.x", "idempotency_key": "row-5-v2", "data": {}}')
+    )
     assert (c.type, c.idempotency_key) == ("db.x", "row-5-v2")
 
 
@@ -404,5 +437,12 @@ def test_more_drafts_than_a_batch_holds_are_too_large() -> None:
 
 
 def test_draft_metadata_is_merged_under_the_inputs_own() -> None:
-    (c,) = candidates([Draft({"type": "a", "metadata": {"topic": "mine", "x": 1}}, metadata={"topic": "t", "y": 2})])
+    (c,) = candidates(
+        [
+            Draft(
+                {"type": "a", "metadata": {"topic": "mine", "x": 1}},
+                metadata={"topic": "t", "y": 2},
+            )
+        ]
+    )
     assert orjson.loads(c.metadata_json) == {"topic": "mine", "x": 1, "y": 2}

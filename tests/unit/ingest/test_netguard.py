@@ -56,7 +56,9 @@ def test_private_addresses_are_allowed_with_the_flag(address: str) -> None:
     assert found == [ipaddress.ip_address(address)]
 
 
-@pytest.mark.parametrize("address", ["169.254.169.254", "fd00:ec2::254", "100.100.100.200", "::ffff:169.254.169.254"])
+@pytest.mark.parametrize(
+    "address", ["169.254.169.254", "fd00:ec2::254", "100.100.100.200", "::ffff:169.254.169.254"]
+)
 def test_cloud_metadata_addresses_are_refused_even_with_the_flag(address: str) -> None:
     for allow in (False, True):
         with pytest.raises(UnsafeURL, match="metadata"):
@@ -64,12 +66,14 @@ def test_cloud_metadata_addresses_are_refused_even_with_the_flag(address: str) -
 
 
 def test_public_addresses_are_returned() -> None:
-    found = vet_url("https://api.example/x", False, resolve=resolver("93.184.216.34", "2606:2800:220:1::1"))
+    found = vet_url(
+        "https://api.example/x", False, resolve=resolver("93.184.216.34", "2606:2800:220:1::1")
+    )
     assert [str(a) for a in found] == ["93.184.216.34", "2606:2800:220:1::1"]
 
 
 def test_one_private_address_among_public_ones_refuses_the_url() -> None:
-    with pytest.raises(UnsafeURL, match="10.0.0.5"):
+    with pytest.raises(UnsafeURL, match=r"10\.0\.0\.5"):
         vet_url("https://api.example/x", False, resolve=resolver("93.184.216.34", "10.0.0.5"))
 
 
@@ -82,7 +86,15 @@ def test_literal_addresses_are_vetted_without_resolving() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://example.com/x", "file:///etc/passwd", "gopher://x", "http:///nohost", "example.com", "http://[::1/"]
+    "url",
+    [
+        "ftp://example.com/x",
+        "file:///etc/passwd",
+        "gopher://x",
+        "http:///nohost",
+        "example.com",
+        "http://[::1/",
+    ],
 )
 def test_urls_that_are_not_http_with_a_host_are_refused(url: str) -> None:
     with pytest.raises(UnsafeURL):
@@ -115,7 +127,10 @@ def test_the_resolver_is_asked_for_the_urls_port() -> None:
 
 def test_pinning_replaces_the_host_by_the_vetted_address_and_keeps_the_host_header() -> None:
     v4, v6 = ipaddress.ip_address("93.184.216.34"), ipaddress.ip_address("2606:2800::1")
-    assert pin_url("https://a.example:8443/p?q=1", v4) == ("https://93.184.216.34:8443/p?q=1", "a.example:8443")
+    assert pin_url("https://a.example:8443/p?q=1", v4) == (
+        "https://93.184.216.34:8443/p?q=1",
+        "a.example:8443",
+    )
     assert pin_url("http://a.example/p", v6) == ("http://[2606:2800::1]/p", "a.example")
 
 

@@ -32,7 +32,9 @@ BODY = b'{"action":"opened","number":1}'
 NOW = 1_790_000_000.0
 
 
-def request(headers: dict[str, str], body: bytes = BODY, target: str = "/v1/ingest/x") -> SignedRequest:
+def request(
+    headers: dict[str, str], body: bytes = BODY, target: str = "/v1/ingest/x"
+) -> SignedRequest:
     return SignedRequest.of("POST", target, headers, body)
 
 
@@ -111,7 +113,11 @@ def test_hmac_signature_is_accepted_in_every_documented_form(encode: object) -> 
 def test_hmac_header_name_is_configurable() -> None:
     value = "sha256=" + digest("k", BODY).hex()
     HmacSha256Verifier(b"k", header="X-Device-Sig").verify(request({"x-device-sig": value}), NOW)
-    refused(HmacSha256Verifier(b"k", header="X-Device-Sig"), request({"X-Signature": value}), "missing_signature")
+    refused(
+        HmacSha256Verifier(b"k", header="X-Device-Sig"),
+        request({"X-Signature": value}),
+        "missing_signature",
+    )
 
 
 def test_hmac_signature_with_wrong_secret_or_tampered_body_is_invalid() -> None:
@@ -145,15 +151,23 @@ def test_hmac_with_timestamp_refuses_a_changed_timestamp_and_a_missing_one() -> 
     stamp = str(int(NOW))
     value = digest("k", f"{stamp}.".encode() + BODY).hex()
     verifier = HmacSha256Verifier(b"k", timestamp_header="X-Timestamp")
-    refused(verifier, request({"X-Signature": value, "X-Timestamp": str(int(NOW) + 1)}), "invalid_signature")
+    refused(
+        verifier,
+        request({"X-Signature": value, "X-Timestamp": str(int(NOW) + 1)}),
+        "invalid_signature",
+    )
     refused(verifier, request({"X-Signature": value}), "missing_signature")
-    refused(verifier, request({"X-Signature": value, "X-Timestamp": "yesterday"}), "invalid_signature")
+    refused(
+        verifier, request({"X-Signature": value, "X-Timestamp": "yesterday"}), "invalid_signature"
+    )
 
 
 def test_hmac_body_signature_without_timestamp_does_not_verify_with_timestamp_mode() -> None:
     value = digest("k", BODY).hex()
     verifier = HmacSha256Verifier(b"k", timestamp_header="X-Timestamp")
-    refused(verifier, request({"X-Signature": value, "X-Timestamp": str(int(NOW))}), "invalid_signature")
+    refused(
+        verifier, request({"X-Signature": value, "X-Timestamp": str(int(NOW))}), "invalid_signature"
+    )
 
 
 # -- Standard Webhooks -------------------------------------------------------------------------
@@ -211,7 +225,11 @@ def test_standard_webhooks_refuses_timestamps_more_than_five_minutes_away() -> N
 def test_standard_webhooks_missing_header_is_missing_signature(missing: str) -> None:
     headers = standard_headers(Webhook(WHSEC), "m", NOW)
     del headers[missing]
-    refused(StandardWebhooksVerifier(standard_webhooks_key(WHSEC)), request(headers), "missing_signature")
+    refused(
+        StandardWebhooksVerifier(standard_webhooks_key(WHSEC)),
+        request(headers),
+        "missing_signature",
+    )
 
 
 def test_whsec_secret_that_is_not_base64_is_refused() -> None:
@@ -240,7 +258,9 @@ def http_signed(
     headers = {
         "Date": format_datetime(datetime.fromtimestamp(date, tz=UTC), usegmt=True),
         "Digest": f"{digest_label}="
-        + base64.b64encode(hashlib.sha256(body if digest_body is None else digest_body).digest()).decode(),
+        + base64.b64encode(
+            hashlib.sha256(body if digest_body is None else digest_body).digest()
+        ).decode(),
         "Content-Type": "application/json",
     }
     lines = []

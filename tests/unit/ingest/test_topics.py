@@ -19,7 +19,20 @@ from tidings.ingest.topics import (
 
 @pytest.mark.parametrize(
     "topic_filter",
-    ["#", "+", "a/b", "a/+/c", "a/#", "+/+", "/+", "/", "a//b", "$SYS/#", "$share/g/a/#", "sport/tennis/+"],
+    [
+        "#",
+        "+",
+        "a/b",
+        "a/+/c",
+        "a/#",
+        "+/+",
+        "/+",
+        "/",
+        "a//b",
+        "$SYS/#",
+        "$share/g/a/#",
+        "sport/tennis/+",
+    ],
 )
 def test_valid_filters_are_accepted(topic_filter: str) -> None:
     assert filter_error(topic_filter) is None
@@ -27,7 +40,20 @@ def test_valid_filters_are_accepted(topic_filter: str) -> None:
 
 @pytest.mark.parametrize(
     "topic_filter",
-    ["", "foo+", "a/#/b", "a#", "a/b#", "+a/b", "a/++", "##", "$share/g", "$share//a", "$share/g+/a", "a\x00b"],
+    [
+        "",
+        "foo+",
+        "a/#/b",
+        "a#",
+        "a/b#",
+        "+a/b",
+        "a/++",
+        "##",
+        "$share/g",
+        "$share//a",
+        "$share/g+/a",
+        "a\x00b",
+    ],
 )
 def test_invalid_filters_are_refused(topic_filter: str) -> None:
     assert filter_error(topic_filter) is not None
@@ -130,8 +156,12 @@ def test_template_placeholders_become_single_level_wildcards() -> None:
 
 
 def test_strip_prefix_maps_the_rest_of_the_topic_to_a_type() -> None:
-    assert type_from_topic("tracker/events/projects/created", "tracker/events") == "projects.created"
-    assert type_from_topic("tracker/events/projects/created", "tracker/events/") == "projects.created"
+    assert (
+        type_from_topic("tracker/events/projects/created", "tracker/events") == "projects.created"
+    )
+    assert (
+        type_from_topic("tracker/events/projects/created", "tracker/events/") == "projects.created"
+    )
     assert type_from_topic("other/projects/created", "tracker/events") == "other.projects.created"
     assert type_from_topic("a/b", None) == "a.b"
     assert strip_topic("tracker/eventsX/a", "tracker/events") == "tracker/eventsX/a"

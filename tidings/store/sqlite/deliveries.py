@@ -216,6 +216,10 @@ class SqliteDeliveryStore:
             lambda conn: conn.execute(Q["cancel_pending"], (now_us, tenant, endpoint_id)).rowcount
         )
 
+    async def cancel_deliveries(self, delivery_ids: Sequence[str], now_us: int) -> None:
+        rows = [(now_us, delivery_id) for delivery_id in delivery_ids]
+        await self._store.write(lambda conn: conn.executemany(Q["cancel_delivery"], rows))
+
     async def get_delivery(
         self, tenant: str, delivery_id: str
     ) -> tuple[Delivery, list[Attempt]] | None:

@@ -66,6 +66,11 @@ UPDATE deliveries SET status = 'cancelled', next_attempt_at_us = NULL, lease_unt
     updated_at_us = ?
 WHERE tenant = ? AND webhook_id = ? AND status = 'pending';
 
+-- name: cancel_delivery
+UPDATE deliveries SET status = 'cancelled', next_attempt_at_us = NULL, lease_until_us = NULL,
+    updated_at_us = ?
+WHERE id = ? AND status = 'pending';
+
 -- name: select_delivery
 SELECT id, tenant, webhook_id, event_seq, event_id, message_id, status, attempts, max_attempts,
        next_attempt_at_us, created_at_us, updated_at_us
