@@ -6,9 +6,10 @@ import asyncio
 import logging
 
 from tidings import metrics
-from tidings.delivery.service import DeliveryService
 from tidings.backplane import Announcement, Backplane, open_backplane_from_url
+from tidings.delivery.service import DeliveryService
 from tidings.envelope import Event, Limits
+from tidings.ingest.manager import IngestManager
 from tidings.publish import Publisher
 from tidings.retention import retention_loop
 from tidings.router.router import Router
@@ -37,6 +38,7 @@ class Hub:
         self.limits = Limits(max_event_bytes=settings.max_event_bytes, max_batch=settings.max_batch)
         self.tasks = Supervisor()
         self.streams = StreamRegistry()
+        self.ingest = IngestManager(settings, self.publisher, self.store, self.streams)
         self.router: Router | None = None  # built once the store is open and knows its head
         self.delivery: DeliveryService | None = None  # outbound webhooks (SQLite store)
         self.draining = False  # set at the first shutdown signal: /readyz answers 503
@@ -66,6 +68,7 @@ class Hub:
             ),
         )
         self.tasks.start("router-head-check", self._check_head)
+        await self.ingest.start()  # last: input is taken only once everything can handle it
 
     def _committed(self, events: list[Event]) -> None:
         metrics.STORE_HEAD.set(events[-1].seq)
@@ -101,27 +104,27 @@ class Hub:
         """In order: let in-flight publishes commit, let the router deliver what was committed,
         then tell every stream to go with a jittered retry."""
         budget = self.settings.shutdown_timeout_s
+        await self.ingest.stop()  # adapters stop acknowledging input first
         if not await self.publisher.wait_idle(budget / 4):
             log.warning("publishes still in flight after %.1fs", budget / 4)
         router = self.router
         if router is not None:
-            router.check_head(self.store.head())
-            deadline = asyncio.get_running_loop().time() + budget / 4
-            while (
-                router.routed_through < self.store.head()
-                and asyncio.get_running_loop().time() < deadline
-            ):
-                await asyncio.sleep(0.01)
+            head = self.store.head()
+            router.check_head(head)
+            if not await router.wait_routed(head, budget / 4):
+                log.warning("router did not reach the head %d before shutdown", head)
         await self.streams.shutdown(budget / 2)
 
     async def stop(self) -> None:
         """Close streams, stop background work, then let the store commit what it holds."""
+        await self.ingest.stop()
         self.begin_shutdown()
         assert self._shutdown is not None
         await self._shutdown
         await self.tasks.stop()
         if self.delivery is not None:
-            await self.delivery.stop()  # in-flight attempts end, results are written, leases released
+            # in-flight attempts end, their results are written, leases are released
+            await self.delivery.stop()
         await self.backplane.stop()
         if self.router is not None:
             await self.router.stop()

@@ -32,16 +32,22 @@ class TidingsServer(uvicorn.Server):
         self.hub = hub  # told about the shutdown before uvicorn acts on it
         hub.streams.transport_of = self.transport_of
 
-    def transport_of(self, client: Any) -> asyncio.WriteTransport | None:
-        """The transport of the open connection whose peer address is ``client``."""
-        if client is None:
+    def transport_of(self, scope: Any) -> asyncio.WriteTransport | None:
+        """The transport of the open connection that is serving ``scope``.
+
+        uvicorn's protocols keep the scope of their current request; the peer address is the
+        fallback. (The scope's ``client`` alone is not enough: behind a trusted proxy it holds
+        the forwarded address, not the peer's.)
+        """
+        if not scope:
             return None
-        peer = tuple(client)
-        for connection in list(self.server_state.connections):
-            if getattr(connection, "client", None) == peer:
-                transport: asyncio.WriteTransport | None = getattr(connection, "transport", None)
-                return transport
-        return None
+        connections = list(self.server_state.connections)
+        found = None
+        if found is None and scope.get("client"):
+            peer = tuple(scope["client"])
+            found = next((c for c in connections if getattr(c, "client", None) == peer), None)
+        transport: asyncio.WriteTransport | None = getattr(found, "transport", None)
+        return transport
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Refuse new connections, end the streams, then let uvicorn shut down.

@@ -140,11 +140,14 @@ async def test_reader_that_takes_nothing_is_dropped_while_others_carry_on_at_ful
             await bulk_load(unique("unread"))  # the same write load, with nobody stuck
             latency_alone, acked_alone = await measure(1.0)
 
-            # Two SSE readers and one WebSocket that never read, with tiny receive windows.
+            # Two SSE readers and one WebSocket that never read, with tiny receive windows; one
+            # comes through a (trusted, local) proxy that names another client address.
             target = f"/v1/events/stream?source={bulk}"
-            for _ in range(2):
+            for headers in ({}, {"X-Forwarded-For": "203.0.113.9"}):
                 stuck_sse.append(
-                    await RawSSE.connect(server.port, target, rcvbuf=4096, buffer_limit=1024)
+                    await RawSSE.connect(
+                        server.port, target, headers=headers, rcvbuf=4096, buffer_limit=1024
+                    )
                 )
             subscribe = {"op": "subscribe", "id": "b", "filter": {"source": bulk}}
             stuck_ws = await raw_websocket(server.port, [subscribe], rcvbuf=4096)

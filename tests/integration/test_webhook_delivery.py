@@ -323,17 +323,25 @@ def test_a_refused_connection_is_retried_until_the_receiver_listens(
     assert receiver.event_ids() == [event_id]
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [("x" * 1000 + "\n") * 10, "é" * 3000],  # two-byte characters: 4096 cuts none in half
+    ids=["ascii", "utf8"],
+)
 def test_the_attempt_log_keeps_at_most_4_kib_of_the_answer(
-    client: httpx.Client, receiver: Receiver, endpoints: Callable[..., dict[str, Any]]
+    client: httpx.Client,
+    receiver: Receiver,
+    endpoints: Callable[..., dict[str, Any]],
+    answer: str,
 ) -> None:
-    answer = ("x" * 1000 + "\n") * 10
-    receiver.fail_first(1, respond(500, answer.encode()))
+    receiver.fail_first(1, respond(500, ("!" + answer).encode()))  # "!" shifts é off 2 bytes
     p = prefix()
     endpoint = endpoints(receiver.url, events=[f"{p}.#"])
     event_id = publish(client, f"{p}.x")["id"]
     attempts = wait_delivery(client, endpoint["id"], event_id, "succeeded")["attempts"]
     kept = attempts[0]["response_body"]
-    assert 0 < len(kept.encode()) <= 4096 and answer.startswith(kept)
+    assert 4000 < len(kept.encode()) <= 4096
+    assert ("!" + answer).startswith(kept)  # a prefix, never a half character at the end
 
 
 def test_a_redirect_is_a_failure_and_is_not_followed_until_the_schedule_is_exhausted(
@@ -399,11 +407,16 @@ def test_replay_sends_the_window_of_events_under_the_current_filter(
 ) -> None:
     p = prefix()
     receiver = receivers()
-    early = [publish(client, f"{p}.a", data={"n": n})["id"] for n in range(2)]
+    # received_at has millisecond precision: a pause keeps each group in its own milliseconds
+    early = [publish(client, f"{p}.a", data={"n": 0})["id"]]
+    time.sleep(0.01)
+    early.append(publish(client, f"{p}.a", data={"n": 1})["id"])
     middle_start = client.get(f"/v1/events/{early[-1]}").json()["received_at"]
+    time.sleep(0.01)
     middle = [publish(client, f"{p}.a", data={"n": n})["id"] for n in range(2, 5)]
     skipped = publish(client, f"{p}.b")["id"]
     middle_end = client.get(f"/v1/events/{skipped}").json()["received_at"]
+    time.sleep(0.01)
     late = publish(client, f"{p}.a", data={"n": 9})["id"]
     endpoint = endpoints(receiver.url, events=[f"{p}.a"])  # registered after the fact
 
@@ -433,8 +446,9 @@ def test_replay_sends_the_window_of_events_under_the_current_filter(
 
 
 def test_a_410_disables_the_endpoint_cancels_its_deliveries_and_says_so_in_an_event(
-    client: httpx.Client, receiver: Receiver, endpoints: Callable[..., dict[str, Any]]
+    client: httpx.Client, receivers: Callable[[], Receiver], endpoints: Callable[..., Any]
 ) -> None:
+    receiver, witness = receivers(), receivers()
     p = prefix()
     receiver.default = respond(410, b"gone for good")
     endpoint = endpoints(receiver.url, events=[f"{p}.#"], rate_limit=1)
@@ -469,8 +483,10 @@ def test_a_410_disables_the_endpoint_cancels_its_deliveries_and_says_so_in_an_ev
     assert statuses.count("failed") >= 1 and "succeeded" not in statuses
     assert statuses.count("cancelled") >= 1  # rate limited: the rest were still waiting
     received = len(receiver.received())
-    publish(client, f"{p}.after")
-    time.sleep(1.0)  # a chance to (wrongly) deliver, then the check below
+    witness_hook = endpoints(witness.url, events=[f"{p}.#"])
+    after = publish(client, f"{p}.after")["id"]
+    wait_delivery(client, witness_hook["id"], after, "succeeded")  # dispatched past it
+    assert after not in {d["event_id"] for d in deliveries(client, endpoint["id"])}
     assert len(receiver.received()) == received
 
 

@@ -111,7 +111,9 @@ def test_a_queue_being_delivered_survives_a_kill_and_completes_after_restart(
     got = receiver.wait_events(published, timeout=60)
     counts = Counter(r.event_id for r in got)
     assert set(counts) == set(published)
-    assert sum(counts.values()) - len(published) < before_restart + 50  # redelivered: a few
+    # Sent again: only what was in flight or not yet recorded when the process died.
+    again = sum(counts.values()) - len(published)
+    assert again <= 40, again
     ids_by_event: dict[str, set[str]] = {}  # every copy of an event has the same webhook-id
     for request in got:
         ids_by_event.setdefault(request.event_id, set()).add(request.headers["webhook-id"])

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from tidings import __version__, web
-from tidings.api import errors, events, ops, streams, webhooks
+from tidings.api import dead_letters, errors, events, ingest, ops, streams, webhooks
 from tidings.api.middleware import RequestMetrics
 from tidings.api.schemas import EVENT_IN_SCHEMA
 from tidings.hub import Hub
@@ -41,6 +41,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(streams.router)  # before /v1/events/{id}
     app.include_router(events.router)
     app.include_router(webhooks.router)
+    app.include_router(ingest.router)
+    app.include_router(dead_letters.router)
     app.include_router(ops.router)
     web.install(app)
     app.add_middleware(RequestMetrics)

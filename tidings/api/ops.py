@@ -40,6 +40,7 @@ async def readyz(request: Request) -> Response:
     body = {"status": "ready" if ready else "not_ready", "checks": checks}
     if not ready:
         body["error"] = {"code": "not_ready", "message": "the server is not ready to serve"}
+    body["ingest"] = hub.ingest.status()  # reported, never failing readiness
     return json_response(body, 200 if ready else 503)
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import typer
 
 from tidings import __version__
-from tidings.cli import client_commands, serve_command, tail_command, webhooks_command
+from tidings.cli import (
+    client_commands,
+    dlq_command,
+    serve_command,
+    tail_command,
+    webhooks_command,
+)
 
 app = typer.Typer(
     name="tidings",
@@ -35,6 +41,7 @@ serve_command.register(app)
 client_commands.register(app)
 tail_command.register(app)
 webhooks_command.register(app)
+dlq_command.register(app)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tidings.ingest.config import load_ingest_config
 from tidings.settings import ConfigError, Settings, load_settings
 
 err = Console(stderr=True)
@@ -69,6 +70,11 @@ def register(app: typer.Typer) -> None:
         settings = _settings(
             host=host, port=port, data_dir=data_dir, store=store, config=config, log_level=log_level
         )
+        try:  # sources, MQTT and PG NOTIFY tables: refuse a bad one before anything starts
+            load_ingest_config(settings)
+        except ConfigError as error:
+            err.print(f"[red]error:[/red] {error}", highlight=False)
+            raise typer.Exit(2) from None
         logging.basicConfig(
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -85,7 +91,8 @@ def register(app: typer.Typer) -> None:
         older_than_days: float | None = typer.Option(
             None,
             "--older-than-days",
-            help="Delete events received more than this many days ago (default: TIDINGS_RETENTION_DAYS).",
+            help="Delete events received more than this many days ago "
+            "(default: TIDINGS_RETENTION_DAYS).",
         ),
         data_dir: Path | None = typer.Option(
             None, "--data-dir", help="SQLite data directory (env TIDINGS_DATA_DIR)."
@@ -104,9 +111,9 @@ def register(app: typer.Typer) -> None:
           tidings purge --older-than-days 7 --data-dir /var/lib/tidings
         """
         from tidings.retention import purge_once
+        from tidings.store import open_store_from_url
         from tidings.store.sqlite import SqliteStore
         from tidings.store.sqlite.deliveries import SqliteDeliveryStore
-        from tidings.store import open_store_from_url
 
         settings = _settings(data_dir=data_dir, store=store, config=config)
         days = settings.retention_days if older_than_days is None else older_than_days

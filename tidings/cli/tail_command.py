@@ -63,9 +63,8 @@ class Follower:
             return self.limit is not None and self.count >= self.limit
         if frame.event == "system":
             info = _json(frame.data)
-            err.print(
-                f"[yellow]{escape(str(info.get('code')))}[/yellow]: {escape(str(info.get('message', '')))}"
-            )
+            code, message = escape(str(info.get("code"))), escape(str(info.get("message", "")))
+            err.print(f"[yellow]{code}[/yellow]: {message}")
         elif frame.event == "shutdown":
             self.retry_ms = frame.retry_ms
             err.print("[yellow]server shutting down[/yellow]; reconnecting")
@@ -85,7 +84,8 @@ def pretty(event: dict[str, Any]) -> str:
     subject = f" [cyan]{escape(str(event['subject']))}[/cyan]" if event.get("subject") else ""
     return (
         f"[dim]#{event.get('seq')} {escape(str(event.get('received_at', '')))}[/dim] "
-        f"[bold]{escape(str(event.get('type')))}[/bold] [green]{escape(str(event.get('source')))}[/green]"
+        f"[bold]{escape(str(event.get('type')))}[/bold] "
+        f"[green]{escape(str(event.get('source')))}[/green]"
         f"{subject} {escape(data)}"
     )
 
@@ -191,7 +191,8 @@ def follow(base: str, params: list[tuple[str, str]], follower: Follower, since: 
                     err.print(f"[yellow]{escape(message)}[/yellow] retrying in {backoff:.0f}s")
                 else:
                     err.print(
-                        f"[yellow]stream interrupted[/yellow] ({escape(str(error) or type(error).__name__)}); "
+                        "[yellow]stream interrupted[/yellow] "
+                        f"({escape(str(error) or type(error).__name__)}); "
                         f"reconnecting in {backoff:.0f}s"
                     )
             if follower.retry_ms is not None:

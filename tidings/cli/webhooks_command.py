@@ -16,7 +16,10 @@ from tidings.cli.http import UrlOption, answer_json, check, connect, err
 out = Console(highlight=False, soft_wrap=True)
 webhooks = typer.Typer(
     name="webhooks",
-    help="Outbound webhook endpoints: add, list, show, enable, disable, delete, deliveries, retry, replay.",
+    help=(
+        "Outbound webhook endpoints: add, list, show, enable, disable, delete, deliveries, "
+        "retry, replay."
+    ),
     no_args_is_help=True,
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the server's JSON answer.")]
@@ -103,7 +106,7 @@ def add(
 
       tidings webhooks add https://example.com/hooks --events 'order.*'
 
-      tidings webhooks add https://ci.example.com/in -e 'build.#' --exclude-source ci -H 'Authorization: Bearer t'
+      tidings webhooks add https://ci.example/in -e 'build.#' --exclude-source ci -H 'X-Token: t'
     """
     headers: dict[str, str] = {}
     for item in header or []:

@@ -54,7 +54,8 @@ class Job:
 
 @dataclass(slots=True)
 class _EndpointSlots:
-    queue: deque[Job] = field(default_factory=deque)
+    queue: deque[Job] = field(default_factory=deque)  # first attempts
+    retries: deque[Job] = field(default_factory=deque)  # later attempts, due now
     inflight: int = 0
     bucket: TokenBucket | None = None
     not_before: float = 0.0  # loop time before which the rate limit allows nothing
@@ -87,7 +88,7 @@ class Engine:
         self.endpoints: dict[str, Endpoint] = {}  # active and inactive, by id
         self._slots: dict[str, _EndpointSlots] = {}
         self._fresh_ids: deque[str] = deque()  # endpoints with fresh jobs, round robin
-        self._retry_queue: deque[Job] = deque()
+        self._retry_ids: deque[str] = deque()  # endpoints with due retries, round robin
         self._inflight = 0
         self._retry_inflight = 0
         self._claimed: set[str] = set()  # delivery ids in memory or in flight
@@ -126,14 +127,11 @@ class Engine:
             self.endpoints.pop(endpoint_id, None)
         slots = self._slots.get(endpoint_id)
         if slots is not None:
-            for job in slots.queue:
+            for job in (*slots.queue, *slots.retries):
                 self._claimed.discard(job.delivery.id)
             slots.queue.clear()
-        kept = [job for job in self._retry_queue if job.delivery.webhook_id != endpoint_id]
-        for job in self._retry_queue:
-            if job.delivery.webhook_id == endpoint_id:
-                self._claimed.discard(job.delivery.id)
-        self._retry_queue = deque(kept)
+            slots.retries.clear()
+        self._retry_ids = deque(i for i in self._retry_ids if i != endpoint_id)
 
     def _slots_of(self, endpoint: Endpoint) -> _EndpointSlots:
         slots = self._slots.get(endpoint.id)
@@ -145,7 +143,7 @@ class Engine:
         return slots
 
     def queued(self) -> int:
-        return sum(len(s.queue) for s in self._slots.values()) + len(self._retry_queue)
+        return sum(len(s.queue) + len(s.retries) for s in self._slots.values())
 
     # -- signals --------------------------------------------------------------------------
 
@@ -163,13 +161,15 @@ class Engine:
                 self._orphan(job)
                 continue
             self._claimed.add(job.delivery.id)
+            slots = self._slots_of(endpoint)
             if job.delivery.attempts == 0:
-                slots = self._slots_of(endpoint)
                 if not slots.queue:
                     self._fresh_ids.append(endpoint.id)
                 slots.queue.append(job)
             else:
-                self._retry_queue.append(job)
+                if not slots.retries:
+                    self._retry_ids.append(endpoint.id)
+                slots.retries.append(job)
         metrics.DELIVERY_QUEUE.set(self.queued())
         self._wake_pump.set()
 
@@ -272,30 +272,40 @@ class Engine:
     def _start_ready(self, now: float) -> float:
         """Start every attempt the limits allow; the seconds until a rate limit frees one."""
         soonest = 1.0
-        # Retries first within their share, so they are not starved by a stream of fresh ones.
-        # One pass over the whole queue: a retry whose endpoint is busy (a hanging receiver)
-        # or rate limited keeps its place and never holds up the retries of other endpoints.
-        waiting: deque[Job] = deque()
-        while self._retry_queue:
-            if self._retry_inflight >= self.retry_slots or self._inflight >= self.concurrency:
-                break
-            job = self._retry_queue.popleft()
-            endpoint = self.endpoints.get(job.delivery.webhook_id)
-            if endpoint is None or not endpoint.active:
-                self._orphan(job)
+        # Retries first within their share, so they are not starved by a stream of fresh ones;
+        # one endpoint after another, so the retries of an endpoint that is busy (a hanging
+        # receiver) or rate limited never hold up those of the others.
+        rounds = len(self._retry_ids)
+        while (
+            self._retry_ids
+            and rounds > 0
+            and self._retry_inflight < self.retry_slots
+            and self._inflight < self.concurrency
+        ):
+            endpoint_id = self._retry_ids.popleft()
+            rounds -= 1
+            found_slots = self._slots.get(endpoint_id)
+            if found_slots is None or not found_slots.retries:
                 continue
-            slots = self._slots_of(endpoint)
-            if slots.inflight >= self.per_endpoint:
-                waiting.append(job)
+            slots, found = found_slots, self.endpoints.get(endpoint_id)
+            if found is None or not found.active:
+                for job in slots.retries:
+                    self._orphan(job)
+                slots.retries.clear()
                 continue
-            wait = _rate_wait(slots, now)
-            if wait:
-                soonest = min(soonest, wait)
-                waiting.append(job)
-                continue
-            self._start(job, endpoint, slots, retry=True)
-        waiting.extend(self._retry_queue)
-        self._retry_queue = waiting
+            while (
+                slots.retries
+                and slots.inflight < self.per_endpoint
+                and self._retry_inflight < self.retry_slots
+                and self._inflight < self.concurrency
+            ):
+                wait = _rate_wait(slots, now)
+                if wait:
+                    soonest = min(soonest, wait)
+                    break
+                self._start(slots.retries.popleft(), found, slots, retry=True)
+            if slots.retries:
+                self._retry_ids.append(endpoint_id)
         # Fresh deliveries, one endpoint after another.
         rounds = len(self._fresh_ids)
         while self._fresh_ids and self._inflight < self.concurrency and rounds > 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import time
@@ -110,6 +111,9 @@ class Sender:
             message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             return AttemptResult(at, None, latency, message, None, False, None)
         latency = (time.perf_counter() - started) * 1000
-        text = bytes(kept[:RESPONSE_BODY_LIMIT]).decode("utf-8", errors="replace")
+        # Incremental decoding drops a character cut in half at the limit, instead of storing
+        # a replacement character that would also push the text past the limit.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        text = decoder.decode(bytes(kept[:RESPONSE_BODY_LIMIT]), final=False)
         retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
         return AttemptResult(at, response.status_code, latency, None, text, False, retry_after)

@@ -142,7 +142,7 @@ class DeadLetters:
             return seq
 
         # The store offers no public write hook yet; its writer runs fn(conn) in a transaction.
-        seq: int = await self.store._require_writer().call(insert)
+        seq: int = await self.store.write(insert)
         return DeadLetter(
             seq,
             letter.id,
@@ -161,13 +161,11 @@ class DeadLetters:
             found = conn.execute(QUERIES["get_dead_letter"], (tenant, letter_id)).fetchone()
             return _row(found) if found else None
 
-        return await self.store._readers.run(read)
+        return await self.store.read(read)
 
     async def find(self, query: DeadLetterQuery, tenant: str = DEFAULT_TENANT) -> list[DeadLetter]:
         sql, params = list_sql(tenant, query)
-        return await self.store._readers.run(
-            lambda conn: [_row(r) for r in conn.execute(sql, params)]
-        )
+        return await self.store.read(lambda conn: [_row(r) for r in conn.execute(sql, params)])
 
     async def delete(self, letter_id: str, tenant: str = DEFAULT_TENANT) -> bool:
         """Delete one dead letter; False when there was none with this id."""
@@ -175,12 +173,12 @@ class DeadLetters:
         def remove(conn: sqlite3.Connection) -> bool:
             return conn.execute(QUERIES["delete_dead_letter"], (tenant, letter_id)).rowcount > 0
 
-        deleted: bool = await self.store._require_writer().call(remove)
+        deleted: bool = await self.store.write(remove)
         return deleted
 
     async def last_seq(self, tenant: str = DEFAULT_TENANT) -> int:
         """The newest dead letter's position: a bulk redrive stops there."""
-        return await self.store._readers.run(
+        return await self.store.read(
             lambda conn: int(conn.execute(QUERIES["last_dead_letter"], (tenant,)).fetchone()[0])
         )
 

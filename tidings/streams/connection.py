@@ -67,7 +67,7 @@ class StreamConnection(ABC):
         self.closing = False  # the client went away or the connection must end
         self.shutdown_retry_ms: int | None = None  # set when the server shuts down
         self.delivered = 0  # events written
-        self.client: Any = None  # the peer address from the ASGI scope, to drop a stuck socket
+        self.scope: Any = None  # the ASGI scope, by which the server finds the transport
 
     # -- framing supplied by the transport ----------------------------------------------
 

@@ -23,9 +23,9 @@ class StreamRegistry:
         self.closed: Counter[tuple[str, str]] = Counter()  # (transport, reason) -> count
         self.delivered: Counter[str] = Counter()  # transport -> events, of closed connections
         self.shutting_down = False
-        # Set by the server: the transport of a client's connection, found by the ASGI scope's
-        # ``client`` address (ASGI itself has no way to abort a connection).
-        self.transport_of: Callable[[Any], asyncio.WriteTransport | None] = lambda client: None
+        # Set by the server: the transport of a connection, found by its ASGI scope (ASGI
+        # itself has no way to abort a connection).
+        self.transport_of: Callable[[Any], asyncio.WriteTransport | None] = lambda scope: None
 
     def add(self, conn: StreamConnection) -> None:
         self._open.add(conn)
@@ -43,14 +43,14 @@ class StreamRegistry:
         if not self._open:
             self._empty.set()
 
-    def drop(self, client: Any, *, grace: float = 0.0) -> None:
+    def drop(self, scope: Any, *, grace: float = 0.0) -> None:
         """Abort a stalled client's connection, discarding the bytes it never accepted.
 
         A graceful close waits for the send buffer to drain, which a stalled socket never does,
         so it would stay open (with its buffers) for as long as the peer stays silent. With
         ``grace`` the connection first gets that long to take what was last written.
         """
-        transport = self.transport_of(client)
+        transport = self.transport_of(scope)
         if transport is None:
             return
         if grace > 0:
@@ -96,4 +96,4 @@ class StreamRegistry:
                 conn.close()
                 # One stuck writing to a socket that accepts nothing would wait for the stall
                 # time; dropping its connection ends that write at once.
-                self.drop(conn.client)
+                self.drop(conn.scope)

@@ -84,7 +84,7 @@ class SSEResponse(Response):
         conn = SSEConnection(
             send, self._store, self._router, heartbeat_s=self._heartbeat_s, stall_s=self._stall_s
         )
-        conn.client = scope.get("client")
+        conn.scope = scope
         self._registry.add(conn)
         watcher = asyncio.create_task(
             _watch_disconnect(receive, conn), name=f"tidings:sse-watch:{conn.id}"
@@ -122,7 +122,7 @@ class SSEResponse(Response):
             # The socket is stuck, so no `slow_consumer` frame can get through: drop the
             # connection and end the response unfinished.
             INCOMPLETE.expect()
-            self._registry.drop(conn.client)
+            self._registry.drop(conn.scope)
         finally:
             watcher.cancel()
             conn.remove_all()

@@ -76,7 +76,7 @@ async def serve_websocket(
 ) -> None:
     await websocket.accept()
     conn = WebSocketConnection(websocket, store, router, heartbeat_s=heartbeat_s, stall_s=stall_s)
-    conn.client = websocket.scope.get("client")
+    conn.scope = websocket.scope
     registry.add(conn)
     reader = asyncio.create_task(
         _read_ops(websocket, conn, store, tenant), name=f"tidings:ws-read:{conn.id}"
@@ -93,7 +93,7 @@ async def serve_websocket(
         # The close frame gets through only if the socket drains again; either way the
         # connection is dropped soon, since a graceful close waits for a drain forever.
         sent = await _close(websocket, CLOSE_POLICY, "slow_consumer", 1.0)
-        registry.drop(conn.client, grace=1.0 if sent else 0.0)
+        registry.drop(conn.scope, grace=1.0 if sent else 0.0)
     except (WebSocketDisconnect, RuntimeError):
         reason = "client"
     finally:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,57 +18,9 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _wired() -> bool:
-    """Whether ``tidings serve`` itself runs the ingest part (routes in the app)."""
-    from tidings.api.app import create_app
-    from tidings.settings import Settings
-
-    app = create_app(Settings())
-    return any(getattr(route, "path", "") == "/v1/ingest/{source}" for route in app.routes)
-
-
-WIRED = _wired()
-
-
 @dataclass
 class IngestServer(ServerProcess):
-    """A server whose config file has the ingest tables; ``tidings serve`` once it runs ingest
-    itself, until then the same app with the ingest part attached (serve_with_ingest)."""
-
-    def start(self, timeout: float = 20.0) -> IngestServer:
-        if WIRED:
-            super().start(timeout)
-            return self
-        env = {**os.environ, "TIDINGS_LOG_LEVEL": "warning", **self.env}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.integration.ingest.serve_with_ingest",
-                    "--port",
-                    str(self.port),
-                    "--data-dir",
-                    str(self.data_dir),
-                ],
-                env=env,
-                cwd=REPO,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"server did not become ready:\n{self.log()}")
+    """A ``tidings serve`` process whose config file has the ingest tables."""
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 15.0, what: str = "condition") -> T:

@@ -285,6 +285,7 @@ async def test_the_adapter_reports_its_state_and_counts_for_readiness(broker: Br
     while adapter.state != "connected":
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
+
     def produce() -> None:
         producer = Client(broker)
         producer.publish("s/a", b"{}")
@@ -292,7 +293,6 @@ async def test_the_adapter_reports_its_state_and_counts_for_readiness(broker: Br
         producer.close()
 
     await asyncio.to_thread(produce)
-    )
     while adapter.counts["received"] < 2:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
