@@ -97,6 +97,9 @@ def markdown(outcome: dict[str, Any]) -> str:
         f"Machine: {m['nproc']} cores ({m['cpu_model']}), Linux {m['kernel']}, "
         f"Python {m['python']}, SQLite {m['sqlite']}, {m['wrk']}; "
         f"tidings at {m['commit']}{modified}",
+        f"Runs repeated because other work on the machine used more than "
+        f"{timing.get('noisy_above_percent', 0):g}% of one core during them: "
+        f"{len(outcome.get('discarded_noisy_runs', []))} (kept in the JSON, not in these tables)",
         "",
         _row("scenario", "server", "offered req/s", "req/s", "events/s", "p50 ms", "p99 ms",
              "max ms", "server CPU %", "server CPU µs/req", "load gen CPU %", "errors"),

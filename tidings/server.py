@@ -42,7 +42,7 @@ class TidingsServer(uvicorn.Server):
         if not scope:
             return None
         connections = list(self.server_state.connections)
-        found = None
+        found = next((c for c in connections if getattr(c, "scope", None) is scope), None)
         if found is None and scope.get("client"):
             peer = tuple(scope["client"])
             found = next((c for c in connections if getattr(c, "client", None) == peer), None)

@@ -81,7 +81,8 @@ class RawConnection(asyncio.Protocol):
             return
         head = bytes(self.buffer[:end]).lower()
         start = head.find(b"content-length:")
-        length = int(head[start + 15 : head.find(b"\r\n", start)]) if start >= 0 else 0
+        stop = head.find(b"\r\n", start)
+        length = int(head[start + 15 : stop if stop >= 0 else len(head)]) if start >= 0 else 0
         if len(self.buffer) < end + 4 + length:
             return
         del self.buffer[: end + 4 + length]
@@ -112,13 +113,14 @@ async def measure(
             if await one() != 200:
                 bad += 1
 
-    await asyncio.gather(*(worker() for _ in range(workers)))  # warm-up round
+    async with asyncio.timeout(120):
+        await asyncio.gather(*(worker() for _ in range(workers)))  # warm-up round
     remaining = requests
     cpu, wall = time.process_time(), time.perf_counter()
-    async with asyncio.timeout(300):
+    async with asyncio.timeout(120):
         await asyncio.gather(*(worker() for _ in range(workers)))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return {
+    result = {
         "client": name,
         "requests": requests,
         "errors": bad,
@@ -126,6 +128,8 @@ async def measure(
         "requests_per_s": round(requests / wall, 1),
         "cpu_percent": round(100 * cpu / wall, 1),
     }
+    print(json.dumps(result), flush=True)
+    return result
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -191,10 +195,8 @@ def main() -> None:
     ):
         procs.start_receiver(lifetime_s=600)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            results = runner.run(run(args))
+            runner.run(run(args))
         received = common.http_call(args.receiver_port, "GET", "/_stats")[1]
-    for r in results:
-        print(json.dumps(r))
     print(json.dumps({"receiver_cpu_s": received["cpu_s"], "received": received["total"]}))
 
 

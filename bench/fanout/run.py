@@ -267,9 +267,12 @@ async def flat_phase(
     expected = pub.stats.ok * gen.open()
     received = gen.total()
     reads_bytes = bytes1 - bytes0
+    server_cpu_s = cpu["server_cpu_percent"] * wall / 100
     return {
         "phase": "flat",
         "delivered_per_s": round(delivered / wall, 1),
+        # Robust to a machine that starves the server: what one second of its CPU delivers.
+        "delivered_per_cpu_s": round(delivered / server_cpu_s, 1) if server_cpu_s else None,
         "published_per_s": round((published1 - published0) / wall, 1),
         "bytes_per_event": round(reads_bytes / delivered, 1) if delivered else None,
         "drain_s": drained,

@@ -13,7 +13,7 @@ RATE_TARGET = 0.5  # Tidings' flat delivery rate at least half of nchan's
 P99_TARGET = 2.0  # Tidings' p99 at most twice nchan's
 CPU_KEYS = ("server_cpu_percent", "server_main_thread_percent", "subscribers_cpu_percent",
             "publisher_cpu_percent", "other_cpu_percent")  # fmt: skip
-FLAT_KEYS = ("delivered_per_s", "bytes_per_event", *CPU_KEYS)
+FLAT_KEYS = ("delivered_per_s", "delivered_per_cpu_s", "bytes_per_event", *CPU_KEYS)
 LATENCY_KEYS = ("delivered_per_s", "offered_receipts_per_s", *CPU_KEYS)
 
 
@@ -97,6 +97,8 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         ratios[subs] = {
             "flat": _ratio(t.get("flat", {}).get("delivered_per_s"),
                            n.get("flat", {}).get("delivered_per_s")),
+            "flat_per_cpu": _ratio(t.get("flat", {}).get("delivered_per_cpu_s"),
+                                   n.get("flat", {}).get("delivered_per_cpu_s")),
             "p50": _ratio(t.get("latency", {}).get("p50_ms"), n.get("latency", {}).get("p50_ms")),
             "p99": _ratio(t.get("latency", {}).get("p99_ms"), n.get("latency", {}).get("p99_ms")),
         }  # fmt: skip
@@ -181,9 +183,10 @@ def markdown(report: dict[str, Any]) -> str:
             "**Delivery rate, flat out** (events received per second, all subscribers)",
             "",
             _row("subscribers", "Tidings ev/s", "nchan ev/s", "Tidings/nchan",
-                 "Tidings CPU % (loop thread)", "nchan CPU %", "subscriber procs CPU % T / n",
-                 "publisher CPU % T / n", "other CPU % T / n", "bytes/event T / n"),
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+                 "ev per server CPU-s T / n (ratio)", "Tidings CPU % (loop thread)",
+                 "nchan CPU %", "subscriber procs CPU % T / n", "publisher CPU % T / n",
+                 "other CPU % T / n", "bytes/event T / n"),
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]  # fmt: skip
         for subs, per in sorted(means.items()):
             t, n = per.get("tidings", {}).get("flat"), per.get("nchan", {}).get("flat")
@@ -192,6 +195,8 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(_row(
                 f"{subs:,}", _num(t["delivered_per_s"]), _num(n["delivered_per_s"]),
                 _num(s["ratios"].get(subs, {}).get("flat"), 2),
+                f"{_num(t['delivered_per_cpu_s'])} / {_num(n['delivered_per_cpu_s'])} "
+                f"({_num(s['ratios'].get(subs, {}).get('flat_per_cpu'), 2)})",
                 f"{_num(t['server_cpu_percent'])} ({_num(t['server_main_thread_percent'])})",
                 _num(n["server_cpu_percent"]),
                 f"{_num(t['subscribers_cpu_percent'])} / {_num(n['subscribers_cpu_percent'])}",

@@ -107,7 +107,7 @@ class DeliveryStore(Protocol):
 
     async def save_endpoint(self, endpoint: Endpoint) -> None: ...
 
-    async def delete_endpoint(self, tenant: str, endpoint_id: str) -> bool:
+    async def delete_endpoint(self, tenant: str, endpoint_id: str, now_us: int = 0) -> bool:
         """Delete it and cancel its pending deliveries; False when there was none."""
 
     async def get_endpoint(self, tenant: str, endpoint_id: str) -> Endpoint | None: ...
@@ -115,8 +115,14 @@ class DeliveryStore(Protocol):
     async def list_endpoints(self, tenant: str | None) -> list[Endpoint]:
         """Every endpoint of a tenant (or of all tenants when None), oldest first."""
 
-    async def dispatch(self, deliveries: Sequence[Delivery], cursors: dict[str, int]) -> None:
-        """Create deliveries and move endpoint cursors in one transaction."""
+    async def dispatch(
+        self,
+        deliveries: Sequence[Delivery],
+        cursors: dict[str, int],
+        lease_until_us: int | None = None,
+    ) -> None:
+        """Create deliveries (leased until ``lease_until_us``, when given) and move endpoint
+        cursors in one transaction."""
 
     async def claim_due(self, now_us: int, limit: int, lease_until_us: int) -> list[Delivery]:
         """Lease pending deliveries due by ``now_us`` that nobody holds, earliest first."""
@@ -126,7 +132,7 @@ class DeliveryStore(Protocol):
 
     async def release_leases(self) -> None: ...
 
-    async def cancel_pending(self, tenant: str, endpoint_id: str) -> int: ...
+    async def cancel_pending(self, tenant: str, endpoint_id: str, now_us: int = 0) -> int: ...
 
     async def cancel_deliveries(self, delivery_ids: Sequence[str], now_us: int) -> None:
         """Cancel these deliveries where they are still pending."""
