@@ -168,6 +168,9 @@ class DeliveryService:
         endpoint.updated_at_us = now_us()
         self.engine.put_endpoint(endpoint)
         await self.state.save_endpoint(endpoint)
+        # Results already in hand (the 410 that caused this, say) are written before the
+        # cancellation, so they keep their own outcome.
+        await self.engine.flush()
         await self.state.cancel_pending(endpoint.tenant, endpoint.id, now_us())
         body = {
             "type": DISABLED_EVENT_TYPE,
