@@ -63,12 +63,20 @@ class Hub:
                 self.store,
                 self.settings.retention_days,
                 self.settings.retention_interval_s,
-                floor=delivery.state.retention_floor if delivery else None,
+                floor=self._retention_floor,
                 also=delivery.state.purge_finished if delivery else None,
             ),
         )
         self.tasks.start("router-head-check", self._check_head)
         await self.ingest.start()  # last: input is taken only once everything can handle it
+
+    async def _retention_floor(self) -> int | None:
+        """The lowest position a sink still needs: webhook deliveries and the MQTT bridge."""
+        floors = [await self.ingest.retention_floor()]
+        if self.delivery is not None:
+            floors.append(await self.delivery.state.retention_floor())
+        known = [f for f in floors if f is not None]
+        return min(known) if known else None
 
     def _committed(self, events: list[Event]) -> None:
         metrics.STORE_HEAD.set(events[-1].seq)

@@ -1,13 +1,14 @@
 """Where the server's time goes while it delivers webhooks: py-spy on a loaded Tidings.
 
 Starts the receiver and Tidings like bench/delivery/run.py, registers ``--endpoints``
-endpoints, keeps the delivery engine busy (a backlog published in batches, or single-event
-publishes at ``--rate`` with the open-loop publisher), and samples the server with
+endpoints, puts the chosen ``--load`` on it (see ``--help``), and samples the server with
 ``py-spy record`` for ``--seconds``. Writes the raw folded stacks and a summary (the busiest
 functions by inclusive and by own time, per thread) to bench/results/, and prints the summary.
 
     .venv/bin/python bench/delivery/profile.py --endpoints 1 --seconds 15
-    .venv/bin/python bench/delivery/profile.py --rate 500 --seconds 15
+    .venv/bin/python bench/delivery/profile.py --load rate --rate 500 --seconds 15
+    .venv/bin/python bench/delivery/profile.py --load wrk --endpoints 100
+    .venv/bin/python bench/delivery/profile.py --load dead --rate 100
 
 py-spy must be allowed to attach (ptrace) to the server process.
 """
@@ -15,6 +16,7 @@ py-spy must be allowed to attach (ptrace) to the server process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import subprocess
 import sys
@@ -26,7 +28,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import common
-from run import publish_batches, register, run_publisher, server_env
+from run import (
+    BACKLOG_SCHEDULE,
+    dead_backlog,
+    publish_batches,
+    register,
+    run_publisher,
+    run_wrk,
+    server_env,
+)
 
 RESULTS = common.ROOT / "bench" / "results"
 PYSPY = str(common.ROOT / ".venv" / "bin" / "py-spy")
@@ -87,7 +97,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoints", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rate", type=float, help="open-loop events/s instead of a backlog")
+    parser.add_argument(
+        "--load",
+        choices=("backlog", "rate", "wrk", "dead"),
+        default="backlog",
+        help="backlog: events published in batches before sampling; rate: open-loop "
+        "publishes at --rate; wrk: single-event publishes flat out (32 connections); dead: "
+        "10,000 retries to a refused endpoint, then --rate publishes",
+    )
+    parser.add_argument("--rate", type=float, default=100.0, help="events/s for rate and dead")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--idle", action="store_true", help="sample idle frames too")
@@ -104,21 +122,36 @@ def main() -> None:
         common.processes(Path(tmp), args.port, args.receiver_port) as procs,
     ):
         procs.start_receiver(lifetime_s=args.seconds + 600)
-        procs.start_server(server_env(args.concurrency))
+        extra = {}
+        if args.load == "dead":
+            extra = {
+                "TIDINGS_WEBHOOK_RETRY_SCHEDULE": BACKLOG_SCHEDULE,
+                "TIDINGS_WEBHOOK_THROTTLE_S": "0",
+            }
+        data_dir = procs.start_server(server_env(args.concurrency, extra))
+        if args.load == "dead":
+            with contextlib.closing(common.refused_port()) as hold:
+                url = f"http://{common.HOST}:{hold.getsockname()[1]}/dead"
+                dead_backlog(procs.server_port, data_dir, url, 10_000)
         for i in range(args.endpoints):
             register(procs.server_port, f"/ep/{i}", procs.receiver_port)
         load = None
-        if args.rate:
+        if args.load in ("rate", "dead"):
             load = threading.Thread(
                 target=run_publisher,
                 args=(procs.server_port, args.rate, args.seconds + 2, 0),
                 daemon=True,
             )
-            load.start()
+        elif args.load == "wrk":
+            load = threading.Thread(
+                target=run_wrk, args=(procs.server_port, args.seconds + 2, 32), daemon=True
+            )
         else:
             # Published before sampling starts, so that the profile is the delivery work
             # (dispatch, attempts, records): enough for the window at 1,500 deliveries/s.
             publish_batches(procs.server_port, int(1500 * (args.seconds + 5) / args.endpoints))
+        if load is not None:
+            load.start()
         time.sleep(1.0)
         command = [PYSPY, "record", "--pid", str(procs.server_pid()), "--duration",
                    str(int(args.seconds)), "--rate", "250", "--threads", "--format", "raw",
@@ -134,7 +167,8 @@ def main() -> None:
     header = (
         f"# delivery profile {started:%Y-%m-%d %H:%M} UTC: {args.endpoints} endpoint(s), "
         f"concurrency {args.concurrency}, "
-        + (f"{args.rate:g} events/s open loop" if args.rate else "batch backlog")
+        + f"load {args.load}"
+        + (f" at {args.rate:g} events/s" if args.load in ("rate", "dead") else "")
         + f", {args.seconds:g} s\n\n"
     )
     stem.with_suffix(".md").write_text(header + summary + "\n")

@@ -290,11 +290,41 @@ def publish_ratio(procs: Procs, plan: Plan, endpoints: int, concurrency: int) ->
     }
 
 
+# The second delay leaves time for all first attempts to the dead endpoint to be made before
+# any retry is due (with 0,1,1,... the earliest deliveries use up their eight attempts while
+# later ones still wait for their first, and 10,000 are never queued at once); from then on
+# the retries come every second, as fast as the engine lets them.
+BACKLOG_SCHEDULE = "0,30,1,1,1,1,1,1"
+
+
+def dead_backlog(port: int, data_dir: Path, url: str, events: int) -> tuple[str, dict[str, Any]]:
+    """Register a dead endpoint, publish ``events``, and wait (bounded) until all of them
+    had their first attempt and their retries have started coming."""
+    dead_id = register_url(port, url)
+    started = time.monotonic()
+    publish_batches(port, events)
+    counts: dict[str, int] = {}
+    while time.monotonic() - started < 300:
+        counts = common.delivery_counts(data_dir, dead_id)
+        if counts["retry_waiting"] + counts["failed"] >= events:
+            break
+        time.sleep(0.5)
+    queued: dict[str, Any] = {"first_attempts_done_s": round(time.monotonic() - started, 1)}
+    queued.update(counts)
+    # The first retry is due ~24-36 s after the first attempt: the window must see them.
+    while time.monotonic() - started < 300:
+        if sum(common.attempts_by_result(common.metrics(port)).values()) >= events + 500:
+            break
+        time.sleep(0.5)
+    queued["retries_flowing_s"] = round(time.monotonic() - started, 1)
+    return dead_id, queued
+
+
 def backlog(
     procs: Procs, plan: Plan, concurrency: int, dead: str, refused_port: int
 ) -> dict[str, Any]:
     """``dead``: "none" (the control), "refused" or "503"."""
-    extra = {"TIDINGS_WEBHOOK_RETRY_SCHEDULE": "0,1,1,1,1,1,1,1", "TIDINGS_WEBHOOK_THROTTLE_S": "0"}
+    extra = {"TIDINGS_WEBHOOK_RETRY_SCHEDULE": BACKLOG_SCHEDULE, "TIDINGS_WEBHOOK_THROTTLE_S": "0"}
     data_dir = procs.start_server(server_env(concurrency, extra))
     port = procs.server_port
     queued: dict[str, Any] = {}
@@ -305,24 +335,15 @@ def backlog(
             if dead == "refused"
             else f"http://{HOST}:{procs.receiver_port}/dead/0"
         )
-        dead_id = register_url(port, url)
-        started = time.monotonic()
-        publish_batches(port, plan.backlog_events)
-        counts: dict[str, int] = {}
-        while time.monotonic() - started < 300:
-            counts = common.delivery_counts(data_dir, dead_id)
-            if counts["retry_waiting"] + counts["failed"] >= plan.backlog_events:
-                break
-            time.sleep(0.5)
-        queued = {"first_attempts_done_s": round(time.monotonic() - started, 1), **counts}
-        if counts.get("retry_waiting", 0) < plan.backlog_events:
-            queued["warning"] = "fewer retries waiting than events published"
+        dead_id, queued = dead_backlog(port, data_dir, url, plan.backlog_events)
     register(port, "/ep/0", procs.receiver_port)
     attempts_before = common.attempts_by_result(common.metrics(port))
     at_start = common.delivery_counts(data_dir, dead_id) if dead_id else {}
+    window_start = time.monotonic()
     result = _fixed_rate(
         procs, 100.0, plan.backlog_s, name=f"backlog-{dead}", concurrency=concurrency
     )
+    window = time.monotonic() - window_start
     at_end = common.delivery_counts(data_dir, dead_id) if dead_id else {}
     attempts_after = common.attempts_by_result(common.metrics(port))
     failed_attempts = sum(
@@ -330,11 +351,12 @@ def backlog(
     )
     result.update(
         dead=dead,
+        schedule=BACKLOG_SCHEDULE,
         backlog_before=queued,
         dead_at_window_start=at_start,
         dead_at_window_end=at_end,
-        # Attempts to the dead endpoint from the window's warm-up start to its end.
-        failed_attempts_per_s=round(failed_attempts / (plan.backlog_s + 2 + 1e-9), 1),
+        # Failed attempts (all to the dead endpoint) over the warm-up and measured window.
+        failed_attempts_per_s=round(failed_attempts / window, 1),
     )
     return result
 
@@ -412,7 +434,11 @@ def main() -> None:
     parser.add_argument("--receiver-port", type=int, default=18442)
     parser.add_argument("--load-below", type=float, default=2.5, help="1-minute load average")
     parser.add_argument("--load-wait", type=float, help="longest wait for it, s (300; quick 30)")
+    parser.add_argument("--render", type=Path, help="print the tables of an earlier JSON result")
     args = parser.parse_args()
+    if args.render:
+        print(tables.markdown(json.loads(args.render.read_text())))
+        return
     plan = plan_from(args)
     chosen = set(args.scenarios.split(","))
     started = datetime.now(UTC)

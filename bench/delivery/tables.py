@@ -23,6 +23,15 @@ def _cpu(r: dict[str, Any]) -> str:
 CPU_HEAD = "server % (loop/writer) | receiver % | load gen % | rest of machine %"
 
 
+def cpu_us_per(r: dict[str, Any], count: int) -> str:
+    """Server CPU microseconds per delivery (or publish): hardly moved by the machine's
+    other work, unlike rates and latencies."""
+    c = r["cpu"]
+    if not count:
+        return "-"
+    return f"{1e6 * c['server_cpu_percent'] / 100 * c['wall_s'] / count:,.0f}"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -49,14 +58,16 @@ def one_line(r: dict[str, Any]) -> str:
 def throughput_table(runs: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| concurrency | endpoints | events x endpoints | deliveries/s (all recorded) | "
-        f"received/s | first→last arrival /s | duplicates | {CPU_HEAD} | load1 |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"received/s | first→last arrival /s | duplicates | server CPU µs / delivery | "
+        f"{CPU_HEAD} | load1 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         lines.append(
             f"| {r['concurrency']} | {r['endpoints']} | {r['events']:,} x {r['endpoints']} | "
             f"**{r['deliveries_per_s']}** | {r['received_per_s']} | "
-            f"{r['receiver_window_per_s']} | {r['duplicates']} | {_cpu(r)} | "
+            f"{r['receiver_window_per_s']} | {r['duplicates']} | "
+            f"{cpu_us_per(r, r['deliveries'])} | {_cpu(r)} | "
             f"{r['load1_at_start']} |"
         )
     return lines
@@ -101,14 +112,15 @@ def backlog_table(runs: list[dict[str, Any]]) -> list[str]:
 def publish_table(runs: list[dict[str, Any]]) -> tuple[list[str], dict[int, float]]:
     lines = [
         "| concurrency | endpoints | round | publishes/s | publish p99 ms | deliveries/s meanwhile "
-        f"| {CPU_HEAD} | load1 |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| server CPU µs / publish | {CPU_HEAD} | load1 |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         lines.append(
             f"| {r['concurrency']} | {r['endpoints']} | {r['round']} | "
             f"**{r['publishes_per_s']:,.0f}** | {r['latency_ms']['p99']:.1f} | "
-            f"{r['deliveries_per_s_during_run']:,.0f} | {_cpu(r)} | {r['load1_at_start']} |"
+            f"{r['deliveries_per_s_during_run']:,.0f} | {cpu_us_per(r, r['ok'])} | {_cpu(r)} | "
+            f"{r['load1_at_start']} |"
         )
     ratios: dict[int, float] = {}
     for c in sorted({r["concurrency"] for r in runs}):

@@ -97,8 +97,12 @@ class HttpConnection:
 
     @property
     def stale(self) -> bool:
-        """Idle long enough that the server may be closing it (uvicorn: after 5 s), or closed."""
-        return self.reader.at_eof() or time.monotonic() - self.last_used > IDLE_S
+        """Closed, or idle long enough that the server may be closing it (uvicorn: after 5 s)."""
+        return (
+            self.writer.is_closing()
+            or self.reader.at_eof()
+            or time.monotonic() - self.last_used > IDLE_S
+        )
 
     @classmethod
     async def open(cls, host: str, port: int) -> HttpConnection:
@@ -183,15 +187,18 @@ class Publisher:
         per_request = len(stamps) // len(requests)
         self.stats.in_flight += len(stamps)
         conn = await self.pool.get()
-        if conn.stale:  # never race the server's keep-alive timeout
-            conn.close()
-            conn = await HttpConnection.open(self.target.host, self.target.port)
         try:
+            if conn.stale:  # never race the server's keep-alive timeout
+                conn.close()
+                conn = await HttpConnection.open(self.target.host, self.target.port)
             statuses = await conn.exchange(requests, self.timeout)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
             self.stats.fail(len(stamps), exc)
-            conn.close()  # its answers are out of step now: replace it
-            conn = await HttpConnection.open(self.target.host, self.target.port)
+            conn.close()  # its answers are out of step now: the next user reopens it
+        except asyncio.CancelledError:
+            self.stats.fail(len(stamps), TimeoutError("cancelled: no answer in time"))
+            conn.close()
+            raise
         else:
             self.stats.record(statuses, per_request)
         finally:
@@ -214,9 +221,19 @@ class Publisher:
             task = asyncio.create_task(self._timed([start_wall + round(1e6 * k / rate)]))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
+        unanswered = 0
         if tasks:
-            await asyncio.wait(tasks, timeout=self.timeout)
-        return {"scheduled": total, "first_stamp_us": start_wall, "rate": rate}
+            _, pending = await asyncio.wait(tasks, timeout=self.timeout)
+            for task in pending:  # the server is hopelessly behind: stop waiting for it
+                task.cancel()
+            unanswered = len(pending)
+            await asyncio.gather(*pending, return_exceptions=True)
+        return {
+            "scheduled": total,
+            "first_stamp_us": start_wall,
+            "rate": rate,
+            "unanswered": unanswered,
+        }
 
     async def _timed(self, stamps: list[int]) -> None:
         ok = self.stats.ok

@@ -122,11 +122,12 @@ class LoadGen:
             answers.append(pipe.recv())
         return answers
 
-    async def connect(self, server: Server, count: int) -> dict[str, Any]:
+    async def connect(self, port: int, path: str, count: int) -> dict[str, Any]:
+        """Open ``count`` SSE connections to ``path``, shared among the processes."""
         workers = len(self.pipes)
         shares = [count // workers + (i < count % workers) for i in range(workers)]
         for pipe, share in zip(self.pipes, shares, strict=True):
-            pipe.send(("connect", "127.0.0.1", server.port, server.subscribe_path, share, 200, 60))
+            pipe.send(("connect", "127.0.0.1", port, path, share, 200, 60))
         answers = await asyncio.to_thread(self._collect, 180.0)
         return {
             "requested": count,
@@ -163,6 +164,9 @@ class LoadGen:
 
     def bytes(self) -> int:
         return sum(self._field(3))
+
+    def reads(self) -> int:
+        return sum(self._field(4))
 
     def close(self) -> None:
         for pipe in self.pipes:
@@ -251,11 +255,11 @@ async def flat_phase(
         pub.flow_controlled(cfg.batch, cfg.window, cfg.warmup_s + cfg.seconds, gen.slowest)
     )
     await asyncio.sleep(cfg.warmup_s)
-    received0, published0, bytes0 = gen.total(), pub.stats.ok, gen.bytes()
+    received0, published0, bytes0, reads0 = gen.total(), pub.stats.ok, gen.bytes(), gen.reads()
     before = watch.snapshot()
     spy = start_spy(cfg, server, subs, "flat")
     await asyncio.sleep(cfg.seconds)
-    received1, published1, bytes1 = gen.total(), pub.stats.ok, gen.bytes()
+    received1, published1, bytes1, reads1 = gen.total(), pub.stats.ok, gen.bytes(), gen.reads()
     after = watch.snapshot()
     reports = await asyncio.to_thread(gen.ask, ("report",))
     flow = await task
@@ -275,6 +279,8 @@ async def flat_phase(
         "delivered_per_cpu_s": round(delivered / server_cpu_s, 1) if server_cpu_s else None,
         "published_per_s": round((published1 - published0) / wall, 1),
         "bytes_per_event": round(reads_bytes / delivered, 1) if delivered else None,
+        # Socket reads by the subscribers: about one per server write (coalescing shows here).
+        "events_per_read": round(delivered / (reads1 - reads0), 2) if reads1 > reads0 else None,
         "drain_s": drained,
         "missing_after_drain": max(0, expected - received),
         "lost_connections": sum(r["lost_connections"] for r in reports),
@@ -306,13 +312,14 @@ async def latency_phase(
     await asyncio.to_thread(gen.ask, ("latency", lo, hi))
     await asyncio.sleep(max(0.0, (start - now_us()) / 1e6))
     pub.stats.acks_us.clear()
+    failed0 = pub.stats.failed
     total_s = cfg.warmup_s + cfg.seconds + 0.5
     task = asyncio.create_task(pub.open_loop(cfg.rate, total_s))
     await asyncio.sleep(cfg.warmup_s)
-    received0, before = gen.total(), watch.snapshot()
+    received0, reads0, before = gen.total(), gen.reads(), watch.snapshot()
     spy = start_spy(cfg, server, subs, "latency")
     await asyncio.sleep(cfg.seconds)
-    received1, after = gen.total(), watch.snapshot()
+    received1, reads1, after = gen.total(), gen.reads(), watch.snapshot()
     schedule = await task
     profiled = await finish_spy(spy)
     drained = await pub.drain(gen.slowest, cfg.drain_s)
@@ -334,11 +341,16 @@ async def latency_phase(
         "rate": cfg.rate,
         "delivered_per_s": round((received1 - received0) / cpu["wall_s"], 1),
         "offered_receipts_per_s": round(cfg.rate * gen.open(), 1),
+        "events_per_read": round((received1 - received0) / (reads1 - reads0), 2)
+        if reads1 > reads0
+        else None,
         "latency_ms": percentiles,
         "receipts": got,
         "expected_receipts": expected,
         "drain_s": drained,
         "publish_max_lag_ms": pub.stats.max_lag_ms,
+        "publish_failed": pub.stats.failed - failed0,  # no 2xx within the publisher's timeout
+        "publish_unanswered": schedule["unanswered"],
         # Scheduled send to the 2xx answer (every event of the phase): the publish path alone.
         "ack_ms": quantiles_ms(pub.stats.acks_us),
         "lost_connections": sum(r["lost_connections"] for r in reports),
@@ -367,7 +379,7 @@ async def fanout_run(cfg: Config, server: Server, subs: int) -> dict[str, Any]:
     try:
         before_run = await conditions(cfg, server)
         await asyncio.to_thread(server.start)
-        connected = await gen.connect(server, subs)
+        connected = await gen.connect(server.port, server.subscribe_path, subs)
         if connected["open"] < subs:
             raise RuntimeError(f"{server.name}: {connected}")
         await pub.open()
@@ -418,13 +430,14 @@ async def memory_run(cfg: Config, server: Server) -> dict[str, Any]:
         before_run = await conditions(cfg, server)
         await asyncio.to_thread(server.start)
         await pub.open()
-        warm = await gen.connect(server, 10)  # warm-up: one subscribe, publish, receive
+        # Warm-up: one subscribe, publish and receive, so that nothing lazy counts as load.
+        warm = await gen.connect(server.port, server.subscribe_path, 10)
         await pub.open_loop(10, 0.5)
         await pub.drain(gen.slowest, cfg.drain_s)
         await asyncio.to_thread(gen.ask, ("close",))
         await asyncio.sleep(1.0)
         idle = await asyncio.to_thread(_rss, server)
-        connected = await gen.connect(server, n)
+        connected = await gen.connect(server.port, server.subscribe_path, n)
         await asyncio.sleep(2.0)
         loaded = await asyncio.to_thread(_rss, server)
         published = pub.stats.ok

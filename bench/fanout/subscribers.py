@@ -32,7 +32,7 @@ STAMP = b'"bt":'  # the publish stamp in every benchmark payload
 STAMP_RE = re.compile(rb'"bt":(\d+)')
 FINE_US, FINE_BUCKETS = 10, 10_000  # 10 us buckets up to 100 ms
 COARSE_US, COARSE_BUCKETS = 1_000, 60_000  # then 1 ms buckets up to 60 s
-SHARED_FIELDS = 4  # per worker, shared: events received, slowest subscriber, open, bytes
+SHARED_FIELDS = 5  # per worker, shared: events received, slowest subscriber, open, bytes, reads
 GONE = 1 << 62  # the count of a connection that failed or was lost: left out of the minimum
 
 
@@ -262,6 +262,7 @@ class Worker:
         self.shared[base + 1] = 0 if slowest == GONE else slowest
         self.shared[base + 2] = len(self.subs) - stats.lost_connections
         self.shared[base + 3] = stats.bytes
+        self.shared[base + 4] = stats.reads
 
     async def keep_shared(self, period_s: float) -> None:
         while True:

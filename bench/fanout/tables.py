@@ -13,8 +13,9 @@ RATE_TARGET = 0.5  # Tidings' flat delivery rate at least half of nchan's
 P99_TARGET = 2.0  # Tidings' p99 at most twice nchan's
 CPU_KEYS = ("server_cpu_percent", "server_main_thread_percent", "subscribers_cpu_percent",
             "publisher_cpu_percent", "other_cpu_percent")  # fmt: skip
-FLAT_KEYS = ("delivered_per_s", "delivered_per_cpu_s", "bytes_per_event", *CPU_KEYS)
-LATENCY_KEYS = ("delivered_per_s", "offered_receipts_per_s", *CPU_KEYS)
+FLAT_KEYS = ("delivered_per_s", "delivered_per_cpu_s", "bytes_per_event", "events_per_read",
+             *CPU_KEYS)  # fmt: skip
+LATENCY_KEYS = ("delivered_per_s", "offered_receipts_per_s", "events_per_read", *CPU_KEYS)
 
 
 def _fmt_ms(value: float | None, drain_s: float) -> str:
@@ -185,8 +186,8 @@ def markdown(report: dict[str, Any]) -> str:
             _row("subscribers", "Tidings ev/s", "nchan ev/s", "Tidings/nchan",
                  "ev per server CPU-s T / n (ratio)", "Tidings CPU % (loop thread)",
                  "nchan CPU %", "subscriber procs CPU % T / n", "publisher CPU % T / n",
-                 "other CPU % T / n", "bytes/event T / n"),
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+                 "other CPU % T / n", "bytes/event T / n", "events/read T / n"),
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]  # fmt: skip
         for subs, per in sorted(means.items()):
             t, n = per.get("tidings", {}).get("flat"), per.get("nchan", {}).get("flat")
@@ -203,6 +204,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{_num(t['publisher_cpu_percent'])} / {_num(n['publisher_cpu_percent'])}",
                 f"{_num(t['other_cpu_percent'])} / {_num(n['other_cpu_percent'])}",
                 f"{_num(t['bytes_per_event'])} / {_num(n['bytes_per_event'])}",
+                f"{_num(t['events_per_read'], 1)} / {_num(n['events_per_read'], 1)}",
             ))  # fmt: skip
         lines.append("")
     if any("latency" in v for per in means.values() for v in per.values()):
@@ -212,9 +214,9 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             _row("subscribers", "Tidings p50 / p99", "nchan p50 / p99", "Tidings/nchan p99",
                  "publish answered p50 / p99 T; n", "delivered ev/s T / n (offered)",
-                 "missing T / n", "Tidings CPU % (loop)", "nchan CPU %",
+                 "missing T / n", "events/read T / n", "Tidings CPU % (loop)", "nchan CPU %",
                  "subscriber procs CPU % T / n", "other CPU % T / n"),
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]  # fmt: skip
         for subs, per in sorted(means.items()):
             t, n = per.get("tidings", {}).get("latency"), per.get("nchan", {}).get("latency")
@@ -230,6 +232,7 @@ def markdown(report: dict[str, Any]) -> str:
                 f"{_num(t['delivered_per_s'])} / {_num(n['delivered_per_s'])} "
                 f"({_num(t['offered_receipts_per_s'])})",
                 f"{t['missing']:,} / {n['missing']:,}",
+                f"{_num(t['events_per_read'], 1)} / {_num(n['events_per_read'], 1)}",
                 f"{_num(t['server_cpu_percent'])} ({_num(t['server_main_thread_percent'])})",
                 _num(n["server_cpu_percent"]),
                 f"{_num(t['subscribers_cpu_percent'])} / {_num(n['subscribers_cpu_percent'])}",

@@ -9,9 +9,13 @@ import pytest
 from tests.conftest import REQUIRE_SERVICES
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's headless Chromium driven by Playwright (its own browser download is not used)."""
+    """Debian's headless Chromium driven by Playwright (its own browser download is not used).
+
+    Module-scoped: Playwright's sync API keeps an event loop running in the main thread while
+    it is open, which later asyncio tests must not inherit.
+    """
     executable = shutil.which("chromium")
     if executable is None:
         if REQUIRE_SERVICES:

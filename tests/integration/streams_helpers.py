@@ -268,8 +268,14 @@ def event_ids(frames: list[Frame]) -> list[int]:
 
 
 def ws_connect(server: ServerProcess, **options: Any) -> connect:
-    """A ``websockets`` client connection to ``/v1/ws`` (compression offered, as by default)."""
-    return connect(ws_url(server), proxy=None, open_timeout=10, **options)
+    """A ``websockets`` client connection to ``/v1/ws`` (compression offered, as by default).
+
+    A test stops reading mid-burst and closes; with the library's default ``max_queue`` (16
+    messages) its reading would be paused, the server's close frame would go unread and the
+    close would wait out ``close_timeout``, so the queue is larger and the wait bounded.
+    """
+    settings: dict[str, Any] = {"max_queue": 4096, "close_timeout": 2, **options}
+    return connect(ws_url(server), proxy=None, open_timeout=10, **settings)
 
 
 async def ws_recv(

@@ -41,11 +41,18 @@ class Stream:
         self.retry: int | None = None  # SSE `retry:` line
         self.after_shutdown: list[str] = []  # anything that came after the shutdown notice
         self.close_code: int | None = None  # WebSocket
+        self.connected = asyncio.Event()  # the stream started
 
 
-async def follow_sse(client: httpx.AsyncClient, source: str, seen: Stream) -> None:
-    async with aconnect_sse(client, "GET", "/v1/events/stream", params={"source": source}) as es:
+async def follow_sse(
+    client: httpx.AsyncClient, source: str, seen: Stream, headers: dict[str, str] | None = None
+) -> None:
+    params = {"source": source}
+    async with aconnect_sse(
+        client, "GET", "/v1/events/stream", params=params, headers=headers or {}
+    ) as es:
         async for frame in es.aiter_sse():
+            seen.connected.set()
             if seen.shutdown is not None:
                 seen.after_shutdown.append(frame.event)
             elif frame.event == "event":
@@ -116,6 +123,13 @@ async def test_sigterm_ends_each_stream_with_shutdown_after_every_acknowledged_e
         publishing = asyncio.gather(publisher(writers, 3), publisher(writers, 1000))
         await asyncio.sleep(1.0)
         assert acked, "nothing was published before the signal"
+        # One more joins from the very start: it is still catching up when the signal comes.
+        late = Stream()
+        sse.append(late)
+        followers.append(
+            asyncio.create_task(follow_sse(readers, source, late, {"Last-Event-ID": "0"}))
+        )
+        await asyncio.wait_for(late.connected.wait(), 10)
 
         assert server.proc is not None
         signalled = time.monotonic()

@@ -10,6 +10,7 @@ from typing import Any
 
 from tidings import netguard
 from tidings.envelope import Limits
+from tidings.ingest.bridge import MqttBridge
 from tidings.ingest.config import IngestConfig, SourceConfig, load_ingest_config
 from tidings.ingest.dead_letters import DeadLetterStore, open_dead_letters
 from tidings.ingest.intake import Intake
@@ -18,8 +19,10 @@ from tidings.ingest.pg_notify import PgNotifyListener
 from tidings.ingest.redrive import Redriver
 from tidings.ingest.webhooks import WebhookReceiver
 from tidings.publish import Publisher
-from tidings.settings import Settings
+from tidings.settings import ConfigError, Settings
 from tidings.store import Store
+from tidings.store.sqlite import SqliteStore
+from tidings.store.sqlite.deliveries import SqliteDeliveryStore
 from tidings.streams.registry import StreamRegistry
 from tidings.tasks import Supervisor
 
@@ -52,6 +55,9 @@ class IngestManager:
         self.mqtt: MqttIngest | None = None
         self.pg_notify: list[PgNotifyListener] = []
         self._stopping: asyncio.Task[None] | None = None
+        self.store = store  # the log the MQTT bridge follows
+        self.bridge: MqttBridge | None = None  # the [[mqtt.publish]] rules, when there are any
+        self._configured = False  # the configuration was read: the bridge's rules are known
 
     @property
     def sources(self) -> Mapping[str, SourceConfig]:
@@ -61,9 +67,19 @@ class IngestManager:
     async def start(self) -> None:
         """Read the configuration (ConfigError names a bad key) and start the adapters."""
         self.config = load_ingest_config(self.settings)
-        if self.config.mqtt is not None:
-            self.mqtt = MqttIngest(self.config.mqtt, self.intake, self.streams)
+        mqtt = self.config.mqtt
+        if mqtt is not None and mqtt.publish:
+            if not isinstance(self.store, SqliteStore):
+                raise ConfigError(
+                    "mqtt.publish: the MQTT bridge needs the SQLite store in this version"
+                )
+            self.bridge = MqttBridge(mqtt, self.store, SqliteDeliveryStore(self.store))
+        self._configured = True
+        if mqtt is not None:
+            self.mqtt = MqttIngest(mqtt, self.intake, self.streams)
             self.mqtt.start(self.tasks)
+        if self.bridge is not None:
+            await self.bridge.start(self.tasks)
         for entry in self.config.pg_notify:
             listener = PgNotifyListener(entry, self.intake, self.streams)
             listener.start(self.tasks)
@@ -85,6 +101,8 @@ class IngestManager:
         await asyncio.shield(self._stopping)
 
     async def _stop(self) -> None:
+        if self.bridge is not None:
+            await self.bridge.stop(self.tasks)
         if self.mqtt is not None:
             await self.mqtt.stop(self.tasks)
         for listener in self.pg_notify:
@@ -96,5 +114,13 @@ class IngestManager:
         return {
             "sources": sorted(self.config.sources),
             "mqtt": self.mqtt.status() if self.mqtt is not None else None,
+            "mqtt_bridge": self.bridge.status() if self.bridge is not None else None,
             "pg_notify": [listener.status() for listener in self.pg_notify],
         }
+
+    async def retention_floor(self) -> int | None:
+        """The lowest position the MQTT bridge still needs; 0 (keep everything) until the
+        configuration is read, so a purge at start-up cannot outrun the bridge's cursors."""
+        if not self._configured:
+            return 0
+        return await self.bridge.retention_floor() if self.bridge is not None else None

@@ -210,8 +210,9 @@ class StreamConnection(ABC):
         next_heartbeat = loop.time() + self.heartbeat_s
         while not self.closing:
             if self.shutdown_retry_ms is not None:
-                await self._pump_live_only()
-                await self.write([self.encode_shutdown(self.shutdown_retry_ms)])
+                await self._deliver_through(self.router.routed_through)
+                if not self.closing:
+                    await self.write([self.encode_shutdown(self.shutdown_retry_ms)])
                 return
             if await self._pump():
                 continue
@@ -229,12 +230,25 @@ class StreamConnection(ABC):
             except TimeoutError:
                 pass
 
-    async def _pump_live_only(self) -> None:
-        """At shutdown: flush what is queued live and pending control frames, no store reads."""
-        frames, self._outbox = self._outbox, []
-        for sub in self.subs.values():
-            frames.extend(self.encode_event(sub, e) for e in sub.cursor.take())
-        await self.write(frames)
+    async def _deliver_through(self, position: int) -> None:
+        """At shutdown: write every matching event up to ``position`` (what was committed
+        before the shutdown), catching up from the store where a subscription is behind.
+
+        The registry bounds how long this may take: past its deadline it closes the
+        connection, and the client resumes from its last event after the restart.
+        """
+
+        def delivered() -> bool:
+            return all(
+                c.position >= position
+                or (not c.behind and (not c.queue or c.queue[0].seq > position))
+                for c in (sub.cursor for sub in self.subs.values())
+            )
+
+        while not self.closing and not delivered():
+            await self._pump()
+        if not self.closing:
+            await self._pump()  # control frames and whatever else is queued live
 
 
 def pieces(frames: list[bytes], size: int) -> Iterator[list[bytes]]:
