@@ -70,6 +70,7 @@ class Config:
     rounds: int
     workers: int  # subscriber processes
     batch: int  # events per burst in the flat phase
+    lanes: int  # bursts in flight at once in the flat phase
     window: int  # events the publisher may be ahead of the slowest subscriber
     rate: float  # events/s in the latency phase
     drain_s: float  # the longest wait for every subscriber to have every event
@@ -252,7 +253,9 @@ async def flat_phase(
 ) -> dict[str, Any]:
     watch = CpuWatch(server, gen)
     task = asyncio.create_task(
-        pub.flow_controlled(cfg.batch, cfg.window, cfg.warmup_s + cfg.seconds, gen.slowest)
+        pub.flow_controlled(
+            cfg.batch, cfg.window, cfg.warmup_s + cfg.seconds, gen.slowest, lanes=cfg.lanes
+        )
     )
     await asyncio.sleep(cfg.warmup_s)
     received0, published0, bytes0, reads0 = gen.total(), pub.stats.ok, gen.bytes(), gen.reads()
@@ -549,6 +552,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--workers", type=int, default=2, help="subscriber processes")
     ap.add_argument("--batch", type=int, default=20, help="events per burst, flat phase")
+    ap.add_argument("--lanes", type=int, default=2, help="bursts in flight, flat phase")
     ap.add_argument("--window", type=int, default=200, help="events ahead of the slowest")
     ap.add_argument("--rate", type=float, default=100.0, help="events/s, latency phase")
     ap.add_argument("--drain", type=float, default=20.0, help="longest wait for stragglers")
@@ -576,6 +580,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
         rounds=args.rounds or (1 if quick else 2),
         workers=args.workers,
         batch=args.batch,
+        lanes=args.lanes,
         window=args.window,
         rate=args.rate,
         drain_s=args.drain,

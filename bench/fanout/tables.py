@@ -170,8 +170,9 @@ def markdown(report: dict[str, Any]) -> str:
     modified = " (tidings/ modified)" if m["tidings_tree_modified"] else ""
     lines = [
         f"Command: `{report['command']}` ({report['started']} UTC; {cfg['seconds']:g} s windows "
-        f"after {cfg['warmup_s']:g} s warm-up, {cfg['rounds']} round(s), flat bursts of "
-        f"{cfg['batch']} events at most {cfg['window']} ahead of the slowest subscriber, "
+        f"after {cfg['warmup_s']:g} s warm-up, {cfg['rounds']} round(s), flat: bursts of "
+        f"{cfg['batch']} events, {cfg.get('lanes', 2)} in flight, at most {cfg['window']} "
+        "ahead of the slowest subscriber; "
         f"{cfg['workers']} subscriber processes)",
         f"Machine: {m['nproc']} cores ({m['cpu_model']}), Linux {m['kernel']}, Python "
         f"{m['python']}, load generator on {m['generator_loop']}; {m['tidings']} at "
