@@ -22,6 +22,7 @@ from tidings.envelope import Event, Filter
 from tidings.router.router import Router
 from tidings.store import Store
 from tidings.streams.cursor import Cursor
+from tidings.streams.progress import ProgressWatch, UnsentBytes
 
 log = logging.getLogger("tidings.streams")
 PAGE = 500  # events per catch-up read
@@ -68,6 +69,7 @@ class StreamConnection(ABC):
         self.shutdown_retry_ms: int | None = None  # set when the server shuts down
         self.delivered = 0  # events written
         self.scope: Any = None  # the ASGI scope, by which the server finds the transport
+        self.unsent: UnsentBytes | None = None  # the socket's unsent bytes, when it can be seen
 
     # -- framing supplied by the transport ----------------------------------------------
 
@@ -147,8 +149,12 @@ class StreamConnection(ABC):
         """
         for piece in pieces(frames, WRITE_PIECE):
             try:
-                async with asyncio.timeout(self.stall_s):
-                    await self.send(piece)
+                async with asyncio.timeout(self.stall_s) as deadline:
+                    watch = ProgressWatch(deadline, self.stall_s, self.unsent)
+                    try:
+                        await self.send(piece)
+                    finally:
+                        watch.cancel()
             except TimeoutError:
                 raise Stalled from None
 

@@ -11,6 +11,7 @@ from typing import Any
 from tidings import metrics
 from tidings.streams.connection import StreamConnection
 from tidings.streams.framing import jittered_retry_ms
+from tidings.streams.progress import unsent_bytes
 
 log = logging.getLogger("tidings.streams")
 
@@ -28,6 +29,7 @@ class StreamRegistry:
         self.transport_of: Callable[[Any], asyncio.WriteTransport | None] = lambda scope: None
 
     def add(self, conn: StreamConnection) -> None:
+        conn.unsent = lambda: self._unsent(conn)
         self._open.add(conn)
         self._empty.clear()
         metrics.STREAM_CONNECTIONS.labels(conn.transport).inc()
@@ -57,6 +59,11 @@ class StreamRegistry:
             asyncio.get_running_loop().call_later(grace, transport.abort)
         else:
             transport.abort()
+
+    def _unsent(self, conn: StreamConnection) -> int | None:
+        transport = self.transport_of(conn.scope)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        return unsent_bytes(sock)
 
     def broadcast_system(self, code: str, details: dict[str, Any]) -> None:
         for conn in self._open:
