@@ -105,6 +105,7 @@ class Pool:
 @dataclass
 class Tally:
     latencies: list[float] = field(default_factory=list)  # seconds, scheduled -> answered
+    scheduled: list[float] = field(default_factory=list)  # the same requests' schedule times
     lags: list[float] = field(default_factory=list)  # seconds, scheduled -> written
     statuses: Counter[int] = field(default_factory=Counter)
     timeouts: int = 0
@@ -174,6 +175,7 @@ async def one(
         return
     answered = time.perf_counter()
     tally.latencies.append(answered - scheduled)
+    tally.scheduled.append(scheduled)
     tally.statuses[status] += 1
     tally.last_answer = max(tally.last_answer, answered)
     if status in STATUS_OK and answered <= window_end:
@@ -200,6 +202,16 @@ def percentiles_ms(values: list[float]) -> dict[str, float | None]:
         "p999": rank(0.999),
         "max": round(ordered[-1] * 1000, 3),
     }
+
+
+def timeline_ms(tally: Tally, t0: float, duration: float, step: float = 0.5) -> list[float]:
+    """The worst latency of the requests scheduled in each ``step`` seconds: shows whether
+    a high percentile comes from steady queueing or from a few stalls."""
+    worst = [0.0] * (int(duration / step) + 1)
+    for at, latency in zip(tally.scheduled, tally.latencies, strict=True):
+        index = min(len(worst) - 1, max(0, int((at - t0) / step)))
+        worst[index] = max(worst[index], latency)
+    return [round(1000 * w, 1) for w in worst]
 
 
 def cpu_seconds() -> float:
@@ -259,6 +271,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "drain_s": round(ended - schedule_done, 3),
         "latency_ms": percentiles_ms(tally.latencies),
         "send_lag_ms": percentiles_ms(tally.lags),
+        "worst_ms_per_half_second": timeline_ms(tally, t0, args.duration),
         "connections_opened": pool.opened,
         "waited_for_connection": pool.waited,
         "cpu_s": round(cpu, 3),

@@ -158,3 +158,25 @@ def disk_delta(before: DiskStats | None, after: DiskStats | None, wall: float) -
         "disk_flush_ms_mean": round((after.flush_ms - before.flush_ms) / max(1, flushes), 3),
         "disk_busy_percent": round(100 * (after.io_ms - before.io_ms) / (1000 * wall), 1),
     }
+
+
+def pressure() -> dict[str, int]:
+    """Total microseconds some task waited for CPU and for I/O (Linux PSI), when available."""
+    totals: dict[str, int] = {}
+    for kind in ("cpu", "io"):
+        try:
+            first = Path(f"/proc/pressure/{kind}").read_text().splitlines()[0]
+        except OSError:
+            continue
+        totals[kind] = int(first.rsplit("total=", 1)[1])
+    return totals
+
+
+def pressure_delta(before: dict[str, int], after: dict[str, int], wall: float) -> dict[str, float]:
+    """Percent of the time some task was stalled waiting for CPU or I/O: the contention a
+    run lived with, whoever caused it."""
+    return {
+        f"{kind}_pressure_percent": round((after[kind] - before[kind]) / (1e4 * wall), 1)
+        for kind in before
+        if kind in after
+    }

@@ -145,13 +145,14 @@ def markdown(outcome: dict[str, Any]) -> str:
     lines += [
         "",
         "Every run. CPU in percent of one core; *other* is what the rest of the machine used",
-        "meanwhile (neither this server nor the load generator); fsync is a 4 KiB write + fsync",
-        "probe just before the run; commits come from Tidings' own metrics.",
+        "meanwhile (neither this server nor the load generator); *CPU wait* is the share of the",
+        "time some task waited for a core (Linux PSI); fsync is a 4 KiB write + fsync probe just",
+        "before the run; commits come from Tidings' own metrics.",
         "",
         _row("scenario", "round", "server", "req/s", "events/s", "p50 ms", "p99 ms", "server CPU",
-             "loop thread", "busiest other thread", "load gen CPU", "other", "fsync ms",
-             "commits/s", "events/commit", "ms/commit"),
-        "|---|---:|---|" + "---:|" * 13,
+             "loop thread", "busiest other thread", "load gen CPU", "other", "CPU wait %",
+             "fsync ms", "commits/s", "events/commit", "ms/commit"),
+        "|---|---:|---|" + "---:|" * 14,
     ]  # fmt: skip
     for r in outcome["runs"]:
         c = r.get("commits") or {}
@@ -161,7 +162,8 @@ def markdown(outcome: dict[str, Any]) -> str:
                  f"{r['events_per_s']:,.0f}", f"{lat['p50']:.2f}", f"{lat['p99']:.2f}",
                  f"{r['cpu_percent']:.0f}", f"{r['main_thread_percent']:.0f}",
                  f"{r['busiest_other_thread_percent']:.0f}", f"{r['loadgen_cpu_percent']:.0f}",
-                 f"{r.get('other_cpu_percent', 0):.0f}", r.get("fsync_p50_ms", "-"),
+                 f"{r.get('other_cpu_percent', 0):.0f}", r.get("cpu_pressure_percent", "-"),
+                 r.get("fsync_p50_ms", "-"),
                  c.get("commits_per_s", "-"), c.get("events_per_commit", "-"),
                  c.get("commit_ms_mean", "-"))
         )  # fmt: skip

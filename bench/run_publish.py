@@ -53,6 +53,7 @@ class Server:
     name: str
     port: int
     ready_path: str
+    env: tuple[tuple[str, str], ...] = ()  # set for this server only (--tidings-env)
 
     def command(self, data_dir: Path) -> list[str]:
         if self.name == "tidings":
@@ -104,6 +105,7 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
 
 def start(server: Server, data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}  # defaults only
+    env.update(server.env)
     with log_path.open("wb") as log:  # the child keeps its own descriptor
         proc = subprocess.Popen(
             server.command(data_dir), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -251,17 +253,18 @@ def measure(
     try:
         run_wrk(scenario, server.port, timing.warmup_s, connections=4, threads=1)
         probe = procstat.fsync_probe(data_dir)
-        is_tidings = server.name == "tidings"
+        is_tidings = server.name.startswith("tidings")
         commits_before = commit_stats(server.port) if is_tidings else {}
         cpu_before, machine_before = procstat.process_cpu(proc.pid), procstat.machine_cpu()
-        disk_before, t0 = procstat.disk_stats(data_dir), time.perf_counter()
+        disk_before, pressure_before = procstat.disk_stats(data_dir), procstat.pressure()
+        t0 = time.perf_counter()
         if rate is None:
             result = run_wrk(scenario, server.port, timing.run_s, scenario.connections)
         else:
             result = run_openloop(scenario, server.port, timing.run_s, rate)
         wall = time.perf_counter() - t0
         cpu_after, machine_after = procstat.process_cpu(proc.pid), procstat.machine_cpu()
-        disk_after = procstat.disk_stats(data_dir)
+        disk_after, pressure_after = procstat.disk_stats(data_dir), procstat.pressure()
         commits_after = commit_stats(server.port) if is_tidings else {}
         stats = http_get(server.port, "/v1/stats", timeout=30)[1]
     finally:
@@ -269,6 +272,7 @@ def measure(
     result.update(procstat.process_cpu_delta(cpu_before, cpu_after, wall))
     result.update(procstat.machine_cpu_delta(machine_before, machine_after))
     result.update(procstat.disk_delta(disk_before, disk_after, wall))
+    result.update(procstat.pressure_delta(pressure_before, pressure_after, wall))
     result.update(quiet)
     result.update(probe)
     # What the rest of the machine used meanwhile (neither this server nor the load
@@ -419,6 +423,12 @@ def main() -> None:
     parser.add_argument(
         "--budget-min", type=float, default=60.0, help="after this many minutes, stop repeating"
     )
+    parser.add_argument(
+        "--tidings-env",
+        action="append",
+        default=[],
+        help="TIDINGS_NAME=value for the Tidings servers, for diagnostics (repeatable)",
+    )
     parser.add_argument("--render", type=Path, help="print the tables of an earlier JSON result")
     args = parser.parse_args()
     if args.render:
@@ -445,10 +455,13 @@ def main() -> None:
         parser.error("rounds must be 1-5 and seconds 1-120")
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk)")
+    if any("=" not in x or not x.startswith("TIDINGS_") for x in args.tidings_env):
+        parser.error("--tidings-env takes TIDINGS_NAME=value")
+    tidings_env = tuple((k, v) for k, _, v in (x.partition("=") for x in args.tidings_env))
     known = {
-        "tidings": Server("tidings", args.tidings_port, "/readyz"),
+        "tidings": Server("tidings", args.tidings_port, "/readyz", tidings_env),
         "peer": Server("peer", args.peer_port, "/healthz"),
-        "tidings-asgi": Server("tidings-asgi", args.tidings_port + 2, "/readyz"),
+        "tidings-asgi": Server("tidings-asgi", args.tidings_port + 2, "/readyz", tidings_env),
     }
     servers = [known[name] for name in args.servers.split(",")]
     scenarios = {
@@ -495,6 +508,7 @@ def main() -> None:
     outcome = {
         "started": started.isoformat(timespec="seconds"),
         "command": " ".join([".venv/bin/python", "bench/run_publish.py", *sys.argv[1:]]),
+        "tidings_env": dict(tidings_env),
         "machine": machine_info(),
         "timing": {
             "run_s": timing.run_s,

@@ -7,6 +7,7 @@ import logging
 import math
 import signal
 import socket
+import sys
 from types import FrameType
 from typing import Any
 
@@ -107,6 +108,10 @@ def serve(settings: Settings) -> None:
     run instead: once the server has shut down it does nothing, and a signal that arrives
     just before uvicorn installs its handlers still starts the shutdown.
     """
+    # The SQLite writer thread needs the GIL for a moment per group; with the default 5 ms
+    # switch interval it waits behind the event loop and commits pile up (measured: ~2,000
+    # single-event publishes/s at 5 ms, ~2,600 at 1 ms, worse again below 0.5 ms).
+    sys.setswitchinterval(0.001)
     server = build_server(settings)
     handled = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, server.handle_exit) for sig in handled}

@@ -108,6 +108,7 @@ class Procs:
     work: Path
     server_port: int
     receiver_port: int
+    launcher: list[str] = field(default_factory=list)  # bench/delivery/variant.py options
     server: subprocess.Popen[bytes] | None = None
     receiver: subprocess.Popen[bytes] | None = None
     logs: list[Path] = field(default_factory=list)
@@ -127,9 +128,12 @@ class Procs:
         self.logs.append(log)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
         env.update(env_extra)
+        tidings = [PYTHON, "-m", "tidings"]
+        if self.launcher:  # an experiment: see variant.py
+            tidings = [PYTHON, str(HERE / "variant.py"), *self.launcher, "--"]
         # `timeout` runs the server as its child; signals reach it through `timeout`.
-        command = ["timeout", "--kill-after=10", str(SERVER_LIFETIME_S),
-                   PYTHON, "-m", "tidings", "serve", "--port", str(self.server_port),
+        command = ["timeout", "--kill-after=10", str(SERVER_LIFETIME_S), *tidings,
+                   "serve", "--port", str(self.server_port),
                    "--data-dir", str(data_dir), "--log-level", "warning"]  # fmt: skip
         with log.open("wb") as out:
             self.server = subprocess.Popen(
@@ -202,6 +206,7 @@ class CpuMark:
     harness: float  # this process (publishing batches, polling)
     children: float  # reaped children of this process (wrk, the open-loop publisher)
     machine: procstat.MachineCpu
+    disk: procstat.DiskStats | None  # the device of the data directory
 
 
 def cpu_mark(procs: Procs) -> CpuMark:
@@ -214,6 +219,7 @@ def cpu_mark(procs: Procs) -> CpuMark:
         usage.ru_utime + usage.ru_stime,
         procstat.children_cpu(),
         procstat.machine_cpu(),
+        procstat.disk_stats(procs.work),
     )
 
 
@@ -235,6 +241,9 @@ def cpu_delta(before: CpuMark, after: CpuMark) -> dict[str, Any]:
         "loadgen_cpu_percent": round(loadgen, 1),
         "harness_cpu_percent": round(harness, 1),
         **machine,
+        # Flushes per second on the data directory's device: each committed transaction of
+        # the SQLite writer is one (synchronous=FULL), publishes and delivery state alike.
+        **procstat.disk_delta(before.disk, after.disk, wall),
         # What the rest of the machine used meanwhile, in percent of one core: the noise.
         "other_cpu_percent": round(
             (os.cpu_count() or 1) * machine["machine_busy_percent"] - ours, 1

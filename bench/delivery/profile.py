@@ -30,6 +30,7 @@ from pathlib import Path
 import common
 from run import (
     BACKLOG_SCHEDULE,
+    VARIANTS,
     dead_backlog,
     publish_batches,
     register,
@@ -106,6 +107,7 @@ def main() -> None:
         "10,000 retries to a refused endpoint, then --rate publishes",
     )
     parser.add_argument("--rate", type=float, default=100.0, help="events/s for rate and dead")
+    parser.add_argument("--variant", choices=VARIANTS, default="stock", help="see variant.py")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--idle", action="store_true", help="sample idle frames too")
@@ -122,6 +124,7 @@ def main() -> None:
         common.processes(Path(tmp), args.port, args.receiver_port) as procs,
     ):
         procs.start_receiver(lifetime_s=args.seconds + 600)
+        procs.launcher = VARIANTS[args.variant]
         extra = {}
         if args.load == "dead":
             extra = {
@@ -166,7 +169,7 @@ def main() -> None:
     summary = summarize(stem.with_suffix(".txt").read_text(), args.top)
     header = (
         f"# delivery profile {started:%Y-%m-%d %H:%M} UTC: {args.endpoints} endpoint(s), "
-        f"concurrency {args.concurrency}, "
+        f"concurrency {args.concurrency}, variant {args.variant}, "
         + f"load {args.load}"
         + (f" at {args.rate:g} events/s" if args.load in ("rate", "dead") else "")
         + f", {args.seconds:g} s\n\n"

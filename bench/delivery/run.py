@@ -42,6 +42,13 @@ import tables
 from common import HOST, PYTHON, ROOT, SECRET, Procs, http_call
 
 RESULTS = ROOT / "bench" / "results"
+# Experiments (bench/delivery/variant.py): a change measured before it is made in tidings/.
+VARIANTS: dict[str, list[str]] = {
+    "stock": [],
+    "lean": ["--lean-client"],
+    "budget": ["--dispatch-budget", "1000"],
+    "lean+budget": ["--lean-client", "--dispatch-budget", "1000"],
+}
 BATCH = 1000  # events per publish request where only the delivery rate matters
 POLL_S = 0.05
 
@@ -399,11 +406,14 @@ def jobs(plan: Plan, chosen: set[str]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def run_one(kind: str, params: dict[str, Any], plan: Plan, work: Path, args: Any) -> dict[str, Any]:
+def run_one(
+    kind: str, params: dict[str, Any], variant: str, plan: Plan, work: Path, args: Any
+) -> dict[str, Any]:
     quiet = common.wait_for_load(plan.load_below, plan.load_wait_s)
     hold = common.refused_port()
     try:
         with common.processes(work, args.port, args.receiver_port) as procs:
+            procs.launcher = VARIANTS[variant]
             procs.start_receiver(lifetime_s=1200)
             c = params["concurrency"]
             if kind == "throughput":
@@ -421,6 +431,7 @@ def run_one(kind: str, params: dict[str, Any], plan: Plan, work: Path, args: Any
     finally:
         hold.close()
     result["kind"] = kind
+    result["variant"] = variant
     result.update(quiet)
     return result
 
@@ -435,24 +446,40 @@ def main() -> None:
     parser.add_argument("--load-below", type=float, default=2.5, help="1-minute load average")
     parser.add_argument("--load-wait", type=float, help="longest wait for it, s (300; quick 30)")
     parser.add_argument("--render", type=Path, help="print the tables of an earlier JSON result")
+    parser.add_argument(
+        "--variants",
+        default="stock",
+        help=f"comma list of {', '.join(VARIANTS)}: experiments beside Tidings as shipped, "
+        "run one after the other for every scenario (see variant.py)",
+    )
     args = parser.parse_args()
     if args.render:
         print(tables.markdown(json.loads(args.render.read_text())))
         return
     plan = plan_from(args)
     chosen = set(args.scenarios.split(","))
+    variants = args.variants.split(",")
+    if unknown := [v for v in variants if v not in VARIANTS]:
+        parser.error(f"unknown variants: {unknown}")
     started = datetime.now(UTC)
+    machine_at_start = common.machine_info()
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="tidings-delivery-bench-") as tmp:
         for n, (kind, params) in enumerate(jobs(plan, chosen)):
-            print(f"{kind:10} {params}", end=" ", file=sys.stderr, flush=True)
-            result = run_one(kind, params, plan, Path(tmp) / f"run-{n}", args)
-            runs.append(result)
-            print(tables.one_line(result), file=sys.stderr, flush=True)
+            # Alternate the variants' order so that drift on the machine falls on each.
+            for k, variant in enumerate(variants if n % 2 == 0 else variants[::-1]):
+                print(f"{kind:10} {variant:11} {params}", end=" ", file=sys.stderr, flush=True)
+                result = run_one(kind, params, variant, plan, Path(tmp) / f"run-{n}-{k}", args)
+                runs.append(result)
+                print(tables.one_line(result), file=sys.stderr, flush=True)
+    machine = common.machine_info()
+    if machine["commit"] != machine_at_start["commit"]:
+        machine["commit"] = f"{machine_at_start['commit']}..{machine['commit']}"
+    machine["tidings_tree_modified"] |= machine_at_start["tidings_tree_modified"]
     outcome = {
         "started": started.isoformat(timespec="seconds"),
         "command": " ".join([".venv/bin/python", "bench/delivery/run.py", *sys.argv[1:]]),
-        "machine": common.machine_info(),
+        "machine": machine,
         "plan": plan.__dict__,
         "runs": runs,
     }

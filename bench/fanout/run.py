@@ -546,6 +546,7 @@ async def session(cfg: Config, command: str) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke test: N=100, 2 s windows")
+    ap.add_argument("--report", metavar="JSON", help="print the tables of a saved session")
     ap.add_argument("--subscribers", default=None, help="comma list (default 100,1000,5000)")
     ap.add_argument("--seconds", type=float, default=None, help="measured window per phase")
     ap.add_argument("--warmup", type=float, default=None)
@@ -597,7 +598,19 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
     return cfg, quick
 
 
+def rerender(path: Path) -> None:
+    """Print the tables of a saved session again (after a change to tables.py)."""
+    report = json.loads(path.read_text())
+    for r in report["runs"]:  # JSON turned the integer keys of nothing here into strings
+        r["subscribers"] = int(r["subscribers"])
+    report["summary"] = tables.summarize(report)
+    print(tables.markdown(report))
+
+
 def main(argv: list[str] | None = None) -> None:
+    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--report":
+        rerender(Path(sys.argv[2]))
+        return
     cfg, quick = parse_args(argv)
     subscribers.raise_fd_limit()  # the servers inherit it
     command = "python bench/fanout/run.py " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -11,6 +11,9 @@ MEMORY_TARGET_CONNECTIONS = 10_000
 TARGET_SUBSCRIBERS = 1000
 RATE_TARGET = 0.5  # Tidings' flat delivery rate at least half of nchan's
 P99_TARGET = 2.0  # Tidings' p99 at most twice nchan's
+# nchan with its subscribers needs most of this machine's two cores at 1,000 x 100 events/s:
+# a latency window is "quiet" when the rest of the machine used at most this much of a core.
+QUIET_OTHER_PERCENT = 25.0
 CPU_KEYS = ("server_cpu_percent", "server_main_thread_percent", "subscribers_cpu_percent",
             "publisher_cpu_percent", "other_cpu_percent")  # fmt: skip
 FLAT_KEYS = ("delivered_per_s", "delivered_per_cpu_s", "bytes_per_event", "events_per_read",
@@ -121,11 +124,26 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         for server, m in memory.items()
     }
     summary = {"means": means, "ratios": ratios, "memory": memory_means}
-    summary["targets"] = _targets(summary, report["config"])
+    summary["targets"] = _targets(report, summary)
     return summary
 
 
-def _targets(summary: dict[str, Any], config: dict[str, Any]) -> list[dict[str, Any]]:
+def _quiet_p99(report: dict[str, Any], server: str) -> list[float | None]:
+    """p99 of the latency runs at the target size whose window the rest of the machine left
+    alone (its *other* CPU at most ``QUIET_OTHER_PERCENT``)."""
+    return [
+        r["latency"]["latency_ms"]["p99"]
+        for r in report["runs"]
+        if r["server"] == server
+        and r["subscribers"] == TARGET_SUBSCRIBERS
+        and "latency" in r
+        and r["latency"]["other_cpu_percent"] <= QUIET_OTHER_PERCENT
+    ]
+
+
+def _targets(report: dict[str, Any], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with ``met``: True, False, or None when this session cannot tell."""
+    config = report["config"]
     targets: list[dict[str, Any]] = []
     mem = summary["memory"].get("tidings")
     if mem:
@@ -138,20 +156,39 @@ def _targets(summary: dict[str, Any], config: dict[str, Any]) -> list[dict[str, 
             and mem["all_received_event"],
         })  # fmt: skip
     ratio = summary["ratios"].get(TARGET_SUBSCRIBERS)
-    if ratio:
-        flat = ratio["flat"]
+    if ratio and "flat" in config["parts"]:
+        flat, per_cpu = ratio["flat"], ratio["flat_per_cpu"]
         targets.append({
             "target": f"{TARGET_SUBSCRIBERS:,} subscribers: delivery rate >= "
                       f"{RATE_TARGET:g}x nchan's",
-            "value": f"{flat}x" if flat is not None else "not measured",
+            "value": f"{flat}x ({per_cpu}x per server CPU-second)",
             "met": flat is not None and flat >= RATE_TARGET,
         })  # fmt: skip
-        p99 = ratio["p99"]
+    if ratio and "latency" in config["parts"]:
+        # A latency at a fixed rate means something only when the server had the CPU it
+        # needed: rounds where the rest of the machine took more are left out here.
+        t_quiet, n_quiet = _quiet_p99(report, "tidings"), _quiet_p99(report, "nchan")
+        everything = ratio["p99"]
+        value = (
+            f"{everything}x over all rounds"
+            if everything is not None
+            else ("Tidings' p99 not reached over all rounds")
+        )
+        met: bool | None = None
+        if t_quiet and n_quiet:
+            quiet = _ratio(_avg(t_quiet), _avg(n_quiet))
+            value += f"; {quiet}x over the quiet rounds ({len(t_quiet)} / {len(n_quiet)})"
+            met = quiet is not None and quiet <= P99_TARGET
+        else:
+            value += (
+                f"; no quiet round for both (other CPU <= {QUIET_OTHER_PERCENT:g}%: "
+                f"{len(t_quiet)} Tidings, {len(n_quiet)} nchan), so not judged"
+            )
         targets.append({
             "target": f"{TARGET_SUBSCRIBERS:,} subscribers at {config['rate']:g} events/s: "
                       f"p99 <= {P99_TARGET:g}x nchan's",
-            "value": f"{p99}x" if p99 is not None else "Tidings' p99 not reached (see missing)",
-            "met": p99 is not None and p99 <= P99_TARGET,
+            "value": value,
+            "met": met,
         })  # fmt: skip
     return targets
 
@@ -266,9 +303,8 @@ def markdown(report: dict[str, Any]) -> str:
     if s["targets"]:
         lines += [_row("target", "measured", "met"), "|---|---|---|"]
         for target in s["targets"]:
-            lines.append(
-                _row(target["target"], target["value"], "yes" if target["met"] else "**no**")
-            )
+            met = {True: "yes", False: "**no**", None: "not judged"}[target["met"]]
+            lines.append(_row(target["target"], target["value"], met))
         lines.append("")
     lines += [
         "Every run (CPU in percent of one core; *other*: the machine's busy time that is "

@@ -156,7 +156,13 @@ class Writer:
         try:
             conn.execute("BEGIN IMMEDIATE")
             for request in group:
-                conn.execute("SAVEPOINT caller")
+                # One plain insert is atomic by itself (SQLite undoes a failed statement), so
+                # only a caller with several rows or a deduplication key needs a savepoint.
+                guarded = (
+                    len(request.candidates) > 1 or request.candidates[0].dedupe_key is not None
+                )
+                if guarded:
+                    conn.execute("SAVEPOINT caller")
                 try:
                     request.outcome = self._insert(request, received_us)
                 except _Conflict as conflict:
@@ -164,13 +170,15 @@ class Writer:
                     request.outcome = conflict_error(conflict.index, conflict.key)
                     request.events = []
                 except Exception as error:  # a row SQLite refuses, or one that cannot be bound
-                    conn.execute("ROLLBACK TO caller")
+                    if guarded:
+                        conn.execute("ROLLBACK TO caller")
                     log.exception("append failed for one caller")
                     request.outcome = TidingsError(
                         500, "store_error", f"the store refused the events: {error}"
                     )
                     request.events = []
-                conn.execute("RELEASE caller")
+                if guarded:
+                    conn.execute("RELEASE caller")
                 committed.extend(request.events)
             conn.execute("COMMIT")
         except Exception as error:  # the transaction itself failed: nobody's events are stored
