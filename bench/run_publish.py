@@ -7,7 +7,7 @@ machine (two cores: running both at once would make each the other's noise):
   batch100  wrk, 16 connections, 100 events per request, flat out: peak events/s
   open1000  open loop (bench/openloop.py) at 1,000 single-event publishes/s: latency at a
             fixed rate, measured from each request's scheduled send time
-  openhalf  open loop at half of Tidings' best `single` rate of this session
+  openhalf  open loop at half of Tidings' best `single` rate of this invocation
 
 Rounds alternate the order (Tidings then peer, then peer then Tidings) so that drift on a
 noisy machine falls on both. For every run it records requests/s, events/s, latency, the

@@ -199,6 +199,7 @@ class CpuWatch:
             "gen": sum(procstat.process_cpu(pid).total for pid in self.gen.pids),
             "self": procstat.process_cpu(os.getpid()).total,
             "machine": procstat.machine_cpu(),
+            "pressure": procstat.pressure(),
         }
 
     @staticmethod
@@ -230,6 +231,8 @@ class CpuWatch:
             "machine_steal_percent": machine["machine_steal_percent"],
             # The rest of the machine, in percent of one core (busy is of all cores).
             "other_cpu_percent": round(max(0.0, machine["machine_busy_percent"] * cores - ours), 1),
+            # Share of the time some task waited for a CPU (Linux PSI), whoever caused it.
+            **procstat.pressure_delta(before["pressure"], after["pressure"], wall),
         }
 
 

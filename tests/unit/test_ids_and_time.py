@@ -67,7 +67,7 @@ def test_new_trace_id_is_32_lowercase_hex_digits() -> None:
 
 def test_new_trace_id_is_never_all_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
     draws = iter([bytes(16), bytes(16), b"\x01" * 16])
-    monkeypatch.setattr(ids, "os", SimpleNamespace(urandom=lambda n: next(draws)))
+    monkeypatch.setattr(ids, "_random", lambda n: next(draws))
     assert new_trace_id() == "01" * 16
 
 
@@ -155,3 +155,20 @@ def test_now_us_is_the_current_time_in_microseconds() -> None:
 @given(st.integers(min_value=-(10**16), max_value=10**17))
 def test_format_then_parse_gives_the_time_truncated_to_milliseconds(us: int) -> None:
     assert parse_iso(format_us(us)) == us - us % 1000
+
+
+def test_a_forked_child_draws_other_random_bytes_than_its_parent() -> None:
+    import os
+
+    ids.uuid7()  # fill the pool in the parent
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports its next id and leaves at once
+        os.write(write, ids.uuid7().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = ids.uuid7()
+    assert child[-12:] != parent[-12:]

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from tidings import __version__, web
 from tidings.api import dead_letters, errors, events, ingest, ops, streams, webhooks
+from tidings.api.fast_publish import FastPublish
 from tidings.api.middleware import RequestMetrics
 from tidings.api.schemas import EVENT_IN_SCHEMA
 from tidings.hub import Hub
@@ -45,6 +46,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(dead_letters.router)
     app.include_router(ops.router)
     web.install(app)
+    app.add_middleware(FastPublish)
     app.add_middleware(RequestMetrics)
     _add_schemas(app)
     return app
