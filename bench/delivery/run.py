@@ -265,6 +265,8 @@ def _fixed_rate(
         "published_ok": published["ok"],
         "publish_errors": sum(published["errors"].values())
         + sum(v for k, v in published["statuses"].items() if not k.startswith("2")),
+        "publish_statuses": published["statuses"],
+        "publish_error_kinds": published["errors"],
         "delivered": path["unique"],
         "duplicates": path["count"] - path["unique"],
         "all_delivered": drained is not None,

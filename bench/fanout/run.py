@@ -77,6 +77,9 @@ class Config:
     memory_connections: int
     quiet_below: float  # before a run, wait for the machine to be less busy than this (%)
     quiet_wait_s: float  # but no longer than this
+    noisy_other: float  # a run whose windows the rest of the machine used more of (% of a
+    retries: int  # core) is run again, at most this many more times,
+    budget_min: float  # and no retry starts after this many minutes of the session
     parts: tuple[str, ...]
     servers: tuple[str, ...]
     tidings_port: int
@@ -526,15 +529,47 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def noise(result: dict[str, Any]) -> float:
+    """What the rest of the machine used during a run's windows (the worst phase), in percent
+    of one core."""
+    return max(
+        (result[phase]["other_cpu_percent"] for phase in ("flat", "latency") if phase in result),
+        default=0.0,
+    )
+
+
+async def least_noisy_run(
+    cfg: Config, name: str, subs: int, deadline: float
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run; while the rest of the machine used more than ``noisy_other`` of a core during a
+    window, run again (at most ``retries`` more times, and not past ``deadline``). Keep the
+    least noisy attempt whatever its figures: the same rule for both servers."""
+    attempts: list[dict[str, Any]] = []
+    for _ in range(1 + cfg.retries):
+        result = await fanout_run(cfg, make_server(cfg, name), subs)
+        result["noise_other_cpu_percent"] = noise(result)
+        attempts.append(result)
+        if result["noise_other_cpu_percent"] <= cfg.noisy_other or time.monotonic() > deadline:
+            break
+        print(f"  (noisy: other {result['noise_other_cpu_percent']:.0f}%; again)", flush=True)
+    kept = min(attempts, key=lambda r: r["noise_other_cpu_percent"])
+    kept["attempts"] = len(attempts)
+    return kept, [a for a in attempts if a is not kept]
+
+
 async def session(cfg: Config, command: str) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
+    set_aside: list[dict[str, Any]] = []
     memory: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60 * cfg.budget_min
     for subs in cfg.counts if {"flat", "latency"} & set(cfg.parts) else ():
         for round_ix in range(cfg.rounds):
             for name in order(cfg, round_ix):
-                result = await fanout_run(cfg, make_server(cfg, name), subs)
-                result["round"] = round_ix + 1
+                result, others = await least_noisy_run(cfg, name, subs, deadline)
+                for r in [result, *others]:
+                    r["round"] = round_ix + 1
                 runs.append(result)
+                set_aside.extend(others)
                 print(tables.one_line(result), flush=True)
     if "memory" in cfg.parts:
         for round_ix in range(cfg.rounds):
@@ -543,7 +578,7 @@ async def session(cfg: Config, command: str) -> dict[str, Any]:
                 result["round"] = round_ix + 1
                 memory.append(result)
                 print(tables.memory_line(result), flush=True)
-    return {"runs": runs, "memory": memory}
+    return {"runs": runs, "memory": memory, "set_aside": set_aside}
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
@@ -563,6 +598,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
     ap.add_argument("--memory-connections", type=int, default=None)
     ap.add_argument("--quiet-below", type=float, default=30.0, help="machine busy %% to wait for")
     ap.add_argument("--quiet-wait", type=float, default=None, help="longest wait for it (s)")
+    ap.add_argument("--noisy-other", type=float, default=50.0, help="%% of a core (see --retries)")
+    ap.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        help="run again when other work used more than --noisy-other (default 2, quick 0)",
+    )
+    ap.add_argument("--budget-min", type=float, default=75.0, help="no retry after this")
     ap.add_argument("--parts", default="flat,latency,memory")
     ap.add_argument(
         "--servers",
@@ -591,6 +634,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
         memory_connections=args.memory_connections or (1000 if quick else 10_000),
         quiet_below=args.quiet_below,
         quiet_wait_s=args.quiet_wait if args.quiet_wait is not None else (0 if quick else 60),
+        noisy_other=args.noisy_other,
+        retries=args.retries if args.retries is not None else (0 if quick else 2),
+        budget_min=args.budget_min,
         parts=tuple(args.parts.split(",")),
         servers=tuple(args.servers.split(",")),
         tidings_port=args.tidings_port,

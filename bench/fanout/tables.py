@@ -306,9 +306,15 @@ def markdown(report: dict[str, Any]) -> str:
             met = {True: "yes", False: "**no**", None: "not judged"}[target["met"]]
             lines.append(_row(target["target"], target["value"], met))
         lines.append("")
+    aside = report.get("set_aside", [])
     lines += [
-        "Every run (CPU in percent of one core; *other*: the machine's busy time that is "
-        "neither server nor load generator):",
+        "Every run kept (CPU in percent of one core; *other*: the machine's busy time that is "
+        "neither server nor load generator"
+        + (
+            f"; {len(aside)} noisier attempt(s) set aside, in the JSON):"
+            if aside
+            else "):"
+        ),
         "",
         _row("N", "round", "server", "flat ev/s", "server CPU", "subs CPU", "pub CPU", "other",
              "p50 ms", "p99 ms", "max ms", "missing", "lat. server CPU", "lat. subs CPU",
