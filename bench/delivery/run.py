@@ -17,8 +17,11 @@
 Every run starts Tidings on a fresh data directory with a fresh receiver, after waiting
 (bounded) for the machine's 1-minute load average to drop below ``--load-below``, and
 records the CPU of the server, the receiver, the load generator and the rest of the machine.
-Each scenario runs at the default TIDINGS_DELIVERY_CONCURRENCY (16) and at a higher one.
-Results go to bench/results/delivery-*.json and .md (not committed).
+Each scenario runs at the default TIDINGS_DELIVERY_CONCURRENCY (16) and at a higher one, and
+for every ``--variants`` entry: ``stock`` is Tidings as shipped, the others start it through
+bench/delivery/variant.py with an experimental change applied in memory (judged against the
+targets: ``stock`` only). Results go to bench/results/delivery-*.json and .md (not
+committed); ``--render FILE`` prints the tables of an earlier result again.
 
     .venv/bin/python bench/delivery/run.py --quick     # smoke test, a few minutes
     .venv/bin/python bench/delivery/run.py             # the figures

@@ -15,12 +15,15 @@ Then, per server, ``memory``: the server's RSS with ``--memory-connections`` (10
 SSE connections minus its RSS when idle (after a warm-up), per connection.
 
 Runs alternate the order (Tidings then nchan, then nchan then Tidings) so that drift on a
-noisy machine falls on both. Beside every figure: the server's CPU, the load generator's (the
-subscriber processes and the publisher) and the machine's busy time that is neither. Prints
-Markdown tables with Tidings/nchan ratios and writes everything as JSON to bench/results/.
+noisy machine falls on both; before each run the harness waits (bounded) for the machine to
+go quiet, and a run during which other work used more than ``--noisy-other`` of a core is run
+again (``--retries``), keeping the least noisy attempt whatever its figures. Beside every
+figure: the server's CPU, the load generator's (the subscriber processes and the publisher)
+and the machine's busy time that is neither. Prints Markdown tables with Tidings/nchan ratios
+and writes everything as JSON to bench/results/.
 
     .venv/bin/python bench/fanout/run.py --quick   # smoke test, N = 100 only (~1 min)
-    .venv/bin/python bench/fanout/run.py           # the figures (~20 min)
+    .venv/bin/python bench/fanout/run.py           # the figures (~35 min with retries)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import multiprocessing
 import os
@@ -79,13 +83,13 @@ class Config:
     quiet_wait_s: float  # but no longer than this
     noisy_other: float  # a run whose windows the rest of the machine used more of (% of a
     retries: int  # core) is run again, at most this many more times,
-    budget_min: float  # and no retry starts after this many minutes of the session
+    budget_min: float  # and no retry starts after this many minutes of the invocation
     parts: tuple[str, ...]
     servers: tuple[str, ...]
     tidings_port: int
     nchan_port: int
     profile: bool  # sample Tidings with py-spy during each window (costs it some CPU)
-    stamp: str  # names this session's files in bench/results/
+    stamp: str  # names this invocation's files in bench/results/
 
 
 # -- the subscriber processes ----------------------------------------------------------
@@ -479,7 +483,7 @@ async def memory_run(cfg: Config, server: Server) -> dict[str, Any]:
         await asyncio.to_thread(server.stop)
 
 
-# -- the session ----------------------------------------------------------------------------
+# -- the whole benchmark ---------------------------------------------------------------------
 
 
 def make_server(cfg: Config, name: str) -> Server:
@@ -510,10 +514,8 @@ def machine_info() -> dict[str, Any]:
         ["git", "status", "--porcelain", "--", "tidings"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()
     try:
-        import uvloop
-
-        loop = f"uvloop {uvloop.__version__}"
-    except ImportError:
+        loop = f"uvloop {importlib.metadata.version('uvloop')}"
+    except importlib.metadata.PackageNotFoundError:
         loop = "asyncio"
     return {
         "nproc": os.cpu_count(),
@@ -557,7 +559,7 @@ async def least_noisy_run(
     return kept, [a for a in attempts if a is not kept]
 
 
-async def session(cfg: Config, command: str) -> dict[str, Any]:
+async def benchmark(cfg: Config, command: str) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     set_aside: list[dict[str, Any]] = []
     memory: list[dict[str, Any]] = []
@@ -584,7 +586,7 @@ async def session(cfg: Config, command: str) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke test: N=100, 2 s windows")
-    ap.add_argument("--report", metavar="JSON", help="print the tables of a saved session")
+    ap.add_argument("--report", metavar="JSON", help="print the tables of saved results")
     ap.add_argument("--subscribers", default=None, help="comma list (default 100,1000,5000)")
     ap.add_argument("--seconds", type=float, default=None, help="measured window per phase")
     ap.add_argument("--warmup", type=float, default=None)
@@ -648,7 +650,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
 
 
 def rerender(path: Path) -> None:
-    """Print the tables of a saved session again (after a change to tables.py)."""
+    """Print the tables of saved results again (after a change to tables.py)."""
     report = json.loads(path.read_text())
     for r in report["runs"]:  # JSON turned the integer keys of nothing here into strings
         r["subscribers"] = int(r["subscribers"])
@@ -668,9 +670,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
     except ImportError:
-        outcome = asyncio.run(session(cfg, command))
+        outcome = asyncio.run(benchmark(cfg, command))
     else:
-        outcome = uvloop.run(session(cfg, command))
+        outcome = uvloop.run(benchmark(cfg, command))
     report = {
         "command": command.strip(),
         "started": started,

@@ -142,7 +142,7 @@ def _quiet_p99(report: dict[str, Any], server: str) -> list[float | None]:
 
 
 def _targets(report: dict[str, Any], summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target with ``met``: True, False, or None when this session cannot tell."""
+    """Each target with ``met``: True, False, or None when these runs cannot tell."""
     config = report["config"]
     targets: list[dict[str, Any]] = []
     mem = summary["memory"].get("tidings")
@@ -341,7 +341,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def _profiles(report: dict[str, Any], top: int = 15) -> list[str]:
-    """The py-spy summaries of a ``--profile`` session (its figures are not the ones to
+    """The py-spy summaries of a ``--profile`` invocation (its figures are not the ones to
     quote: sampling costs the server some CPU)."""
     lines: list[str] = []
     for r in report["runs"]:
