@@ -20,6 +20,7 @@ import contextlib
 import re
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -49,15 +50,31 @@ ROOTS = re.compile(
 )
 
 
+# Where frames' files live, shortest-to-read last: the repository, installed packages, stdlib.
+PATH_PREFIXES = tuple(
+    sorted(
+        {
+            str(Path(__file__).resolve().parents[2]) + "/",
+            sysconfig.get_paths()["purelib"] + "/",
+            sysconfig.get_paths()["platlib"] + "/",
+            sysconfig.get_paths()["stdlib"] + "/",
+        },
+        key=len,
+        reverse=True,
+    )
+)
+
+
 def frame_name(frame: str) -> str:
     """``send (tidings/delivery/sender.py:73)`` -> ``send (tidings/delivery/sender.py)``."""
     match = LOCATION.search(frame)
     if not match:
         return frame
     path = match["file"]
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
+    for prefix in PATH_PREFIXES:
+        if path.startswith(prefix):
+            path = path[len(prefix) :]
+            break
     return frame[: match.start()] + f" ({path})"
 
 
