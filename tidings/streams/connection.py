@@ -55,6 +55,9 @@ class StreamConnection(ABC):
     """Transport-independent stream loop; SSE and WebSocket supply framing and sending."""
 
     transport = "base"
+    # Whether the server's send waits only while the transport is paused (then an idle,
+    # empty transport can take a send without a stall deadline).
+    waits_only_when_paused = False
 
     def __init__(self, store: Store, router: Router, *, heartbeat_s: float, stall_s: float) -> None:
         self.id = f"c{next(_ids)}-{int(time.time() * 1000) % 100000:05d}"
@@ -70,6 +73,8 @@ class StreamConnection(ABC):
         self.delivered = 0  # events written
         self.scope: Any = None  # the ASGI scope, by which the server finds the transport
         self.unsent: UnsentBytes | None = None  # the socket's unsent bytes, when it can be seen
+        self.socket_transport: asyncio.WriteTransport | None = None  # found once, by the registry
+        self._events_metric = metrics.STREAM_EVENTS.labels(self.transport)
 
     # -- framing supplied by the transport ----------------------------------------------
 
@@ -148,6 +153,9 @@ class StreamConnection(ABC):
         catch-up page took longer than the stall time to drain.
         """
         for piece in pieces(frames, WRITE_PIECE):
+            if self._cannot_block():
+                await self.send(piece)
+                continue
             try:
                 async with asyncio.timeout(self.stall_s) as deadline:
                     watch = ProgressWatch(deadline, self.stall_s, self.unsent)
@@ -157,6 +165,20 @@ class StreamConnection(ABC):
                         watch.cancel()
             except TimeoutError:
                 raise Stalled from None
+
+    def _cannot_block(self) -> bool:
+        """True when the next send is written at once, so it needs no stall deadline.
+
+        A transport whose send waits only while it is paused (uvicorn's HTTP protocols wait
+        for a drain *before* writing) and that holds no unsent bytes cannot block; skipping the
+        deadline and its timer there keeps them off the fan-out hot path.
+        """
+        transport = self.socket_transport
+        return (
+            self.waits_only_when_paused
+            and transport is not None
+            and transport.get_write_buffer_size() == 0
+        )
 
     async def _pump(self) -> bool:
         """Write what is ready; True when anything was written."""
@@ -192,7 +214,7 @@ class StreamConnection(ABC):
     def _count(self, events: int) -> None:
         if events:
             self.delivered += events
-            metrics.STREAM_EVENTS.labels(self.transport).inc(events)
+            self._events_metric.inc(events)
 
     def _has_work(self) -> bool:
         if self._outbox or self.closing or self.shutdown_retry_ms is not None:

@@ -29,6 +29,7 @@ class StreamRegistry:
         self.transport_of: Callable[[Any], asyncio.WriteTransport | None] = lambda scope: None
 
     def add(self, conn: StreamConnection) -> None:
+        conn.socket_transport = self.transport_of(conn.scope)
         conn.unsent = lambda: self._unsent(conn)
         self._open.add(conn)
         self._empty.clear()
@@ -45,14 +46,14 @@ class StreamRegistry:
         if not self._open:
             self._empty.set()
 
-    def drop(self, scope: Any, *, grace: float = 0.0) -> None:
+    def drop(self, conn: StreamConnection, *, grace: float = 0.0) -> None:
         """Abort a stalled client's connection, discarding the bytes it never accepted.
 
         A graceful close waits for the send buffer to drain, which a stalled socket never does,
         so it would stay open (with its buffers) for as long as the peer stays silent. With
         ``grace`` the connection first gets that long to take what was last written.
         """
-        transport = self.transport_of(scope)
+        transport = conn.socket_transport
         if transport is None:
             return
         if grace > 0:
@@ -61,7 +62,7 @@ class StreamRegistry:
             transport.abort()
 
     def _unsent(self, conn: StreamConnection) -> int | None:
-        transport = self.transport_of(conn.scope)
+        transport = conn.socket_transport
         sock = transport.get_extra_info("socket") if transport is not None else None
         return unsent_bytes(sock)
 
@@ -103,4 +104,4 @@ class StreamRegistry:
                 conn.close()
                 # One stuck writing to a socket that accepts nothing would wait for the stall
                 # time; dropping its connection ends that write at once.
-                self.drop(conn.scope)
+                self.drop(conn)

@@ -21,6 +21,7 @@ log = logging.getLogger("tidings.streams")
 
 class SSEConnection(StreamConnection):
     transport = "sse"
+    waits_only_when_paused = True  # uvicorn's HTTP send drains before it writes, never after
 
     def __init__(
         self, send: Send, store: Store, router: Router, *, heartbeat_s: float, stall_s: float
@@ -122,7 +123,7 @@ class SSEResponse(Response):
             # The socket is stuck, so no `slow_consumer` frame can get through: drop the
             # connection and end the response unfinished.
             INCOMPLETE.expect()
-            self._registry.drop(conn.scope)
+            self._registry.drop(conn)
         finally:
             watcher.cancel()
             conn.remove_all()

@@ -93,7 +93,7 @@ async def serve_websocket(
         # The close frame gets through only if the socket drains again; either way the
         # connection is dropped soon, since a graceful close waits for a drain forever.
         sent = await _close(websocket, CLOSE_POLICY, "slow_consumer", 1.0)
-        registry.drop(conn.scope, grace=1.0 if sent else 0.0)
+        registry.drop(conn, grace=1.0 if sent else 0.0)
     except (WebSocketDisconnect, RuntimeError):
         reason = "client"
     finally:
