@@ -189,6 +189,23 @@ async def writer_held(store: SqliteStore) -> AsyncIterator[None]:
     await plug
 
 
+def sqlite_store_commits(store: SqliteStore) -> int:
+    """How many transactions the write-ahead log holds: its frames that end a commit.
+
+    A frame header's second word is the database size after the commit for a commit frame,
+    zero otherwise; frames whose salt differs from the log header's are left from before.
+    """
+    data = Path(f"{store.path}-wal").read_bytes()
+    page_size = int.from_bytes(data[8:12], "big")
+    salt = data[16:24]
+    commits = 0
+    for offset in range(32, len(data) - 24 + 1, 24 + page_size):
+        frame = data[offset : offset + 24]
+        if frame[8:16] == salt and int.from_bytes(frame[4:8], "big"):
+            commits += 1
+    return commits
+
+
 def files_open_on(path: Path) -> int:
     """How many of this process's open files are ``path`` or its -wal and -shm (Linux)."""
     count = 0
@@ -291,6 +308,37 @@ class TestSqliteWriter:
         assert raised.value.status == 500
         assert (await good)[0].duplicate is False
         assert [e.id for e in await read_all(sqlite_store)] == ["plug", "good"]
+
+    async def test_other_writes_share_the_group_and_a_failing_one_fails_alone(
+        self, sqlite_store: SqliteStore
+    ) -> None:
+        commits_before = sqlite_store_commits(sqlite_store)
+
+        def note(value: str) -> Any:
+            def run(conn: sqlite3.Connection) -> str:
+                conn.execute("CREATE TABLE IF NOT EXISTS notes (v TEXT PRIMARY KEY)")
+                conn.execute("INSERT INTO notes VALUES (?)", (value,))
+                return value
+
+            return run
+
+        async with writer_held(sqlite_store):
+            first = asyncio.create_task(sqlite_store.write(note("x")))
+            publish = asyncio.create_task(sqlite_store.append([candidate(id="p")]))
+            clash = asyncio.create_task(sqlite_store.write(note("x")))  # primary key taken
+            last = asyncio.create_task(sqlite_store.write(note("y")))
+            await asyncio.sleep(0)
+
+        assert await first == "x"
+        assert (await publish)[0].duplicate is False
+        with pytest.raises(sqlite3.IntegrityError):
+            await clash
+        assert await last == "y"
+        rows = await sqlite_store.read(lambda conn: conn.execute("SELECT v FROM notes").fetchall())
+        assert sorted(rows) == [("x",), ("y",)]
+        assert [e.id for e in await read_all(sqlite_store)] == ["plug", "p"]
+        # the plug's transaction, then one for everything queued behind it
+        assert sqlite_store_commits(sqlite_store) - commits_before <= 2
 
     async def test_closing_commits_every_queued_append_before_it_returns(
         self, sqlite_store: SqliteStore

@@ -5,6 +5,10 @@ cap), writes it in one ``BEGIN IMMEDIATE`` transaction with a savepoint per call
 once, then answers every caller. One fsync serves the whole group, which is what lifts
 throughput from a few thousand to tens of thousands of events per second. A caller's
 idempotency conflict rolls back only its own savepoint.
+
+Other writes (delivery state, dead letters, cursors) join the same group in their own
+savepoint: each would otherwise be a transaction and an fsync of its own, queued between
+publish groups, and publishes would wait behind them.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from tidings.store.idempotency import conflict_error, same_content
 log = logging.getLogger("tidings.store")
 
 MAX_GROUP_EVENTS = 5000  # bounds one transaction's size and every caller's wait
+MAX_GROUP_CALLS = 64  # other writes per group, for the same reason
 
 
 class _Conflict(Exception):
@@ -46,7 +51,7 @@ class _Append:
 
 @dataclass(slots=True)
 class _Call:
-    """Any other write: runs alone in its own transaction in the writer thread."""
+    """Any other write: runs in its own savepoint of the next group's transaction."""
 
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
@@ -75,7 +80,6 @@ class Writer:
         self._loop = loop  # where callers' futures live
         self._on_commit = on_commit  # told of each commit, in commit order
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._held: object | None = None  # a non-append item taken while grouping
         self._thread = threading.Thread(target=self._run, name="tidings-sqlite-writer", daemon=True)
         self._closed = False
         row = conn.execute(self._q["last_position"]).fetchone()
@@ -112,88 +116,98 @@ class Writer:
 
     def _run(self) -> None:
         while True:
-            item = self._held if self._held is not None else self._inbox.get()
-            self._held = None
+            item = self._inbox.get()
             if item is _STOP:
                 return
-            if isinstance(item, _Call):
-                self._run_call(item)
-                continue
-            assert isinstance(item, _Append)
-            group = [item]
-            count = len(item.candidates)
-            while count < MAX_GROUP_EVENTS:
+            items: list[_Append | _Call] = []
+            calls = 0
+            count = 0
+            stopping = False
+            while True:
+                assert isinstance(item, (_Append, _Call))
+                items.append(item)
+                if isinstance(item, _Append):
+                    count += len(item.candidates)
+                else:
+                    calls += 1
+                if count >= MAX_GROUP_EVENTS or calls >= MAX_GROUP_CALLS:
+                    break
                 try:
-                    nxt = self._inbox.get_nowait()
+                    item = self._inbox.get_nowait()
                 except queue.Empty:
                     break
-                if not isinstance(nxt, _Append):
-                    self._held = nxt
+                if item is _STOP:
+                    stopping = True
                     break
-                group.append(nxt)
-                count += len(nxt.candidates)
-            self._run_group(group, count)
+            self._run_group(items, count)
+            if stopping:
+                return
 
-    def _run_call(self, call: _Call) -> None:
+    def _run_group(self, items: list[_Append | _Call], count: int) -> None:
         conn = self._conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                call.outcome = call.fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except BaseException as error:  # handed to the caller, who decides
-            call.error = error
-        self._answer(_finish_call, call)
-
-    def _run_group(self, group: list[_Append], count: int) -> None:
-        conn = self._conn
+        group = [item for item in items if isinstance(item, _Append)]
+        calls = [item for item in items if isinstance(item, _Call)]
         started = time.perf_counter()
         received_us = max(now_us(), self.last_received_us)
         committed: list[Event] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for request in group:
-                # One plain insert is atomic by itself (SQLite undoes a failed statement), so
-                # only a caller with several rows or a deduplication key needs a savepoint.
-                guarded = (
-                    len(request.candidates) > 1 or request.candidates[0].dedupe_key is not None
-                )
-                if guarded:
-                    conn.execute("SAVEPOINT caller")
-                try:
-                    request.outcome = self._insert(request, received_us)
-                except _Conflict as conflict:
-                    conn.execute("ROLLBACK TO caller")
-                    request.outcome = conflict_error(conflict.index, conflict.key)
-                    request.events = []
-                except Exception as error:  # a row SQLite refuses, or one that cannot be bound
-                    if guarded:
-                        conn.execute("ROLLBACK TO caller")
-                    log.exception("append failed for one caller")
-                    request.outcome = TidingsError(
-                        500, "store_error", f"the store refused the events: {error}"
-                    )
-                    request.events = []
-                if guarded:
-                    conn.execute("RELEASE caller")
-                committed.extend(request.events)
+            for item in items:  # in the order they were queued
+                if isinstance(item, _Call):
+                    self._run_call(item)
+                else:
+                    self._run_append(item, received_us)
+                    committed.extend(item.events)
             conn.execute("COMMIT")
-        except Exception as error:  # the transaction itself failed: nobody's events are stored
+        except Exception as error:  # the transaction itself failed: nothing of it is stored
             log.exception("commit failed")
             _rollback(conn)
             failure = TidingsError(503, "store_unavailable", f"the store could not commit: {error}")
             for request in group:
                 request.outcome = failure
                 request.events = []
+            for call in calls:
+                call.error = error
             committed = []
         else:
             if committed:
                 self.last_received_us = received_us
         elapsed = time.perf_counter() - started
-        self._answer(self._finish_group, group, count, committed, elapsed)
+        self._answer(self._finish_group, group, calls, count, committed, elapsed)
+
+    def _run_append(self, request: _Append, received_us: int) -> None:
+        conn = self._conn
+        # One plain insert is atomic by itself (SQLite undoes a failed statement), so only a
+        # caller with several rows or a deduplication key needs a savepoint.
+        guarded = len(request.candidates) > 1 or request.candidates[0].dedupe_key is not None
+        if guarded:
+            conn.execute("SAVEPOINT caller")
+        try:
+            request.outcome = self._insert(request, received_us)
+        except _Conflict as conflict:
+            conn.execute("ROLLBACK TO caller")
+            request.outcome = conflict_error(conflict.index, conflict.key)
+            request.events = []
+        except Exception as error:  # a row SQLite refuses, or one that cannot be bound
+            if guarded:
+                conn.execute("ROLLBACK TO caller")
+            log.exception("append failed for one caller")
+            request.outcome = TidingsError(
+                500, "store_error", f"the store refused the events: {error}"
+            )
+            request.events = []
+        if guarded:
+            conn.execute("RELEASE caller")
+
+    def _run_call(self, call: _Call) -> None:
+        conn = self._conn
+        conn.execute("SAVEPOINT caller")
+        try:
+            call.outcome = call.fn(conn)
+        except Exception as error:  # handed to its caller, who decides
+            conn.execute("ROLLBACK TO caller")
+            call.error = error
+        conn.execute("RELEASE caller")
 
     def _answer(self, callback: Callable[..., None], *args: Any) -> None:
         """Hand the outcome to the event loop; a closed loop has no caller left to answer."""
@@ -224,8 +238,17 @@ class Writer:
         return results
 
     def _finish_group(
-        self, group: list[_Append], count: int, committed: list[Event], elapsed: float
+        self,
+        group: list[_Append],
+        calls: list[_Call],
+        count: int,
+        committed: list[Event],
+        elapsed: float,
     ) -> None:
+        for call in calls:
+            _finish_call(call)
+        if not group:
+            return
         for request in group:
             if request.future.done():  # the caller went away; its events are stored anyway
                 continue
