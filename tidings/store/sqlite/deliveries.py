@@ -174,37 +174,47 @@ class SqliteDeliveryStore:
         await self._store.write(run)
 
     async def claim_due(self, now_us: int, limit: int, lease_until_us: int) -> list[Delivery]:
+        """Lease up to ``limit`` due deliveries, the longest-waiting first, in one statement."""
+
         def run(conn: sqlite3.Connection) -> list[Delivery]:
-            due = [_delivery(r) for r in conn.execute(Q["due_deliveries"], (now_us, now_us, limit))]
-            conn.executemany(Q["lease_delivery"], [(lease_until_us, d.id) for d in due])
-            return due
+            rows = conn.execute(Q["claim_due"], (now_us, limit, lease_until_us)).fetchall()
+            return sorted(map(_delivery, rows), key=lambda d: d.next_attempt_at_us or 0)
 
         return await self._store.write(run)
 
     async def record(self, records: Sequence[AttemptRecord], now_us: int) -> None:
+        """Log the attempts and settle their deliveries; each endpoint is updated once."""
+        attempts = [
+            (
+                r.delivery_id,
+                r.attempt.n,
+                r.attempt.at_us,
+                r.attempt.status_code,
+                r.attempt.latency_ms,
+                r.attempt.error,
+                r.attempt.response_body,
+            )
+            for r in records
+        ]
+        settled = [
+            (r.status, r.attempt.n, r.next_attempt_at_us, now_us, r.delivery_id) for r in records
+        ]
+        # In completion order: a success clears an endpoint's run of failures, and a failure
+        # starts one unless one is running; only the batch's net effect is written.
+        cleared: set[str] = set()
+        first_failure: dict[str, int] = {}
+        for r in records:
+            if r.succeeded:
+                cleared.add(r.webhook_id)
+                first_failure.pop(r.webhook_id, None)
+            else:
+                first_failure.setdefault(r.webhook_id, r.attempt.at_us)
+
         def run(conn: sqlite3.Connection) -> None:
-            for r in records:
-                a = r.attempt
-                conn.execute(
-                    Q["insert_attempt"],
-                    (
-                        r.delivery_id,
-                        a.n,
-                        a.at_us,
-                        a.status_code,
-                        a.latency_ms,
-                        a.error,
-                        a.response_body,
-                    ),
-                )
-                conn.execute(
-                    Q["finish_attempt"],
-                    (r.status, a.n, r.next_attempt_at_us, now_us, r.delivery_id),
-                )
-                if r.succeeded:
-                    conn.execute(Q["endpoint_succeeded"], (r.webhook_id,))
-                else:
-                    conn.execute(Q["endpoint_failed"], (a.at_us, r.webhook_id))
+            conn.executemany(Q["insert_attempt"], attempts)
+            conn.executemany(Q["finish_attempt"], settled)
+            conn.executemany(Q["endpoint_succeeded"], [(w,) for w in cleared])
+            conn.executemany(Q["endpoint_failed"], [(at, w) for w, at in first_failure.items()])
 
         await self._store.write(run)
 

@@ -31,16 +31,16 @@ INSERT INTO deliveries (id, tenant, webhook_id, event_seq, event_id, message_id,
                         created_at_us, updated_at_us)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
--- name: due_deliveries
-SELECT id, tenant, webhook_id, event_seq, event_id, message_id, status, attempts, max_attempts,
-       next_attempt_at_us, created_at_us, updated_at_us
-FROM deliveries
-WHERE status = 'pending' AND next_attempt_at_us <= ?
-  AND (lease_until_us IS NULL OR lease_until_us < ?)
-ORDER BY next_attempt_at_us LIMIT ?;
-
--- name: lease_delivery
-UPDATE deliveries SET lease_until_us = ? WHERE id = ?;
+-- name: claim_due
+UPDATE deliveries SET lease_until_us = ?3
+WHERE id IN (
+    SELECT id FROM deliveries
+    WHERE status = 'pending' AND next_attempt_at_us <= ?1
+      AND (lease_until_us IS NULL OR lease_until_us < ?1)
+    ORDER BY next_attempt_at_us LIMIT ?2
+)
+RETURNING id, tenant, webhook_id, event_seq, event_id, message_id, status, attempts,
+          max_attempts, next_attempt_at_us, created_at_us, updated_at_us;
 
 -- name: insert_attempt
 INSERT OR REPLACE INTO delivery_attempts (delivery_id, n, at_us, status_code, latency_ms, error,
