@@ -3,6 +3,10 @@
 * The dispatcher follows the event log with one durable cursor per endpoint. It reads each
   new page of events once, matches it against every active endpoint, and writes the page's
   deliveries and the cursors in one transaction — so publishing never pays per endpoint.
+  A round creates at most ``DISPATCH_BUDGET`` deliveries and matches at most
+  ``MATCH_BUDGET`` (event, endpoint) pairs, and the cursors wait while ``MAX_QUEUED_FIRST``
+  first attempts are queued: deliveries are created about as fast as they are sent, the rest
+  of the backlog stays in the log, and no round holds the event loop or the writer for long.
 * Attempts run as tasks, bounded in total (``TIDINGS_DELIVERY_CONCURRENCY``), per endpoint
   (a slow receiver cannot take every slot) and by each endpoint's rate limit. Half of the
   slots are kept for first attempts, so a backlog of retries never delays fresh deliveries.
@@ -32,8 +36,12 @@ from tidings.store.deliveries import Attempt, AttemptRecord, Delivery, Endpoint,
 from tidings.store.sqlite.deliveries import SqliteDeliveryStore
 
 log = logging.getLogger("tidings.delivery")
-PAGE = 1000  # events read per dispatch round
-MAX_QUEUED_PER_ENDPOINT = 2000  # in memory; beyond it the endpoint's cursor waits
+PAGE = 1000  # events read per dispatch round, at most
+DISPATCH_BUDGET = 1000  # deliveries created per dispatch round, about
+MATCH_BUDGET = 20_000  # (event, endpoint) pairs matched per dispatch round
+MAX_QUEUED_FIRST = 4000  # first attempts in memory, all endpoints; beyond it cursors wait
+MIN_QUEUED_PER_ENDPOINT = 32  # an endpoint's share of those never falls below this
+EVENT_SPAN = 1000  # widest run of positions read at once for claimed retries
 LEASE_US = 3_600 * 1_000_000  # deliveries held in this node's memory
 CLAIM_INTERVAL_S = 0.5  # how often due retries are claimed from the store
 CLAIM_BATCH = 500
@@ -94,6 +102,7 @@ class Engine:
         self._claimed: set[str] = set()  # delivery ids in memory or in flight
         self._records: list[AttemptRecord] = []
         self._orphans: list[str] = []  # pending deliveries of deleted or disabled endpoints
+        self._queue_cap = MAX_QUEUED_FIRST  # per endpoint, set by each dispatch round
         self._wake_dispatch = asyncio.Event()
         self._wake_pump = asyncio.Event()
         self._wake_record = asyncio.Event()
@@ -132,6 +141,7 @@ class Engine:
             slots.queue.clear()
             slots.retries.clear()
         self._retry_ids = deque(i for i in self._retry_ids if i != endpoint_id)
+        self._fresh_ids = deque(i for i in self._fresh_ids if i != endpoint_id)
 
     def _slots_of(self, endpoint: Endpoint) -> _EndpointSlots:
         slots = self._slots.get(endpoint.id)
@@ -194,38 +204,39 @@ class Engine:
                 self._wake_dispatch.set()  # a full page: there is more
 
     async def dispatch_once(self) -> bool:
-        """Create the deliveries of the next page of events; True when the page was full."""
+        """Create the deliveries of the next events; True when there is more to do now."""
         head = self.store.head()
-        behind = [
-            e
-            for e in self.endpoints.values()
-            if e.active
-            and e.cursor < head
-            and len(self._slots_of(e).queue) < MAX_QUEUED_PER_ENDPOINT
-        ]
+        active = [e for e in self.endpoints.values() if e.active]
+        if not active:
+            return False
+        # An endpoint's share of the queue; one whose receiver hangs fills only its own.
+        self._queue_cap = cap = max(MIN_QUEUED_PER_ENDPOINT, MAX_QUEUED_FIRST // len(active))
+        behind = [e for e in active if e.cursor < head and len(self._slots_of(e).queue) < cap]
         if not behind:
             return False
+        page = max(1, min(PAGE, MATCH_BUDGET // len(behind)))
         low = min(e.cursor for e in behind)
-        events = await self.store.read_log(low, head, PAGE)
-        through = events[-1].seq if len(events) >= PAGE else head
+        events = await self.store.read_log(low, head, page)
+        through = events[-1].seq if len(events) >= page else head
         now = now_us()
         created: list[Job] = []
-        cursors: dict[str, int] = {}
-        for endpoint in behind:
-            matcher = endpoint.matcher
-            for event in events:
+        for index, event in enumerate(events):
+            for endpoint in behind:
                 if event.seq <= endpoint.cursor or event.tenant != endpoint.tenant:
                     continue
-                if matcher.matches(event):
+                if endpoint.matcher.matches(event):
                     created.append(Job(self.new_delivery(endpoint, event, now), event))
-            cursors[endpoint.id] = through
+            if len(created) >= DISPATCH_BUDGET and index < len(events) - 1:
+                through = event.seq  # every endpoint has had the events up to here
+                break
+        cursors = {e.id: max(e.cursor, through) for e in behind}
         await self.deliveries.dispatch([j.delivery for j in created], cursors, now + LEASE_US)
         for endpoint_id, position in cursors.items():
             known = self.endpoints.get(endpoint_id)
             if known is not None:
                 known.cursor = max(known.cursor, position)
         self.enqueue(created)
-        return len(events) >= PAGE
+        return through < head
 
     def new_delivery(self, endpoint: Endpoint, event: Event, now: int) -> Delivery:
         """A pending delivery of ``event`` to ``endpoint`` (its first attempt due now)."""
@@ -254,9 +265,26 @@ class Engine:
                 due = await self.deliveries.claim_due(now, limit, now + LEASE_US)
                 jobs = [Job(d, None) for d in due if d.id not in self._claimed]
                 if jobs:
+                    await self._load_events(jobs)
                     self.enqueue(jobs)
             if len(due) < CLAIM_BATCH:  # else more are due: claim again at once
                 await asyncio.sleep(CLAIM_INTERVAL_S)
+
+    async def _load_events(self, jobs: list[Job]) -> None:
+        """Read the events of claimed deliveries a run of positions at a time, not one each."""
+        seqs = sorted({j.delivery.event_seq for j in jobs})
+        found: dict[int, Event] = {}
+        start = 0
+        while start < len(seqs):
+            end = start
+            while end + 1 < len(seqs) and seqs[end + 1] - seqs[start] < EVENT_SPAN:
+                end += 1
+            low, high = seqs[start], seqs[end]
+            for event in await self.store.read_log(low - 1, high, high - low + 1):
+                found[event.seq] = event
+            start = end + 1
+        for job in jobs:
+            job.event = found.get(job.delivery.event_seq)  # None: read again, or purged
 
     async def pump_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -328,6 +356,8 @@ class Engine:
                     break
                 self._start(slots.queue.popleft(), endpoint, slots, retry=False)
                 started += 1
+            if started and len(slots.queue) < self._queue_cap // 2:
+                self._wake_dispatch.set()  # room for the endpoint's next deliveries
             if slots.queue:
                 self._fresh_ids.append(endpoint_id)
                 if started:
@@ -452,7 +482,7 @@ class Engine:
     async def stop(self) -> None:
         """Let in-flight attempts finish (bounded by the attempt timeout) and write results."""
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=self.sender.client.timeout.read or 10.0)
+            await asyncio.wait(list(self._tasks), timeout=self.sender.timeout_s)
         await self.flush()
 
 
