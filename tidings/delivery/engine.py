@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tidings import metrics
+from tidings.delivery.governor import Governor
 from tidings.delivery.limiter import TokenBucket
 from tidings.delivery.schedule import RetrySchedule, classify
 from tidings.delivery.sender import AttemptResult, Sender
@@ -83,6 +84,7 @@ class Engine:
         concurrency: int,
         disable_after_s: float,
         on_disable: OnDisable,
+        governor: Governor | None = None,
     ) -> None:
         self.store = store  # the event log
         self.deliveries = deliveries  # delivery state
@@ -93,6 +95,7 @@ class Engine:
         self.per_endpoint = max(2, concurrency // 4)
         self.disable_after_us = int(disable_after_s * 1_000_000)
         self.on_disable = on_disable
+        self.governor = governor or Governor(lambda: 0)  # the share of the node delivery takes
         self.endpoints: dict[str, Endpoint] = {}  # active and inactive, by id
         self._slots: dict[str, _EndpointSlots] = {}
         self._fresh_ids: deque[str] = deque()  # endpoints with fresh jobs, round robin
@@ -193,15 +196,18 @@ class Engine:
     # -- loops (run as supervised tasks) -------------------------------------------------
 
     async def dispatch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 async with asyncio.timeout(1.0):
                     await self._wake_dispatch.wait()
             except TimeoutError:
                 pass
+            if wait := self.governor.fresh_wait(loop.time()):
+                await asyncio.sleep(wait)  # publishing comes first: wait for delivery's turn
             self._wake_dispatch.clear()
             if await self.dispatch_once():
-                self._wake_dispatch.set()  # a full page: there is more
+                self._wake_dispatch.set()  # there is more
 
     async def dispatch_once(self) -> bool:
         """Create the deliveries of the next events; True when there is more to do now."""
@@ -220,13 +226,16 @@ class Engine:
         through = events[-1].seq if len(events) >= page else head
         now = now_us()
         created: list[Job] = []
+        # Smaller rounds while publishing comes first: each one is a write in the publishes' way.
+        yielding = self.governor.yielding(asyncio.get_running_loop().time())
+        budget = DISPATCH_BUDGET // 4 if yielding else DISPATCH_BUDGET
         for index, event in enumerate(events):
             for endpoint in behind:
                 if event.seq <= endpoint.cursor or event.tenant != endpoint.tenant:
                     continue
                 if endpoint.matcher.matches(event):
                     created.append(Job(self.new_delivery(endpoint, event, now), event))
-            if len(created) >= DISPATCH_BUDGET and index < len(events) - 1:
+            if len(created) >= budget and index < len(events) - 1:
                 through = event.seq  # every endpoint has had the events up to here
                 break
         cursors = {e.id: max(e.cursor, through) for e in behind}
@@ -304,6 +313,8 @@ class Engine:
         # one endpoint after another, so the retries of an endpoint that is busy (a hanging
         # receiver) or rate limited never hold up those of the others.
         rounds = len(self._retry_ids)
+        if rounds and (turn := self.governor.retry_wait(now)):
+            soonest, rounds = min(soonest, turn), 0
         while (
             self._retry_ids
             and rounds > 0
@@ -336,6 +347,8 @@ class Engine:
                 self._retry_ids.append(endpoint_id)
         # Fresh deliveries, one endpoint after another.
         rounds = len(self._fresh_ids)
+        if rounds and (turn := self.governor.fresh_wait(now)):
+            soonest, rounds = min(soonest, turn), 0
         while self._fresh_ids and self._inflight < self.concurrency and rounds > 0:
             endpoint_id = self._fresh_ids.popleft()
             rounds -= 1

@@ -9,6 +9,7 @@ from typing import Any
 from tidings import metrics
 from tidings.delivery.destinations import DestinationRefused, check_url, vet
 from tidings.delivery.engine import LEASE_US, Engine, Job
+from tidings.delivery.governor import Governor
 from tidings.delivery.schedule import RetrySchedule, parse_schedule
 from tidings.delivery.sender import Sender
 from tidings.delivery.signing import generate_secret
@@ -59,6 +60,7 @@ class DeliveryService:
             concurrency=settings.delivery_concurrency,
             disable_after_s=settings.webhook_disable_after_s,
             on_disable=self.disable,
+            governor=Governor(lambda: publisher.inflight),
         )
 
     async def start(self, tasks: Supervisor) -> None:
