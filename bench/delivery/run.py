@@ -45,12 +45,10 @@ import tables
 from common import HOST, PYTHON, ROOT, SECRET, Procs, http_call
 
 RESULTS = ROOT / "bench" / "results"
-# Experiments (bench/delivery/variant.py): a change measured before it is made in tidings/.
+# Experiments (bench/delivery/variant.py): a change measured beside the shipped code.
 VARIANTS: dict[str, list[str]] = {
     "stock": [],
-    "lean": ["--lean-client"],
-    "budget": ["--dispatch-budget", "1000"],
-    "lean+budget": ["--lean-client", "--dispatch-budget", "1000"],
+    "no-governor": ["--no-governor"],
 }
 BATCH = 1000  # events per publish request where only the delivery rate matters
 POLL_S = 0.05
