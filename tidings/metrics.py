@@ -130,6 +130,11 @@ DELIVERY_QUEUE = Gauge(
     "Deliveries waiting in this node's memory for a free slot.",
     registry=REGISTRY,
 )
+CURSOR_LAG = Gauge(
+    "tidings_webhook_cursor_lag",
+    "Log positions the furthest-behind active endpoint has yet to dispatch.",
+    registry=REGISTRY,
+)
 OLDEST_PENDING = Gauge(
     "tidings_webhook_oldest_pending_seconds",
     "Age of the oldest pending delivery.",

@@ -227,6 +227,12 @@ def test_each_endpoint_gets_exactly_the_events_its_filter_matches(
         got = {d["event_id"] for d in deliveries(client, endpoint["id"])} - {last}
         assert got == {published[k] for k in expected[name]}, name
     assert deliveries(client, hooks["inactive"]["id"]) == []
+    # Every active endpoint has dispatched the log: nothing waits behind a cursor, and with
+    # no publishes queueing delivery is not taking turns.
+    state = client.get("/v1/stats").json()["deliveries"]
+    assert state["cursor_lag"] == 0
+    assert state["yielding_to_publishes"] is False
+    assert "tidings_webhook_cursor_lag 0.0" in client.get("/metrics").text
 
 
 def test_an_inactive_endpoint_receives_nothing_and_a_reenabled_one_only_new_events(

@@ -20,6 +20,7 @@ import pytest
 from tidings.delivery import engine as engine_module
 from tidings.delivery import schedule as schedule_module
 from tidings.delivery.engine import Engine, Job, message_id
+from tidings.delivery.governor import Governor
 from tidings.delivery.schedule import RetrySchedule, parse_schedule
 from tidings.delivery.sender import AttemptResult, Sender
 from tidings.envelope import (
@@ -202,6 +203,7 @@ async def test_a_round_creates_about_the_budget_and_later_rounds_the_rest(
     events = await append(store, ["load.tested"] * 20)
     assert events == list(range(1, 21))
 
+    assert h.engine.cursor_lag() == 20
     assert await h.engine.dispatch_once() is True
 
     # 3 deliveries per event: the budget of 10 is reached at event 4, which is finished
@@ -209,6 +211,8 @@ async def test_a_round_creates_about_the_budget_and_later_rounds_the_rest(
         assert await h.seqs(endpoint) == [1, 2, 3, 4]
         assert await h.cursor(endpoint) == 4
     assert h.engine.queued() == 12
+    assert h.engine.cursor_lag() == h.engine.cursor_lag(DEFAULT_TENANT) == 16
+    assert h.engine.cursor_lag("another-tenant") == 0
 
     rounds = [await h.engine.dispatch_once() for _ in range(4)]
     assert rounds == [True, True, True, False]
@@ -498,3 +502,22 @@ async def test_delivery_ids_are_unique_across_rounds(store: SqliteStore) -> None
     made = [d.id for d, _ in await h.deliveries(endpoint)]
     assert len(made) == len(set(made)) == 15
     assert list(itertools.accumulate(made, max)) == made  # ids sort in creation order
+
+
+async def test_rounds_are_a_quarter_of_the_budget_while_publishing_comes_first(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "DISPATCH_BUDGET", 8)
+    h = Harness(store, StandInSender())
+    waiting = [0]
+    h.engine.governor = Governor(lambda: waiting[0], busy_inflight=4)
+    endpoint = await h.add_endpoint("wh_a")
+    await append(store, ["load.tested"] * 20)
+
+    await h.engine.dispatch_once()
+    assert await h.seqs(endpoint) == list(range(1, 9))
+
+    waiting[0] = 4  # publishes queue for their commit: the governor sees them
+    assert h.engine.governor.fresh_wait(asyncio.get_running_loop().time()) >= 0.0
+    await h.engine.dispatch_once()
+    assert await h.seqs(endpoint) == list(range(1, 11))  # 8 // 4 more

@@ -155,6 +155,18 @@ class Engine:
             self._slots[endpoint.id] = slots
         return slots
 
+    def cursor_lag(self, tenant: str | None = None) -> int:
+        """Log positions the furthest-behind active endpoint (of ``tenant``) has yet to read."""
+        head = self.store.head()
+        return max(
+            (
+                head - e.cursor
+                for e in self.endpoints.values()
+                if e.active and (tenant is None or e.tenant == tenant)
+            ),
+            default=0,
+        )
+
     def queued(self) -> int:
         return sum(len(s.queue) + len(s.retries) for s in self._slots.values())
 
@@ -219,6 +231,7 @@ class Engine:
         self._queue_cap = cap = max(MIN_QUEUED_PER_ENDPOINT, MAX_QUEUED_FIRST // len(active))
         behind = [e for e in active if e.cursor < head and len(self._slots_of(e).queue) < cap]
         if not behind:
+            metrics.CURSOR_LAG.set(self.cursor_lag())
             return False
         page = max(1, min(PAGE, MATCH_BUDGET // len(behind)))
         low = min(e.cursor for e in behind)
@@ -245,6 +258,7 @@ class Engine:
             if known is not None:
                 known.cursor = max(known.cursor, position)
         self.enqueue(created)
+        metrics.CURSOR_LAG.set(self.cursor_lag())
         return through < head
 
     def new_delivery(self, endpoint: Endpoint, event: Event, now: int) -> Delivery:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 from typing import Any
@@ -286,4 +287,10 @@ class DeliveryService:
             if tried
             else None,
             "endpoints": sum(1 for e in self.engine.endpoints.values() if e.tenant == tenant),
+            # Events not yet turned into deliveries (they wait in the log, behind the cursors);
+            # positions are shared by tenants, so this counts theirs too: an upper bound.
+            "cursor_lag": self.engine.cursor_lag(tenant),
+            "yielding_to_publishes": self.engine.governor.yielding(
+                asyncio.get_running_loop().time()
+            ),
         }
