@@ -13,7 +13,7 @@ from typing import Any
 
 import uvicorn
 
-from tidings.api.app import create_app
+from tidings.api.app import create_asgi
 from tidings.hub import Hub
 from tidings.settings import Settings
 
@@ -84,7 +84,7 @@ class TidingsServer(uvicorn.Server):
 
 def build_server(settings: Settings) -> TidingsServer:
     hub = Hub(settings)
-    app = create_app(settings, hub)
+    app = create_asgi(settings, hub)
     config = uvicorn.Config(
         app,
         host=settings.host,

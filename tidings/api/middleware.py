@@ -30,4 +30,4 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            metrics.HTTP_REQUESTS.labels(template, scope["method"], str(status)).inc()
+            metrics.labelled(metrics.HTTP_REQUESTS, template, scope["method"], str(status)).inc()
