@@ -63,8 +63,13 @@ _FILTER_DOC: dict[str, Any] = {
 }
 
 
+HUB_SCOPE_KEY = "tidings.hub"
+
+
 def hub_of(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
+    hub: Hub | None = request.scope.get(HUB_SCOPE_KEY)  # put there by the publish fast path
+    if hub is None:
+        hub = request.app.state.hub
     return hub
 
 
@@ -80,12 +85,13 @@ def _context(request: Request) -> PublishContext:
     )
 
 
-async def _candidates(request: Request, hub: Hub) -> tuple[list[Candidate], bool]:
+async def _candidates(
+    request: Request, hub: Hub, binary: bool, kind: str
+) -> tuple[list[Candidate], bool]:
     body = await read_body(request, hub.settings.max_body_bytes)
     ctx = _context(request)
-    if ce.is_binary(request.headers):
+    if binary:
         return ce.from_binary(request.headers, body, ctx, hub.limits), False
-    kind = media_type(request)
     if kind in JSON_TYPES or kind == "":
         return candidates_from_json(parse_json(body), ctx, hub.limits)
     if kind == ce.STRUCTURED:
@@ -110,13 +116,10 @@ async def _candidates(request: Request, hub: Hub) -> tuple[list[Candidate], bool
 async def publish(request: Request) -> Response:
     started = time.perf_counter()
     hub = hub_of(request)
-    candidates, batch = await _candidates(request, hub)
-    transport = (
-        "cloudevents"
-        if media_type(request).startswith("application/cloudevents")
-        or ce.is_binary(request.headers)
-        else "http"
-    )
+    binary = "ce-specversion" in request.headers  # binary mode; the lookup ignores case
+    kind = media_type(request)
+    candidates, batch = await _candidates(request, hub, binary, kind)
+    transport = "cloudevents" if binary or kind.startswith("application/cloudevents") else "http"
     try:
         results = await hub.publisher.publish(candidates, transport=transport, started=started)
     except TidingsError as error:

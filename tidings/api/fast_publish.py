@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from tidings import metrics
-from tidings.api.events import publish
+from tidings.api.events import HUB_SCOPE_KEY, publish
 from tidings.api.responses import error_response
 from tidings.errors import TidingsError
 
@@ -30,13 +30,15 @@ PATH = "/v1/events"
 
 class FastPublish:
     def __init__(self, app: FastAPI) -> None:
-        self.app = app  # everything else, and the hub in its state
+        self.app = app  # everything else
+        self.hub = app.state.hub
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
             await self.app(scope, receive, send)
             return
-        scope["app"] = self.app  # what Starlette sets, and the handler reads the hub from
+        scope["app"] = self.app  # what Starlette sets
+        scope[HUB_SCOPE_KEY] = self.hub
         status = 500
         try:
             response = await self._answer(Request(scope, receive))
