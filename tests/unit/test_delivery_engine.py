@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import pytest
 
+from tests.contract.conftest import FakeClock
 from tidings.delivery import engine as engine_module
 from tidings.delivery import schedule as schedule_module
 from tidings.delivery.engine import Engine, Job, message_id
@@ -47,19 +48,6 @@ def candidate(type_: str, tenant: str = DEFAULT_TENANT, **data: Any) -> Candidat
 async def append(store: SqliteStore, types: list[str], tenant: str = DEFAULT_TENANT) -> list[int]:
     results = await store.append([candidate(t, tenant) for t in types])
     return [r.seq for r in results]
-
-
-class Clock:
-    """Microseconds a test moves by hand."""
-
-    def __init__(self, now: int) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, us: int) -> None:
-        self.now += us
 
 
 class StandInSender:
@@ -425,7 +413,7 @@ async def test_the_pump_sends_every_queued_delivery_and_the_recorder_settles_the
 async def test_a_failed_attempt_is_retried_by_the_claim_loop_when_due(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = Clock(now_us())
+    clock = FakeClock(now_us())
     monkeypatch.setattr(engine_module, "now_us", clock)
     monkeypatch.setattr(engine_module, "CLAIM_INTERVAL_S", 0.01)
     monkeypatch.setattr(schedule_module, "JITTER", 0.0)  # the delay is exactly 1 s
@@ -453,11 +441,11 @@ async def test_a_failed_attempt_is_retried_by_the_claim_loop_when_due(
         assert found is not None
         assert found.failing_since_us == first_at
 
-        clock.advance(1_000_000)  # 2 ms short of due: several claim rounds find nothing
+        clock.advance(1.0)  # 2 ms short of due: several claim rounds find nothing
         await asyncio.sleep(0.1)
         assert len(sender.calls) == 1
 
-        clock.advance(2_000)
+        clock.advance(0.002)
         await eventually(lambda: attempted(2))
 
     d, attempts = await state_of()
