@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from tidings import __version__, web
 from tidings.api import dead_letters, errors, events, ingest, ops, streams, webhooks
-from tidings.api.fast_publish import FastPublish
+from tidings.api.fast_paths import FastPaths
 from tidings.api.middleware import RequestMetrics
 from tidings.api.schemas import EVENT_IN_SCHEMA
 from tidings.hub import Hub
@@ -51,9 +51,9 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     return app
 
 
-def create_asgi(settings: Settings, hub: Hub | None = None) -> FastPublish:
-    """What the server runs: the app, with plain publishes answered in front of it."""
-    return FastPublish(create_app(settings, hub))
+def create_asgi(settings: Settings, hub: Hub | None = None) -> FastPaths:
+    """What the server runs: the app, with publishes and streams answered in front of it."""
+    return FastPaths(create_app(settings, hub))
 
 
 def _add_schemas(app: FastAPI) -> None:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, WebSocket
 from fastapi import Query as Q
 from starlette.responses import Response
 
+from tidings.api.events import HUB_SCOPE_KEY
 from tidings.api.params import multi_dict
 from tidings.api.schemas import error_responses
 from tidings.envelope import parse_filter
@@ -22,7 +23,9 @@ STREAM_PARAMS = ("last_event_id", "since")
 
 
 def _hub(request: Request | WebSocket) -> Hub:
-    hub: Hub = request.app.state.hub
+    hub: Hub | None = request.scope.get(HUB_SCOPE_KEY)  # put there by the fast paths
+    if hub is None:
+        hub = request.app.state.hub
     return hub
 
 

@@ -1,0 +1,69 @@
+"""``POST /v1/events`` and ``GET /v1/events/stream`` in front of the whole FastAPI application.
+
+Publishing and streaming are the hot paths. Measured with bench/profile_publish.py and
+bench/fanout/run.py on this project's machine, FastAPI's routing, dependency solving,
+exception and telemetry layers cost more event-loop time per publish than Tidings' own work,
+and every event written to a stream passed through three of their ``send`` wrappers. This
+ASGI callable sits outermost, hands these requests to the very same handlers
+(``tidings.api.events.publish``, ``tidings.api.streams.stream``, which read their parameters
+from the request themselves) and everything else, lifespan included, to the app. The FastAPI
+routes stay for OpenAPI and behave the same; these requests are counted in
+``tidings_http_requests_total`` here, since ``RequestMetrics`` never sees them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from tidings import metrics
+from tidings.api.events import HUB_SCOPE_KEY, publish
+from tidings.api.responses import error_response
+from tidings.api.streams import stream
+from tidings.errors import TidingsError
+
+log = logging.getLogger("tidings.api")
+Handler = Callable[[Request], Awaitable[Response]]
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("POST", "/v1/events"): publish,
+    ("GET", "/v1/events/stream"): stream,
+}
+
+
+class FastPaths:
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app  # everything else
+        self.hub = app.state.hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = ROUTES.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
+        if handler is None:
+            await self.app(scope, receive, send)
+            return
+        scope["app"] = self.app  # what Starlette sets
+        scope[HUB_SCOPE_KEY] = self.hub
+        status = 500
+        try:
+            response = await self._answer(handler, Request(scope, receive))
+            status = response.status_code
+            await response(scope, receive, send)
+        finally:
+            metrics.labelled(
+                metrics.HTTP_REQUESTS, scope["path"], scope["method"], str(status)
+            ).inc()
+
+    async def _answer(self, handler: Handler, request: Request) -> Response:
+        try:
+            return await handler(request)
+        except TidingsError as error:
+            return error_response(error)
+        except Exception as error:  # the same answer as the app's last-resort handler
+            log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+            return error_response(
+                TidingsError(500, "internal_error", "an unexpected error occurred")
+            )
