@@ -31,7 +31,10 @@ class Hub:
     ) -> None:
         self.settings = settings
         self.store = store or open_store_from_url(
-            settings.store, settings.data_dir, synchronous=settings.sqlite_synchronous
+            settings.store,
+            settings.data_dir,
+            synchronous=settings.sqlite_synchronous,
+            quick_check_s=settings.sqlite_quick_check_s,
         )
         self.backplane = backplane or open_backplane_from_url(settings.backplane)
         self.publisher = Publisher(self.store)
@@ -43,9 +46,16 @@ class Hub:
         self.delivery: DeliveryService | None = None  # outbound webhooks (SQLite store)
         self.draining = False  # set at the first shutdown signal: /readyz answers 503
         self._shutdown: asyncio.Task[None] | None = None
+        self._store_opened = False
+
+    async def open_store(self) -> None:
+        """Open the store once; ``StoreOpenError`` says why it cannot be."""
+        if not self._store_opened:
+            await self.store.open()
+            self._store_opened = True
 
     async def start(self) -> None:
-        await self.store.open()
+        await self.open_store()
         add_group_listener = getattr(self.store, "add_group_listener", None)
         if add_group_listener is not None:
             add_group_listener(metrics.record_commit)

@@ -52,6 +52,13 @@ class TidingsServer(uvicorn.Server):
         transport: asyncio.WriteTransport | None = getattr(found, "transport", None)
         return transport
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Open the store before uvicorn starts the app, so a store that cannot be used ends
+        the process with one line (``StoreOpenError``, raised out of ``serve``), not with a
+        traceback of the lifespan."""
+        await self.hub.open_store()
+        await super().startup(sockets)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Refuse new connections, end the streams, then let uvicorn shut down.
 

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     config: Path | None = None  # the TOML file this came from
     log_level: LogLevel = "info"
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    sqlite_quick_check_s: float = Field(10, ge=0)  # PRAGMA quick_check at start, at most; 0: off
     retention_days: float = Field(30, ge=0)  # 0 keeps events forever
     retention_interval_s: float = Field(3600, gt=0)  # how often the purge runs
     max_event_bytes: int = Field(262_144, ge=256)

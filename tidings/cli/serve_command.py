@@ -12,6 +12,7 @@ from rich.table import Table
 
 from tidings.ingest.config import load_ingest_config
 from tidings.settings import ConfigError, Settings, load_settings
+from tidings.store.errors import StoreOpenError
 
 err = Console(stderr=True)
 
@@ -82,8 +83,8 @@ def register(app: typer.Typer) -> None:
         _print_settings(settings)
         try:
             run(settings)
-        except ValueError as error:  # an unusable store URL and the like
-            err.print(f"[red]error:[/red] {error}", highlight=False)
+        except (ValueError, StoreOpenError) as error:  # an unusable store URL, file or directory
+            err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     @app.command()
@@ -138,7 +139,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             deleted = asyncio.run(run())
-        except ValueError as error:
-            err.print(f"[red]error:[/red] {error}", highlight=False)
+        except (ValueError, StoreOpenError) as error:
+            err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         typer.echo(f"deleted {deleted} events received more than {days:g} days ago")

@@ -13,9 +13,11 @@ from tidings.envelope import AppendResult, Candidate, Event, Filter
 from tidings.envelope.timefmt import format_us, now_us
 from tidings.errors import TidingsError
 from tidings.store.base import CommitListener, Query, StoreStats
+from tidings.store.errors import StoreOpenError
 from tidings.store.sql import load_migrations, load_queries
 from tidings.store.sqlite.connection import SYNCHRONOUS_MODES, connect
 from tidings.store.sqlite.filter_sql import EVENT_COLUMNS, filter_clause, query_sql
+from tidings.store.sqlite.integrity import check_location, quick_check
 from tidings.store.sqlite.readers import ReaderPool
 from tidings.store.sqlite.writer import Writer
 
@@ -36,7 +38,14 @@ def _event(row: tuple[Any, ...]) -> Event:
 class SqliteStore:
     """``Store`` on one SQLite file. Open it inside the event loop that will use it."""
 
-    def __init__(self, path: Path | str, *, synchronous: str = "FULL", readers: int = 4) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        synchronous: str = "FULL",
+        readers: int = 4,
+        quick_check_s: float = 0.0,
+    ) -> None:
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(
@@ -44,6 +53,7 @@ class SqliteStore:
             )
         self.path = Path(path)  # the database file; -wal and -shm live beside it
         self._synchronous = synchronous  # FULL: acknowledged means on disk
+        self._quick_check_s = quick_check_s  # PRAGMA quick_check at open, for at most this; 0: off
         self._readers = ReaderPool(self.path, readers)
         self._writer: Writer | None = None
         self._listeners: list[CommitListener] = []  # told of every commit, in order
@@ -53,23 +63,59 @@ class SqliteStore:
     # -- life cycle ---------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Open the file, or raise ``StoreOpenError`` naming it and saying why not."""
         if self._writer is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         conn, self._head = await asyncio.to_thread(self._open_writer_connection)
-        self._writer = Writer(conn, QUERIES, asyncio.get_running_loop(), self._committed)
-        self._writer.start()
-        self._readers.open()
+        try:
+            writer = Writer(conn, QUERIES, asyncio.get_running_loop(), self._committed)
+            self._readers.open()
+        except sqlite3.Error as error:
+            conn.close()
+            raise StoreOpenError(str(self.path), f"SQLite cannot read it: {error}") from None
+        self._writer = writer
+        writer.start()
 
     def _open_writer_connection(self) -> tuple[sqlite3.Connection, int]:
-        conn = connect(self.path, synchronous=self._synchronous)
+        check_location(self.path)
         try:
+            conn = connect(self.path, synchronous=self._synchronous)
+        except sqlite3.Error as error:
+            raise StoreOpenError(str(self.path), f"SQLite cannot open it: {error}") from None
+        try:
+            self._quick_check(conn)
             migrate(conn)
             head = int(conn.execute(QUERIES["sequence_position"]).fetchone()[0])
+        except StoreOpenError:
+            conn.close()
+            raise
+        except (sqlite3.Error, RuntimeError) as error:  # damage, or a schema from the future
+            conn.close()
+            raise StoreOpenError(str(self.path), str(error)) from None
         except BaseException:
             conn.close()  # a refused schema must not leave the file open
             raise
         return conn, head
+
+    def _quick_check(self, conn: sqlite3.Connection) -> None:
+        if self._quick_check_s <= 0:
+            return
+        result = quick_check(conn, self._quick_check_s)
+        if not result.finished:
+            log.warning(
+                "PRAGMA quick_check of %s did not finish within %gs; starting without it "
+                "(TIDINGS_SQLITE_QUICK_CHECK_S)",
+                self.path,
+                self._quick_check_s,
+            )
+        elif result.problems:
+            raise StoreOpenError(
+                str(self.path),
+                f"PRAGMA quick_check found damage: {result.describe()}; restore a backup, or "
+                "salvage what is readable with the sqlite3 shell's .recover",
+            )
+        else:
+            log.info("PRAGMA quick_check of %s: ok in %.2fs", self.path, result.elapsed_s)
 
     async def close(self) -> None:
         if self._writer is None:
