@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    file_size_limit: int | None = None  # RLIMIT_FSIZE soft limit: larger writes fail (EFBIG)
 
     @property
     def url(self) -> str:
@@ -49,6 +51,7 @@ class ServerProcess:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=self._limit_file_size if self.file_size_limit else None,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -61,6 +64,16 @@ class ServerProcess:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
+
+    def _limit_file_size(self) -> None:
+        """In the child: a soft file-size limit, as a full disk would be (raisable again)."""
+        assert self.file_size_limit is not None
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_size_limit, resource.RLIM_INFINITY))
+
+    def set_file_size_limit(self, limit: int) -> None:
+        """Change the running server's file-size limit (``RLIM_INFINITY``: none)."""
+        assert self.proc is not None
+        resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
 
     def log(self) -> str:
         return (

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +28,7 @@ log = logging.getLogger("tidings.store")
 T = TypeVar("T")
 QUERIES = load_queries("tidings.store.sqlite", "queries.sql")
 STATS_TOP = 100  # types and sources listed in stats
+PROBE_AFTER_S = 5.0  # readiness tries a write this long after the last failure, and no more often
 
 
 def _event(row: tuple[Any, ...]) -> Event:
@@ -56,6 +59,7 @@ class SqliteStore:
         self._listeners: list[CommitListener] = []  # told of every commit, in order
         self._group_listeners: list[GroupListener] = []  # metrics: group sizes, durations
         self._head = 0  # highest committed seq
+        self._last_probe = -PROBE_AFTER_S  # monotonic time of the last readiness write
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -276,7 +280,23 @@ class SqliteStore:
         return await self._readers.run(fn)
 
     async def ping(self) -> None:
-        self._require_writer()
+        """Raise while the last write group failed (a full disk, an I/O error), else read.
+
+        Readiness follows the writer. Once no write has failed for ``PROBE_AFTER_S``, a small
+        write is tried (at most that often), so the store is ready again when space is back
+        even with no publishes: a load balancer sends none to a node that is not ready.
+        """
+        writer = self._require_writer()
+        if writer.failure is not None:
+            now = time.monotonic()
+            quiet = now - writer.failed_at >= PROBE_AFTER_S
+            if quiet and now - self._last_probe >= PROBE_AFTER_S:
+                self._last_probe = now
+                with contextlib.suppress(Exception):  # a failure is recorded by the writer
+                    await writer.call(_probe_write)
+                    writer.failure = None
+        if writer.failure is not None:
+            raise TidingsError(503, "store_unavailable", f"the last write failed: {writer.failure}")
         await self._readers.run(lambda conn: conn.execute(QUERIES["ping"]).fetchone())
 
 
@@ -330,6 +350,12 @@ def _purge_chunk(
     for tenant, seq in through.items():
         conn.execute(QUERIES["record_purge"], (tenant, seq, stamp))
     return len(rows)
+
+
+def _probe_write(conn: sqlite3.Connection) -> None:
+    """Rewrite the schema version unchanged: one page written, so the commit needs space."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    conn.execute(f"PRAGMA user_version = {version}")
 
 
 def _checkpoint_and_close(writer: Writer) -> None:
