@@ -12,12 +12,15 @@ unanswered. This protocol adds, per connection:
 - a cap on open connections (``TIDINGS_MAX_CONNECTIONS``): a new connection over it makes
   the longest-idle one close, or is answered 503 when every connection is busy;
 
-and answers malformed requests with the error shape instead of uvicorn's plain text.
+and answers malformed requests (WebSocket handshakes included) with the error shape instead
+of the plain text of uvicorn and the WebSocket library.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 from typing import Any, ClassVar
 
@@ -64,6 +67,23 @@ def error_bytes(status: int, code: str, message: str, default_headers: list[Any]
     if status == 503:
         head.append(b"retry-after: 1\r\n")
     return b"".join([*head, b"\r\n", body])
+
+
+def websocket_handshake_problem(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """What makes a WebSocket upgrade request invalid (RFC 6455 4.2.1), or None."""
+    values = dict(headers)
+    key = values.get(b"sec-websocket-key")
+    if key is None:
+        return "invalid WebSocket handshake: the Sec-WebSocket-Key header is missing"
+    try:
+        decoded = base64.b64decode(key, validate=True)
+    except binascii.Error:
+        decoded = b""
+    if len(decoded) != 16:
+        return "invalid WebSocket handshake: Sec-WebSocket-Key is not 16 bytes in base64"
+    if values.get(b"sec-websocket-version") != b"13":
+        return "invalid WebSocket handshake: Sec-WebSocket-Version must be 13"
+    return None
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -160,6 +180,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
+                problem = websocket_handshake_problem(self.headers)
+                if problem is not None:  # else the WebSocket library answers in plain text
+                    self._answer_and_close(400, "bad_request", problem)
+                    return
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
