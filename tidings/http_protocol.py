@@ -74,15 +74,15 @@ def websocket_handshake_problem(headers: list[tuple[bytes, bytes]]) -> str | Non
     values = dict(headers)
     key = values.get(b"sec-websocket-key")
     if key is None:
-        return "invalid WebSocket handshake: the Sec-WebSocket-Key header is missing"
+        return "the request is not a valid WebSocket handshake: Sec-WebSocket-Key is missing"
     try:
         decoded = base64.b64decode(key, validate=True)
     except binascii.Error:
         decoded = b""
     if len(decoded) != 16:
-        return "invalid WebSocket handshake: Sec-WebSocket-Key is not 16 bytes in base64"
+        return "the request is not a valid WebSocket handshake: Sec-WebSocket-Key is not 16 bytes"
     if values.get(b"sec-websocket-version") != b"13":
-        return "invalid WebSocket handshake: Sec-WebSocket-Version must be 13"
+        return "the request is not a valid WebSocket handshake: Sec-WebSocket-Version must be 13"
     return None
 
 
