@@ -120,23 +120,27 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 return
             guard.note_cap(self.loop, refused=False)
             victim.transport.close()
-        self._await_request()
+        self._await_request(deadline=True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
         self.guard.idle.busy(self)
         super().connection_lost(exc)
 
-    def _await_request(self) -> None:
-        """Idle until the next request's headers are complete, within the header deadline."""
+    def _await_request(self, *, deadline: bool) -> None:
+        """Idle until the next request's headers are complete.
+
+        A new connection must start its request within the header deadline; between two
+        requests uvicorn's keep-alive timer applies instead, and the deadline starts with the
+        next request's first byte.
+        """
         self._reading_headers = True
         self._header_bytes = 0
         self._request_begun = False
         self.guard.idle.idle(self)
         self._cancel_header_timer()
-        self._header_timer = self.loop.call_later(
-            self.guard.limits.header_timeout_s, self._header_timeout
-        )
+        if deadline:
+            self._restart_header_timer()
 
     def _cancel_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -237,7 +241,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         pipelined = bool(self.pipeline)  # then the next request's headers are complete
         super().on_response_complete()
         if not pipelined and not self.transport.is_closing():
-            self._await_request()
+            self._await_request(deadline=False)
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpProtocol]:
