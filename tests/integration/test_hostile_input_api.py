@@ -166,3 +166,19 @@ def test_an_endpoint_body_over_its_limit_names_the_real_limit(client: httpx.Clie
     )
     assert str(1 << 20) in error["message"]
     assert "TIDINGS_MAX_BODY_BYTES" not in error["message"]
+
+
+def test_a_named_local_receiver_is_reached_at_its_vetted_address_with_its_name_as_host(
+    client: httpx.Client,
+) -> None:
+    # Private destinations are allowed on this server: the name is still resolved once per
+    # attempt, vetted, and the connection goes to that address (never a second lookup).
+    kind = "t" + uuid.uuid4().hex[:10]
+    with Receiver() as receiver:
+        url = receiver.url.replace("127.0.0.1", "localhost")
+        created = client.post("/v1/webhooks", json={"url": url, "events": [f"{kind}.#"]})
+        assert created.status_code == 201, created.text
+        event_id = publish(client, f"{kind}.sent")["id"]
+        (got,) = receiver.wait_events([event_id])
+    assert got.headers["host"] == f"localhost:{receiver.port}"
+    client.delete(f"/v1/webhooks/{created.json()['id']}")
