@@ -80,6 +80,9 @@ def register(app: typer.Typer) -> None:
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        # httpx2 logs every request's full URL at info; a SmartThings confirmation URL carries
+        # the token that confirms the app.
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
         _print_settings(settings)
         try:
             run(settings)
