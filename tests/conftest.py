@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.server import ServerProcess
+from tests.pg import pg_database, pg_url
+
+__all__ = ["pg_database", "pg_url"]  # fixtures for the tests marked postgres
 
 REQUIRE_SERVICES = (
     os.environ.get("CI") == "true" or os.environ.get("TIDINGS_REQUIRE_SERVICES") == "1"

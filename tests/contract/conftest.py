@@ -17,6 +17,7 @@ import pytest
 
 from tidings.envelope.timefmt import now_us
 from tidings.store import Store
+from tidings.store.postgres import PostgresStore
 from tidings.store.sqlite import SqliteStore
 from tidings.testing import MemoryStore
 
@@ -49,9 +50,20 @@ def _memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Implementation:
     return Implementation("memory", lambda: store, use_clock)
 
 
+def _postgres(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Implementation:
+    # A schema of its own in the run's database (tests/pg.py), taken when the test starts.
+    url = tmp_path.joinpath("pg_url").read_text()
+
+    def use_clock(clock: Clock) -> None:
+        monkeypatch.setattr("tidings.store.postgres.writer.now_us", clock)
+
+    return Implementation("postgres", lambda: PostgresStore(url, pool_size=4), use_clock)
+
+
 IMPLEMENTATIONS = [
     pytest.param(_sqlite, id="sqlite"),
     pytest.param(_memory, id="memory"),
+    pytest.param(_postgres, id="postgres", marks=pytest.mark.postgres),
 ]
 
 
@@ -101,6 +113,8 @@ class FakeClock:
 async def harness(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[StoreHarness]:
+    if request.param is _postgres:
+        tmp_path.joinpath("pg_url").write_text(request.getfixturevalue("pg_url"))
     harness = StoreHarness(request.param(tmp_path, monkeypatch))
     yield harness
     await harness.close()

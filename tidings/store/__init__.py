@@ -10,7 +10,8 @@ __all__ = ["CommitListener", "Query", "Store", "StoreStats", "open_store_from_ur
 
 
 def open_store_from_url(url: str | None, data_dir: Path, *, synchronous: str = "FULL") -> Store:
-    """The store a URL names: ``sqlite:///path`` (default: ``<data dir>/tidings.db``)."""
+    """The store a URL names: ``sqlite:///path`` (default: ``<data dir>/tidings.db``) or
+    ``postgresql://user@host/database``."""
     from tidings.store.sqlite import SqliteStore
 
     if not url:
@@ -20,5 +21,9 @@ def open_store_from_url(url: str | None, data_dir: Path, *, synchronous: str = "
     if url.startswith("sqlite://"):
         return SqliteStore(Path(url.removeprefix("sqlite://")), synchronous=synchronous)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ValueError("TIDINGS_STORE: the PostgreSQL store is not available in this version")
-    raise ValueError(f"TIDINGS_STORE: unsupported store URL {url!r}; use sqlite:///path")
+        from tidings.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(
+        f"TIDINGS_STORE: unsupported store URL {url!r}; use sqlite:///path or postgresql://..."
+    )
