@@ -1,13 +1,15 @@
-"""The SQLite delivery state: endpoints' cursors, deliveries, leases, attempts, retention.
+"""The delivery state: endpoints' cursors, deliveries, leases, attempts, retention.
 
-Runs against a real ``SqliteStore`` in a temporary directory (the ``sqlite_store`` fixture);
-times are plain integers chosen by the test, never the clock.
+Runs against a real ``SqliteStore`` in a temporary directory and a real PostgreSQL store in a
+schema of its own; times are plain integers chosen by the test, never the clock.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -16,12 +18,14 @@ from tidings.store.deliveries import (
     AttemptRecord,
     Delivery,
     DeliveryStats,
+    DeliveryStore,
     Endpoint,
     Secret,
     Status,
 )
+from tidings.store.postgres import PostgresStore
+from tidings.store.postgres.deliveries import PostgresDeliveryStore
 from tidings.store.sqlite import SqliteStore
-from tidings.store.sqlite import deliveries as deliveries_module
 from tidings.store.sqlite.deliveries import SqliteDeliveryStore
 
 TENANT = "default"
@@ -97,23 +101,40 @@ def success(d: Delivery, at_us: int, *, n: int = 1) -> AttemptRecord:
     return AttemptRecord(d.id, d.webhook_id, attempt, "succeeded", None, True)
 
 
-@pytest.fixture
-async def state(sqlite_store: SqliteStore) -> SqliteDeliveryStore:
-    return SqliteDeliveryStore(sqlite_store)
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+async def state(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[SqliteDeliveryStore | PostgresDeliveryStore]:
+    if request.param == "sqlite":
+        store: SqliteStore | PostgresStore = SqliteStore(tmp_path / "tidings.db")
+    else:
+        store = PostgresStore(request.getfixturevalue("pg_url"), pool_size=4)
+    await store.open()
+    yield (
+        SqliteDeliveryStore(store)
+        if isinstance(store, SqliteStore)
+        else PostgresDeliveryStore(store)
+    )
+    await store.close()
 
 
-async def with_endpoints(state: SqliteDeliveryStore, *endpoints: Endpoint) -> None:
+async def with_endpoints(state: DeliveryStore, *endpoints: Endpoint) -> None:
     for e in endpoints:
         await state.create_endpoint(e)
 
 
-async def fetch(state: SqliteDeliveryStore, d: Delivery) -> tuple[Delivery, list[Attempt]]:
+async def fetch(state: DeliveryStore, d: Delivery) -> tuple[Delivery, list[Attempt]]:
     found = await state.get_delivery(d.tenant, d.id)
     assert found is not None
     return found
 
 
-async def cursor_of(state: SqliteDeliveryStore, endpoint_id: str, tenant: str = TENANT) -> int:
+async def cursor_of(state: DeliveryStore, endpoint_id: str, tenant: str = TENANT) -> int:
     found = await state.get_endpoint(tenant, endpoint_id)
     assert found is not None
     return found.cursor
@@ -126,7 +147,7 @@ def ids(deliveries: Sequence[Delivery]) -> list[str]:
 # -- dispatch --------------------------------------------------------------------------------
 
 
-async def test_dispatch_inserts_deliveries_and_moves_cursors(state: SqliteDeliveryStore) -> None:
+async def test_dispatch_inserts_deliveries_and_moves_cursors(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a"), endpoint("wh_b", cursor=3))
     made = [delivery("wh_a", 1), delivery("wh_a", 2), delivery("wh_b", 4)]
 
@@ -141,7 +162,7 @@ async def test_dispatch_inserts_deliveries_and_moves_cursors(state: SqliteDelive
     assert await cursor_of(state, "wh_b") == 4
 
 
-async def test_dispatch_never_moves_a_cursor_backwards(state: SqliteDeliveryStore) -> None:
+async def test_dispatch_never_moves_a_cursor_backwards(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a", cursor=10), endpoint("wh_b"))
 
     await state.dispatch([], {"wh_a": 5, "wh_b": 7})
@@ -151,7 +172,7 @@ async def test_dispatch_never_moves_a_cursor_backwards(state: SqliteDeliveryStor
     assert (await cursor_of(state, "wh_a"), await cursor_of(state, "wh_b")) == (12, 7)
 
 
-async def test_deliveries_dispatched_with_a_lease_wait_for_it(state: SqliteDeliveryStore) -> None:
+async def test_deliveries_dispatched_with_a_lease_wait_for_it(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     leased = delivery("wh_a", 1, next_at=100)
     await state.dispatch([leased], {"wh_a": 1}, lease_until_us=500)
@@ -165,7 +186,7 @@ async def test_deliveries_dispatched_with_a_lease_wait_for_it(state: SqliteDeliv
 
 
 async def test_claim_due_leases_only_due_pending_unleased_ones_oldest_first(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(state, endpoint("wh_a"), endpoint("wh_b"))
     due_late = delivery("wh_a", 1, next_at=300)
@@ -199,7 +220,7 @@ async def test_claim_due_leases_only_due_pending_unleased_ones_oldest_first(
 
 
 async def test_claim_due_takes_at_most_limit_the_longest_waiting(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     made = [delivery("wh_a", seq, next_at=at) for seq, at in enumerate([50, 10, 40, 20, 30], 1)]
@@ -216,7 +237,7 @@ async def test_claim_due_takes_at_most_limit_the_longest_waiting(
     assert await state.claim_due(100, 2, 1000) == []
 
 
-async def test_released_leases_are_claimable_again(state: SqliteDeliveryStore) -> None:
+async def test_released_leases_are_claimable_again(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     made = [delivery("wh_a", 1, next_at=10), delivery("wh_a", 2, next_at=20)]
     done = delivery("wh_a", 3, status="succeeded")
@@ -235,7 +256,7 @@ async def test_released_leases_are_claimable_again(state: SqliteDeliveryStore) -
 # -- record ----------------------------------------------------------------------------------
 
 
-async def test_record_logs_attempts_and_settles_deliveries(state: SqliteDeliveryStore) -> None:
+async def test_record_logs_attempts_and_settles_deliveries(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     retried, succeeded, exhausted = (delivery("wh_a", seq) for seq in (1, 2, 3))
     await state.dispatch([retried, succeeded, exhausted], {"wh_a": 3}, lease_until_us=10_000)
@@ -290,7 +311,7 @@ async def test_record_logs_attempts_and_settles_deliveries(state: SqliteDelivery
     assert ids(await state.claim_due(900, 10, 20_000)) == [retried.id]
 
 
-async def test_attempts_accumulate_in_the_log(state: SqliteDeliveryStore) -> None:
+async def test_attempts_accumulate_in_the_log(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     d = delivery("wh_a", 1)
     await state.dispatch([d], {})
@@ -313,7 +334,7 @@ async def test_attempts_accumulate_in_the_log(state: SqliteDeliveryStore) -> Non
     ]
 
 
-async def test_a_record_does_not_revive_a_cancelled_delivery(state: SqliteDeliveryStore) -> None:
+async def test_a_record_does_not_revive_a_cancelled_delivery(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     d = delivery("wh_a", 1)
     await state.dispatch([d], {}, lease_until_us=10_000)
@@ -334,7 +355,7 @@ async def test_a_record_does_not_revive_a_cancelled_delivery(state: SqliteDelive
 
 
 async def test_record_writes_each_endpoints_net_run_of_failures(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(
         state,
@@ -388,7 +409,7 @@ async def test_record_writes_each_endpoints_net_run_of_failures(
 
 
 async def test_retry_delivery_makes_a_finished_delivery_pending_for_one_more_attempt(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     d = delivery("wh_a", 1, max_attempts=2)
@@ -417,7 +438,7 @@ async def test_retry_delivery_makes_a_finished_delivery_pending_for_one_more_att
 
 
 async def test_cancel_pending_cancels_one_endpoints_pending_deliveries(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(state, endpoint("wh_a"), endpoint("wh_b"))
     a_pending = [delivery("wh_a", 1), delivery("wh_a", 2)]
@@ -439,7 +460,7 @@ async def test_cancel_pending_cancels_one_endpoints_pending_deliveries(
 
 
 async def test_cancel_deliveries_cancels_only_those_still_pending(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     first, second, kept = delivery("wh_a", 1), delivery("wh_a", 2), delivery("wh_a", 3)
@@ -470,7 +491,7 @@ async def test_cancel_deliveries_cancels_only_those_still_pending(
 
 
 async def test_retention_floor_is_the_lowest_position_still_needed(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     assert await state.retention_floor() is None
 
@@ -491,7 +512,7 @@ async def test_retention_floor_is_the_lowest_position_still_needed(
     assert await state.retention_floor() == 7
 
 
-async def test_retention_floor_with_only_pending_deliveries(state: SqliteDeliveryStore) -> None:
+async def test_retention_floor_with_only_pending_deliveries(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_off", active=False, cursor=2))
     assert await state.retention_floor() is None
     await state.dispatch([delivery("wh_off", 12), delivery("wh_off", 11)], {})
@@ -499,9 +520,9 @@ async def test_retention_floor_with_only_pending_deliveries(state: SqliteDeliver
 
 
 async def test_purge_finished_removes_old_finished_deliveries_and_their_attempts(
-    state: SqliteDeliveryStore, monkeypatch: pytest.MonkeyPatch
+    state: DeliveryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(deliveries_module, "PURGE_CHUNK", 2)  # several chunks
+    monkeypatch.setattr(sys.modules[type(state).__module__], "PURGE_CHUNK", 2)  # several chunks
     await with_endpoints(state, endpoint("wh_a"))
     old_done = [delivery("wh_a", seq) for seq in range(1, 6)]
     recent_done = delivery("wh_a", 6)
@@ -531,7 +552,7 @@ async def test_purge_finished_removes_old_finished_deliveries_and_their_attempts
 
 
 async def test_purge_finished_never_removes_pending_deliveries(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     pending = [delivery("wh_a", seq, updated=1) for seq in range(1, 4)]
@@ -542,7 +563,7 @@ async def test_purge_finished_never_removes_pending_deliveries(
 
 
 async def test_stats_count_one_tenants_deliveries_and_recent_attempts(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     hour = 3_600_000_000
     now = 10 * hour
