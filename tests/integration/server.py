@@ -14,6 +14,26 @@ from pathlib import Path
 import httpx
 
 
+@dataclass
+class ServerStore:
+    """The store of a test's servers: SQLite in each data directory (``database`` None), or
+    a schema of its own per data directory in a PostgreSQL database, so a restart on the
+    same directory finds its data again and two directories never share any."""
+
+    name: str  # "sqlite" or "postgres": the test's parameter
+    database: str | None = None  # the PostgreSQL database of this test run
+    _urls: dict[Path, str] = field(default_factory=dict)
+
+    def env(self, data_dir: Path) -> dict[str, str]:
+        if self.database is None:
+            return {}
+        if data_dir not in self._urls:
+            from tests.pg import create_schema, url
+
+            self._urls[data_dir] = url(self.database, create_schema(self.database))
+        return {"TIDINGS_STORE": self._urls[data_dir]}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -26,6 +46,7 @@ class ServerProcess:
 
     data_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    store: ServerStore | None = None  # None: SQLite in the data directory
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -35,7 +56,8 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
-        env = {**os.environ, "TIDINGS_LOG_LEVEL": "warning", **self.env}
+        store_env = self.store.env(self.data_dir) if self.store else {}
+        env = {**os.environ, "TIDINGS_LOG_LEVEL": "warning", **store_env, **self.env}
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(

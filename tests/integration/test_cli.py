@@ -18,7 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.server import ServerProcess, free_port
+from tests.integration.server import ServerProcess, ServerStore, free_port
 
 
 def tidings(
@@ -61,9 +61,11 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], code: int = 1
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def hub(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
     """One server for the tests that keep to their own source."""
-    server = ServerProcess(tmp_path_factory.mktemp("cli") / "data").start()
+    server = ServerProcess(tmp_path_factory.mktemp("cli") / "data", store=server_store).start()
     yield server
     server.stop()
 

@@ -18,7 +18,7 @@ import pytest
 from httpx_sse import aconnect_sse
 from websockets.asyncio.client import ClientConnection
 
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 from tests.integration.streams_helpers import (
     head,
     publish,
@@ -36,9 +36,11 @@ ROUNDS = 30
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("resume") / "data"
-    process = ServerProcess(data_dir, env=server_env(heartbeat_s=0.2)).start()
+    process = ServerProcess(data_dir, env=server_env(heartbeat_s=0.2), store=server_store).start()
     yield process
     process.stop()
 
