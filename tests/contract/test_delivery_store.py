@@ -1,15 +1,13 @@
-"""The delivery state: endpoints' cursors, deliveries, leases, attempts, retention.
+"""The delivery state contract: endpoints' cursors, deliveries, leases, attempts, retention.
 
-Runs against a real ``SqliteStore`` in a temporary directory and a real PostgreSQL store in a
-schema of its own; times are plain integers chosen by the test, never the clock.
+Runs against every implementation (the ``deliveries`` fixture of conftest.py); times are plain
+integers chosen by the test, never the clock.
 """
 
 from __future__ import annotations
 
 import itertools
-import sys
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import pytest
 
@@ -23,10 +21,8 @@ from tidings.store.deliveries import (
     Secret,
     Status,
 )
-from tidings.store.postgres import PostgresStore
-from tidings.store.postgres.deliveries import PostgresDeliveryStore
-from tidings.store.sqlite import SqliteStore
-from tidings.store.sqlite.deliveries import SqliteDeliveryStore
+from tidings.store.postgres import deliveries as postgres_deliveries
+from tidings.store.sqlite import deliveries as sqlite_deliveries
 
 TENANT = "default"
 _ids = itertools.count(1)
@@ -101,26 +97,9 @@ def success(d: Delivery, at_us: int, *, n: int = 1) -> AttemptRecord:
     return AttemptRecord(d.id, d.webhook_id, attempt, "succeeded", None, True)
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
-async def state(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[SqliteDeliveryStore | PostgresDeliveryStore]:
-    if request.param == "sqlite":
-        store: SqliteStore | PostgresStore = SqliteStore(tmp_path / "tidings.db")
-    else:
-        store = PostgresStore(request.getfixturevalue("pg_url"), pool_size=4)
-    await store.open()
-    yield (
-        SqliteDeliveryStore(store)
-        if isinstance(store, SqliteStore)
-        else PostgresDeliveryStore(store)
-    )
-    await store.close()
+@pytest.fixture
+def state(deliveries: DeliveryStore) -> DeliveryStore:
+    return deliveries
 
 
 async def with_endpoints(state: DeliveryStore, *endpoints: Endpoint) -> None:
@@ -522,7 +501,8 @@ async def test_retention_floor_with_only_pending_deliveries(state: DeliveryStore
 async def test_purge_finished_removes_old_finished_deliveries_and_their_attempts(
     state: DeliveryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sys.modules[type(state).__module__], "PURGE_CHUNK", 2)  # several chunks
+    for module in (sqlite_deliveries, postgres_deliveries):
+        monkeypatch.setattr(module, "PURGE_CHUNK", 2)  # several chunks
     await with_endpoints(state, endpoint("wh_a"))
     old_done = [delivery("wh_a", seq) for seq in range(1, 6)]
     recent_done = delivery("wh_a", 6)
@@ -599,3 +579,96 @@ async def test_stats_count_one_tenants_deliveries_and_recent_attempts(
         {"failed": 1, "succeeded": 1}, None, {"failed": 1, "succeeded": 1}
     )
     assert await state.stats("nobody", now) == DeliveryStats({}, None, {})
+
+
+# -- endpoints -------------------------------------------------------------------------------
+
+
+async def test_an_endpoint_reads_back_with_every_field(state: DeliveryStore) -> None:
+    created = endpoint("wh_full", cursor=7, failing_since_us=55)
+    created.events = ["order.*", "user.#"]
+    created.filter = {"source": ["shop"]}
+    created.secrets = [Secret("whsec_new"), Secret("whsec_old", expires_at_us=999)]
+    created.description = "orders"
+    created.rate_limit = 2.5
+    created.headers = {"X-Team": "billing"}
+    created.disabled_reason = None
+    await state.create_endpoint(created)
+    found = await state.get_endpoint(TENANT, "wh_full")
+    assert found == created
+    assert found is not created
+
+
+async def test_endpoints_are_scoped_to_their_tenant(state: DeliveryStore) -> None:
+    await with_endpoints(state, endpoint("wh_a"), endpoint("wh_b", tenant="other"))
+    assert await state.get_endpoint("other", "wh_a") is None
+    assert [e.id for e in await state.list_endpoints(TENANT)] == ["wh_a"]
+    assert [e.id for e in await state.list_endpoints("other")] == ["wh_b"]
+    assert sorted(e.id for e in await state.list_endpoints(None)) == ["wh_a", "wh_b"]
+    assert not await state.delete_endpoint("other", "wh_a")
+    assert await state.get_endpoint(TENANT, "wh_a") is not None
+
+
+async def test_endpoints_list_oldest_first(state: DeliveryStore) -> None:
+    newer, older = endpoint("wh_1"), endpoint("wh_2")
+    newer.created_at_us, older.created_at_us = 20, 10
+    await with_endpoints(state, newer, older)
+    assert [e.id for e in await state.list_endpoints(TENANT)] == ["wh_2", "wh_1"]
+
+
+async def test_saving_an_endpoint_changes_it_but_never_its_cursor(state: DeliveryStore) -> None:
+    await with_endpoints(state, endpoint("wh_a", cursor=5))
+    await state.dispatch([], {"wh_a": 9})
+    changed = endpoint("wh_a", cursor=0, active=False)
+    changed.url = "https://example.com/moved"
+    changed.disabled_reason = "gone"
+    changed.updated_at_us = 42
+    await state.save_endpoint(changed)
+    found = await state.get_endpoint(TENANT, "wh_a")
+    assert found is not None
+    assert (found.url, found.active, found.disabled_reason) == (changed.url, False, "gone")
+    assert (found.updated_at_us, found.cursor) == (42, 9)
+
+
+async def test_deleting_an_endpoint_cancels_its_pending_deliveries(state: DeliveryStore) -> None:
+    await with_endpoints(state, endpoint("wh_a"), endpoint("wh_b"))
+    mine, theirs = delivery("wh_a", 1), delivery("wh_b", 1)
+    await state.dispatch([mine, theirs], {})
+    assert await state.delete_endpoint(TENANT, "wh_a", now_us=77)
+    assert await state.get_endpoint(TENANT, "wh_a") is None
+    assert not await state.delete_endpoint(TENANT, "wh_a")
+    cancelled, _ = await fetch(state, mine)
+    assert (cancelled.status, cancelled.next_attempt_at_us, cancelled.updated_at_us) == (
+        "cancelled",
+        None,
+        77,
+    )
+    assert (await fetch(state, theirs))[0].status == "pending"
+
+
+# -- reading deliveries ----------------------------------------------------------------------
+
+
+async def test_deliveries_list_newest_first_by_status_and_page_before_an_id(
+    state: DeliveryStore,
+) -> None:
+    await with_endpoints(state, endpoint("wh_a"), endpoint("wh_b"))
+    made = [delivery("wh_a", seq) for seq in range(1, 6)]
+    done = delivery("wh_a", 6, status="succeeded")
+    await state.dispatch([*made, done, delivery("wh_b", 1)], {})
+    page = await state.list_deliveries(TENANT, "wh_a", None, 3, None)
+    assert [d.id for d, _ in page] == [done.id, made[4].id, made[3].id]
+    after = await state.list_deliveries(TENANT, "wh_a", None, 3, page[-1][0].id)
+    assert [d.id for d, _ in after] == [made[2].id, made[1].id, made[0].id]
+    pending = await state.list_deliveries(TENANT, "wh_a", "pending", 10, None)
+    assert len(pending) == 5 and all(d.status == "pending" for d, _ in pending)
+    assert await state.list_deliveries("other", "wh_a", None, 10, None) == []
+
+
+async def test_a_delivery_of_another_tenant_reads_as_none(state: DeliveryStore) -> None:
+    await with_endpoints(state, endpoint("wh_a"))
+    d = delivery("wh_a", 1)
+    await state.dispatch([d], {})
+    assert await state.get_delivery("other", d.id) is None
+    assert await state.retry_delivery("other", d.id, 5) is None
+    assert await state.get_delivery(TENANT, "d-unknown") is None

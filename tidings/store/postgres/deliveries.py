@@ -301,12 +301,3 @@ class PostgresDeliveryStore:
             return DeliveryStats(by_status, oldest, recent)
 
         return await self._store.run(run)
-
-    async def sink_cursor(self, sink: str) -> int | None:
-        value = await self._store.run(lambda conn: conn.fetchval(Q["get_sink_cursor"], sink))
-        return None if value is None else int(value)
-
-    async def set_sink_cursor(self, sink: str, tenant: str, position: int, now_us: int) -> None:
-        await self._store.run(
-            lambda conn: conn.execute(Q["set_sink_cursor"], sink, tenant, position, now_us)
-        )

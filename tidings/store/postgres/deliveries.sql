@@ -1,3 +1,5 @@
+-- Named queries of the delivery state (PostgreSQL).
+
 -- name: insert_endpoint
 INSERT INTO webhooks (id, tenant, url, events, filter, secrets, active, description, rate_limit,
                       headers, created_at_us, updated_at_us, disabled_reason, cursor,
@@ -120,11 +122,3 @@ SELECT MIN(created_at_us) FROM deliveries WHERE tenant = $1 AND status = 'pendin
 SELECT CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 'succeeded' ELSE 'failed' END, COUNT(*)
 FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
 WHERE d.tenant = $1 AND a.at_us >= $2 GROUP BY 1;
-
--- name: get_sink_cursor
-SELECT position FROM sink_cursors WHERE sink = $1;
-
--- name: set_sink_cursor
-INSERT INTO sink_cursors (sink, tenant, position, updated_at_us) VALUES ($1, $2, $3, $4)
-ON CONFLICT (sink) DO UPDATE SET position = GREATEST(sink_cursors.position, excluded.position),
-    updated_at_us = excluded.updated_at_us;

@@ -106,5 +106,8 @@ WHERE tenant = $1 AND received_at_us >= $2 GROUP BY hour ORDER BY hour;
 -- name: size_bytes
 SELECT pg_total_relation_size('events');
 
+-- name: database_size
+SELECT pg_database_size(current_database());
+
 -- name: ping
 SELECT 1;

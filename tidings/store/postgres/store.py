@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from tidings.envelope import AppendResult, Candidate, Event, Filter
 from tidings.envelope.timefmt import format_us, now_us
 from tidings.errors import TidingsError
-from tidings.store.base import CommitListener, Query, StoreStats
+from tidings.store.base import CommitListener, GroupListener, Query, StoreStats
 from tidings.store.postgres.connection import (
     UNAVAILABLE,
     StoreStartError,
@@ -30,9 +30,6 @@ STATS_TOP = 100  # types and sources listed in stats
 HOUR_US = 3_600_000_000
 NO_SEQ = 2**63 - 1
 
-GroupListener = Callable[[int, float], None]
-"""Told of each write group: (candidates in it, seconds from taking it to answering it)."""
-
 
 def _event(row: Any) -> Event:
     return Event(*row)
@@ -49,7 +46,6 @@ class PostgresStore:
         self._listeners: list[CommitListener] = []  # told of every commit, in order
         self._group_listeners: list[GroupListener] = []  # metrics: group sizes, durations
         self._head = 0  # highest position this process knows committed
-        self._size_bytes = 0  # as of the last stats
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -247,7 +243,6 @@ class PostgresStore:
                 hours = await conn.fetch(QUERIES["count_by_hour"], tenant, since)
                 earliest = await conn.fetchval(QUERIES["earliest"], tenant)
                 size = await conn.fetchval(QUERIES["size_bytes"])
-            self._size_bytes = int(size)
             return StoreStats(
                 total=int(total),
                 by_type={r[0]: int(r[1]) for r in by_type},
@@ -255,14 +250,14 @@ class PostgresStore:
                 by_hour=[{"hour": format_us(h * HOUR_US), "count": int(n)} for h, n in hours],
                 head_seq=self._head,
                 earliest_seq=earliest,
-                size_bytes=self._size_bytes,
+                size_bytes=int(size),
             )
 
         return await self.run(read)
 
-    def size_bytes(self) -> int:
-        """The event table's size on disk as of the last ``stats``."""
-        return self._size_bytes
+    async def size_bytes(self) -> int:
+        """The database's size on disk (every table of Tidings is in it)."""
+        return int(await self._fetchval(QUERIES["database_size"]))
 
     async def ping(self) -> None:
         """Raise when the store cannot serve; a connection the server dropped is retried once."""
