@@ -28,8 +28,8 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
-class StoreStartError(RuntimeError):
-    """The store cannot start: the message is one line naming the problem."""
+class StoreStartError(ValueError):
+    """The store cannot start with this URL: the message is one line naming the problem."""
 
 
 def describe(url: str) -> str:
