@@ -87,6 +87,17 @@ class ServerProcess:
             time.sleep(0.05)
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
 
+    def store_url(self) -> str:
+        """The ``TIDINGS_STORE`` this server runs on."""
+        url = (self.store.env(self.data_dir) if self.store else {}).get("TIDINGS_STORE")
+        return url or f"sqlite:///{self.data_dir / 'tidings.db'}"
+
+    def store_options(self) -> list[str]:
+        """The options that point a command such as ``tidings purge`` at this server's store."""
+        if self.store is not None and self.store.database is not None:
+            return ["--store", self.store_url()]
+        return ["--data-dir", str(self.data_dir)]
+
     def log(self) -> str:
         return (
             self.log_path.read_text(errors="replace")

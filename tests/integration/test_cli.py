@@ -447,7 +447,7 @@ def test_purge_older_than_zero_days_deletes_the_stored_events(
             == 201
         )
     assert server.stop() == 0
-    result = tidings("purge", "--older-than-days", "0", "--data-dir", str(data_dir))
+    result = tidings("purge", "--older-than-days", "0", *server.store_options())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "deleted 3 events received more than 0 days ago"
     server.start()
@@ -480,7 +480,7 @@ topic = "tidings/{{type}}"
     assert httpx.post(server.url + "/v1/webhooks", json=hook).status_code == 201
     assert server.stop() == 0
 
-    args = ("purge", "--older-than-days", "0", "--data-dir", str(data_dir))
+    args = ("purge", "--older-than-days", "0", *server.store_options())
     result = tidings(*args, "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "deleted 0 events received more than 0 days ago"

@@ -521,7 +521,7 @@ def test_retry_of_a_delivery_whose_event_was_purged_answers_410(
         purge = subprocess.run(
             [
                 sys.executable, "-m", "tidings", "purge",
-                "--data-dir", str(server.data_dir), "--older-than-days", "0",
+                *server.store_options(), "--older-than-days", "0",
             ],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
