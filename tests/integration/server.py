@@ -15,7 +15,27 @@ import httpx
 
 from tests.integration.ports import free_port
 
-__all__ = ["ServerProcess", "free_port"]
+__all__ = ["ServerProcess", "ServerStore", "free_port"]
+
+
+@dataclass
+class ServerStore:
+    """The store of a test's servers: SQLite in each data directory (``database`` None), or
+    a schema of its own per data directory in a PostgreSQL database, so a restart on the
+    same directory finds its data again and two directories never share any."""
+
+    name: str  # "sqlite" or "postgres": the test's parameter
+    database: str | None = None  # the PostgreSQL database of this test run
+    _urls: dict[Path, str] = field(default_factory=dict)
+
+    def env(self, data_dir: Path) -> dict[str, str]:
+        if self.database is None:
+            return {}
+        if data_dir not in self._urls:
+            from tests.pg import create_schema, url
+
+            self._urls[data_dir] = url(self.database, create_schema(self.database))
+        return {"TIDINGS_STORE": self._urls[data_dir]}
 
 
 @dataclass
@@ -24,6 +44,7 @@ class ServerProcess:
 
     data_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    store: ServerStore | None = None  # None: SQLite in the data directory
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -34,7 +55,8 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
-        env = {**os.environ, "TIDINGS_LOG_LEVEL": "warning", **self.env}
+        store_env = self.store.env(self.data_dir) if self.store else {}
+        env = {**os.environ, "TIDINGS_LOG_LEVEL": "warning", **store_env, **self.env}
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
@@ -74,6 +96,17 @@ class ServerProcess:
         """Change the running server's file-size limit (``RLIM_INFINITY``: none)."""
         assert self.proc is not None
         resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    def store_url(self) -> str:
+        """The ``TIDINGS_STORE`` this server runs on."""
+        url = (self.store.env(self.data_dir) if self.store else {}).get("TIDINGS_STORE")
+        return url or f"sqlite:///{self.data_dir / 'tidings.db'}"
+
+    def store_options(self) -> list[str]:
+        """The options that point a command such as ``tidings purge`` at this server's store."""
+        if self.store is not None and self.store.database is not None:
+            return ["--store", self.store_url()]
+        return ["--data-dir", str(self.data_dir)]
 
     def log(self) -> str:
         return (

@@ -25,6 +25,18 @@ def _settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from None
 
 
+async def _check_store(settings: Settings) -> None:
+    """Open the store once before serving: it is migrated, and a store that cannot start
+    fails here with one line (ValueError) instead of a traceback from the server's start."""
+    from tidings.store import open_backend
+
+    backend = open_backend(
+        settings.store, settings.data_dir, synchronous=settings.sqlite_synchronous
+    )
+    await backend.open()
+    await backend.close()
+
+
 def _print_settings(settings: Settings) -> None:
     table = Table(title="tidings settings", show_header=False, box=None, pad_edge=False)
     for key, value in settings.describe().items():
@@ -80,8 +92,12 @@ def register(app: typer.Typer) -> None:
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        # httpx2 logs every request's full URL at info; a SmartThings confirmation URL carries
+        # the token that confirms the app.
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
         _print_settings(settings)
         try:
+            asyncio.run(_check_store(settings))  # unreachable, refused, too new: one line
             run(settings)
         except (ValueError, StoreOpenError) as error:  # an unusable store URL, file or directory
             err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)

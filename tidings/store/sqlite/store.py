@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -190,8 +191,14 @@ class SqliteStore:
         return await self._readers.run(read)
 
     async def query(self, tenant: str, query: Query) -> list[Event]:
-        sql, params = query_sql(tenant, query)
-        return await self._readers.run(lambda conn: [_event(r) for r in conn.execute(sql, params)])
+        def read(conn: sqlite3.Connection) -> list[Event]:
+            bounded = _time_window_as_positions(conn, tenant, query)
+            if bounded is None:
+                return []
+            sql, params = query_sql(tenant, bounded)
+            return [_event(r) for r in conn.execute(sql, params)]
+
+        return await self._readers.run(read)
 
     async def read_after(
         self, tenant: str, after: int, limit: int, filter: Filter | None = None
@@ -298,6 +305,29 @@ class SqliteStore:
         if writer.failure is not None:
             raise TidingsError(503, "store_unavailable", f"the last write failed: {writer.failure}")
         await self._readers.run(lambda conn: conn.execute(QUERIES["ping"]).fetchone())
+
+
+def _time_window_as_positions(conn: sqlite3.Connection, tenant: str, query: Query) -> Query | None:
+    """``query`` with its ``since``/``until`` turned into seq bounds; None: nothing can match.
+
+    received_at never decreases with seq, so a time window is a range of positions. Found in
+    the received_at index, it lets the page walk an index in seq order instead of sorting
+    the whole window (a quarter of a million rows: 300 ms against a few).
+    """
+    if query.since_us is None and query.until_us is None:
+        return query
+    after, before = query.after, query.before
+    if query.since_us is not None:
+        row = conn.execute(QUERIES["first_received_from"], (tenant, query.since_us)).fetchone()
+        if row is None:
+            return None
+        after = row[0] - 1 if after is None else max(after, row[0] - 1)
+    if query.until_us is not None:
+        row = conn.execute(QUERIES["last_received_through"], (tenant, query.until_us)).fetchone()
+        if row is None:
+            return None
+        before = row[0] + 1 if before is None else min(before, row[0] + 1)
+    return replace(query, since_us=None, until_us=None, after=after, before=before)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
