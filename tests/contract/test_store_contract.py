@@ -383,6 +383,35 @@ async def test_since_and_until_bound_received_at_inclusively(
     assert await ids(since_us=c + 1) == []
 
 
+async def test_a_time_window_with_shared_stamps_seq_bounds_filters_and_both_orders(
+    store: Store, clock: FakeClock
+) -> None:
+    """A time window is read as a range of positions: shared stamps, other tenants' events
+    inside it and seq bounds must not change which events it holds."""
+    start = clock.advance(1)
+    await store.append([candidate(id="early")])
+    clock.advance(1)
+    window = [r.seq for r in await store.append([candidate(data=n) for n in range(4)])]
+    await store.append([candidate(id="other", tenant="acme")])
+    await store.append([candidate("odd.one", id="typed")])
+    end = clock.advance(1)
+    await store.append([candidate(id="late")])
+    middle = start + 1_000_000
+
+    async def found(**q: Any) -> list[int]:
+        return [e.seq for e in await store.query(DEFAULT_TENANT, Query(limit=ALL, **q))]
+
+    typed = (await store.get(DEFAULT_TENANT, "typed")).seq  # type: ignore[union-attr]
+    assert await found(since_us=middle, until_us=middle, order="asc") == [*window, typed]
+    assert await found(since_us=middle, until_us=end - 1) == [typed, *window[::-1]]
+    assert await found(since_us=middle, after=window[1], before=typed) == window[:1:-1]
+    assert await found(since_us=middle, until_us=middle, after=typed) == []
+    only_typed = Query(filter=Filter(types=("odd.one",)), since_us=start, until_us=middle)
+    assert [e.id for e in await store.query(DEFAULT_TENANT, only_typed)] == ["typed"]
+    assert await found(since_us=end + 1) == []
+    assert await found(until_us=start - 1) == []
+
+
 async def test_time_since_and_time_until_bound_the_producers_time(store: Store) -> None:
     # appended out of time order, so received_at order does not give the answer away
     for name, time in (("y2022", "2022"), ("y2020", "2020"), ("y2021", "2021")):

@@ -21,7 +21,7 @@ from tests.integration.receiver import (
     respond,
     wait_delivery,
 )
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 
 OVERLAP_S = 4.0
 ENV = {
@@ -38,8 +38,12 @@ DELIVERY_FIELDS = {"id", "webhook_id", "event_id", "status", "attempts", "next_a
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("webhooks-api") / "data", env=ENV).start()
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
+    process = ServerProcess(
+        tmp_path_factory.mktemp("webhooks-api") / "data", env=ENV, store=server_store
+    ).start()
     yield process
     process.stop()
 

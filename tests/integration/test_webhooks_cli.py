@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.integration.receiver import Receiver, publish, respond, wait_delivery
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 from tests.integration.test_cli import assert_clean_failure, tidings
 
 ENV = {
@@ -21,8 +21,12 @@ ENV = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("webhooks-cli") / "data", env=ENV).start()
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
+    process = ServerProcess(
+        tmp_path_factory.mktemp("webhooks-cli") / "data", env=ENV, store=server_store
+    ).start()
     yield process
     process.stop()
 
