@@ -419,6 +419,7 @@ HELP_MENTIONS = {
     "export": ["--format", "--output", "TIDINGS_URL"],
     "serve": ["--host", "--port", "--data-dir", "--store", "--config", "--log-level"],
     "purge": ["--older-than-days", "--data-dir"],
+    "backup": ["--data-dir", "--store", "--overwrite"],
 }
 
 
