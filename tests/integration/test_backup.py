@@ -4,6 +4,8 @@ the pg_dump line for PostgreSQL; clear errors otherwise."""
 from __future__ import annotations
 
 import asyncio
+import re
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -101,10 +103,24 @@ def test_postgresql_gets_the_pg_dump_line_without_the_password(tmp_path: Path) -
     assert "s3cret" not in plan.command and "PGPASSWORD" in plan.note
 
 
+def test_a_search_path_becomes_the_schema_to_dump(tmp_path: Path) -> None:
+    plan = backup(
+        "postgresql://u@h/db?search_path=tidings,public&sslmode=require", tmp_path, Path("t")
+    )
+    assert isinstance(plan, ExternalBackup)
+    assert plan.command == (
+        "pg_dump --format=custom --no-owner --file=t --schema=tidings "
+        "'--dbname=postgresql://u@h/db?sslmode=require'"
+    )
+
+
 def test_the_command_copies_a_running_server_while_it_is_written(
     start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
     server = start_server(data_dir=tmp_path / "live")
+    if server.store is not None and server.store.database is not None:
+        pg_dump_runs(server, tmp_path)
+        return
     batch = [{"type": "busy.event", "data": {"n": n}} for n in range(200)]
     with httpx.Client(base_url=server.url) as http:
         for _ in range(5):
@@ -132,6 +148,20 @@ def test_the_command_copies_a_running_server_while_it_is_written(
         assert count == head >= 1000  # a prefix of the log: no holes, nothing torn
     again = tidings("backup", str(target), "--data-dir", str(tmp_path / "live"))
     assert again.returncode == 1 and "--overwrite" in again.stderr
+
+
+def pg_dump_runs(server: ServerProcess, tmp_path: Path) -> None:
+    """On PostgreSQL the printed line is a command that works: run it, list the dump."""
+    assert httpx.post(server.url + "/v1/events", json={"type": "dumped.event"}).status_code == 201
+    target = tmp_path / "live.dump"
+    result = tidings("backup", str(target), *server.store_options())
+    assert result.returncode == 0, result.stderr
+    dumped = subprocess.run(shlex.split(result.stdout), capture_output=True, text=True, timeout=120)
+    assert dumped.returncode == 0, dumped.stderr
+    listing = subprocess.run(
+        ["pg_restore", "--list", str(target)], capture_output=True, text=True, timeout=60
+    )
+    assert re.search(r"TABLE DATA \S+ events ", listing.stdout), listing.stdout
 
 
 def test_the_command_prints_the_pg_dump_line_for_postgresql(tmp_path: Path) -> None:

@@ -52,17 +52,20 @@ class Backend:
         return min(known) if known else None
 
 
-def open_backend(url: str | None, data_dir: Path, *, synchronous: str = "FULL") -> Backend:
+def open_backend(
+    url: str | None, data_dir: Path, *, synchronous: str = "FULL", quick_check_s: float = 0.0
+) -> Backend:
     """The backend ``TIDINGS_STORE`` names (not yet open).
 
     ``sqlite:///path`` (``sqlite:///relative`` or ``sqlite:////absolute``), or none for
     ``<data dir>/tidings.db``; ``postgresql://...`` is served by ``tidings.store.postgres``,
     whose ``open_backend(url)`` builds its bundle. ValueError names a URL that cannot be used.
+    ``quick_check_s`` bounds SQLite's integrity check when the store opens (0: none).
     """
     if is_postgres(url):
         assert url is not None
         return _postgres(url)
-    return _sqlite(sqlite_path(url, data_dir), synchronous)
+    return _sqlite(sqlite_path(url, data_dir), synchronous, quick_check_s)
 
 
 def is_postgres(url: str | None) -> bool:
@@ -84,10 +87,10 @@ def sqlite_path(url: str | None, data_dir: Path) -> Path:
     )
 
 
-def _sqlite(path: Path, synchronous: str) -> Backend:
+def _sqlite(path: Path, synchronous: str, quick_check_s: float) -> Backend:
     from tidings.store.sqlite.backend import sqlite_backend
 
-    return sqlite_backend(path, synchronous=synchronous)
+    return sqlite_backend(path, synchronous=synchronous, quick_check_s=quick_check_s)
 
 
 def _postgres(url: str) -> Backend:

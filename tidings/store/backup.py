@@ -11,6 +11,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tidings.store.backend import is_postgres, redact, sqlite_path
 
@@ -58,11 +59,19 @@ def backup(
 
 
 def pg_dump_plan(url: str, target: Path) -> ExternalBackup:
-    """``pg_dump`` in its custom format (restored with ``pg_restore``, table by table)."""
-    shown = _without_password(url)
-    command = shlex.join(
-        ["pg_dump", "--format=custom", "--no-owner", f"--file={target}", f"--dbname={shown}"]
-    )
+    """``pg_dump`` in its custom format (restored with ``pg_restore``, table by table).
+
+    A ``search_path`` in the store URL (passed on by asyncpg, unknown to libpq) names the schema
+    Tidings keeps its tables in: it becomes ``--schema``, and the rest of the URL is kept.
+    """
+    parts = urlsplit(_without_password(url))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [v.split(",")[0].strip() for k, v in query if k == "search_path" and v.strip()]
+    rest = urlencode([(k, v) for k, v in query if k != "search_path"])
+    shown = urlunsplit(parts._replace(query=rest))
+    args = ["pg_dump", "--format=custom", "--no-owner", f"--file={target}"]
+    args += [f"--schema={schema}" for schema in schemas[:1]]
+    command = shlex.join([*args, f"--dbname={shown}"])
     note = "a PostgreSQL store is copied with pg_dump (consistent while Tidings runs)"
     if shown != url:
         note += "; the password is left out: set PGPASSWORD or use ~/.pgpass"
