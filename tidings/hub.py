@@ -6,6 +6,8 @@ import asyncio
 import logging
 
 from tidings import metrics
+from tidings.auth.audit import Auditor
+from tidings.auth.service import AuthService
 from tidings.backplane import Announcement, Backplane, open_backplane_from_url
 from tidings.delivery.service import DeliveryService
 from tidings.envelope import Event, Limits
@@ -14,7 +16,7 @@ from tidings.publish import Publisher
 from tidings.retention import retention_loop
 from tidings.router.router import Router
 from tidings.settings import Settings
-from tidings.store import Store, open_store_from_url
+from tidings.store import AuthStore, Store, open_auth_store, open_store_from_url
 from tidings.store.sqlite import SqliteStore
 from tidings.streams.registry import StreamRegistry
 from tidings.tasks import Supervisor
@@ -27,7 +29,11 @@ class Hub:
     """Owns the store, the publish path, fan-out and the background tasks of one process."""
 
     def __init__(
-        self, settings: Settings, store: Store | None = None, backplane: Backplane | None = None
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        backplane: Backplane | None = None,
+        auth_store: AuthStore | None = None,
     ) -> None:
         self.settings = settings
         self.store = store or open_store_from_url(
@@ -38,6 +44,10 @@ class Hub:
         self.limits = Limits(max_event_bytes=settings.max_event_bytes, max_batch=settings.max_batch)
         self.tasks = Supervisor()
         self.streams = StreamRegistry()
+        self.auditor = Auditor(self.publisher, self.limits)  # audit events, in the tenant's log
+        self.auth = AuthService(
+            settings, auth_store or open_auth_store(self.store), self.auditor, self.streams
+        )
         self.ingest = IngestManager(settings, self.publisher, self.store, self.streams)
         self.router: Router | None = None  # built once the store is open and knows its head
         self.delivery: DeliveryService | None = None  # outbound webhooks (SQLite store)
@@ -68,6 +78,7 @@ class Hub:
             ),
         )
         self.tasks.start("router-head-check", self._check_head)
+        await self.auth.start(self.tasks)
         await self.ingest.start()  # last: input is taken only once everything can handle it
 
     async def _retention_floor(self) -> int | None:
@@ -130,6 +141,7 @@ class Hub:
         assert self._shutdown is not None
         await self._shutdown
         await self.tasks.stop()
+        await self.auditor.drain()
         if self.delivery is not None:
             # in-flight attempts end, their results are written, leases are released
             await self.delivery.stop()

@@ -54,6 +54,12 @@ def register(app: typer.Typer) -> None:
         log_level: str | None = typer.Option(
             None, "--log-level", help="critical|error|warning|info|debug (env TIDINGS_LOG_LEVEL)."
         ),
+        auth: bool | None = typer.Option(
+            None,
+            "--auth/--no-auth",
+            help="Require API keys (env TIDINGS_AUTH=on|off; default: off on loopback only).",
+            show_default=False,
+        ),
     ) -> None:
         """Run the hub: HTTP API, store and background work.
 
@@ -68,7 +74,13 @@ def register(app: typer.Typer) -> None:
         from tidings.server import serve as run
 
         settings = _settings(
-            host=host, port=port, data_dir=data_dir, store=store, config=config, log_level=log_level
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            store=store,
+            config=config,
+            log_level=log_level,
+            auth=auth,
         )
         try:  # sources, MQTT and PG NOTIFY tables: refuse a bad one before anything starts
             load_ingest_config(settings)
@@ -110,6 +122,7 @@ def register(app: typer.Typer) -> None:
 
           tidings purge --older-than-days 7 --data-dir /var/lib/tidings
         """
+        from tidings.auth.audit import record_purge
         from tidings.retention import purge_once
         from tidings.store import open_store_from_url
         from tidings.store.sqlite import SqliteStore
@@ -132,7 +145,9 @@ def register(app: typer.Typer) -> None:
                 floor = None
                 if isinstance(the_store, SqliteStore):  # events a delivery still needs stay
                     floor = SqliteDeliveryStore(the_store).retention_floor
-                return await purge_once(the_store, days, floor)
+                deleted = await purge_once(the_store, days, floor)
+                await record_purge(the_store, days, deleted)
+                return deleted
             finally:
                 await the_store.close()
 

@@ -19,6 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tidings.auth.scopes import TENANT_ID
+from tidings.envelope import DEFAULT_TENANT
 from tidings.ingest.http_signatures import HttpSignatureVerifier, SmartThingsVerifier
 from tidings.ingest.mqtt_config import MQTT_SOURCE, MqttConfig, parse_mqtt
 from tidings.ingest.signatures import (
@@ -52,6 +54,7 @@ class SourceConfig:
     verifier: VerifierName
     type: str  # the default type: for a payload without "type"
     check: Verifier = field(repr=False, compare=False)  # built from the secret or key
+    tenant: str = DEFAULT_TENANT  # whose log the source's events and dead letters go to
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +111,16 @@ def parse_sources(raw: dict[str, Any], base: Path) -> dict[str, SourceConfig]:
             raise table.fail(
                 "verifier", f"unknown verifier {verifier!r}; expected one of {', '.join(VERIFIERS)}"
             )
-        table.only(("verifier", "type", *_KEYS[verifier]))
+        table.only(("verifier", "type", "tenant", *_KEYS[verifier]))
         default_type = table.text("type", f"{name}.received")
         assert default_type is not None
         check_default_type(table, default_type)
-        sources[name] = SourceConfig(name, verifier, default_type, _verifier(table, verifier, base))
+        tenant = table.text("tenant", DEFAULT_TENANT)
+        if tenant is None or not TENANT_ID.fullmatch(tenant):
+            raise table.fail("tenant", f"{tenant!r} is not a tenant id ([a-z0-9][a-z0-9-]{{0,62}})")
+        sources[name] = SourceConfig(
+            name, verifier, default_type, _verifier(table, verifier, base), tenant
+        )
     return sources
 
 

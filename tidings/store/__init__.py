@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tidings.store.auth import ApiKey, AuthStore, Tenant
 from tidings.store.base import CommitListener, Query, Store, StoreStats
 
-__all__ = ["CommitListener", "Query", "Store", "StoreStats", "open_store_from_url"]
+__all__ = [
+    "ApiKey",
+    "AuthStore",
+    "CommitListener",
+    "Query",
+    "Store",
+    "StoreStats",
+    "Tenant",
+    "open_auth_store",
+    "open_store_from_url",
+]
 
 
 def open_store_from_url(url: str | None, data_dir: Path, *, synchronous: str = "FULL") -> Store:
@@ -22,3 +33,17 @@ def open_store_from_url(url: str | None, data_dir: Path, *, synchronous: str = "
     if url.startswith(("postgresql://", "postgres://")):
         raise ValueError("TIDINGS_STORE: the PostgreSQL store is not available in this version")
     raise ValueError(f"TIDINGS_STORE: unsupported store URL {url!r}; use sqlite:///path")
+
+
+def open_auth_store(store: Store) -> AuthStore:
+    """The tenants and keys kept beside ``store``'s events, in the same backend."""
+    from tidings.store.sqlite import SqliteStore
+    from tidings.store.sqlite.auth import SqliteAuthStore
+
+    if isinstance(store, SqliteStore):
+        return SqliteAuthStore(store)
+    from tidings.testing import MemoryAuthStore, MemoryStore
+
+    if isinstance(store, MemoryStore):
+        return MemoryAuthStore()
+    raise ValueError(f"no tenants and keys store for {type(store).__name__}")
