@@ -8,6 +8,7 @@ a disk stays fast and deterministic.
 from __future__ import annotations
 
 import logging
+import weakref
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -247,7 +248,20 @@ def _size(event: Event) -> int:
 
 
 class MemoryAuthStore:
-    """``AuthStore`` held in dicts; ``default`` exists from the start, as in every backend."""
+    """``AuthStore`` held in dicts; ``default`` exists from the start, as in every backend.
+
+    ``MemoryAuthStore.beside(store)`` is the one kept with a ``MemoryStore``, so the tenants
+    and keys outlive a close and open of that store, as a file's tables would.
+    """
+
+    _beside: weakref.WeakKeyDictionary[MemoryStore, MemoryAuthStore] = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def beside(cls, store: MemoryStore) -> MemoryAuthStore:
+        found = cls._beside.get(store)
+        if found is None:
+            found = cls._beside[store] = cls(clock=store.clock)
+        return found
 
     def __init__(self, *, clock: Callable[[], int] = now_us) -> None:
         self._tenants: dict[str, Tenant] = {"default": Tenant("default", "default", clock())}

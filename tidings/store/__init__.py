@@ -45,5 +45,5 @@ def open_auth_store(store: Store) -> AuthStore:
     from tidings.testing import MemoryAuthStore, MemoryStore
 
     if isinstance(store, MemoryStore):
-        return MemoryAuthStore()
+        return MemoryAuthStore.beside(store)
     raise ValueError(f"no tenants and keys store for {type(store).__name__}")
