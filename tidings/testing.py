@@ -13,6 +13,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from typing import ClassVar
 
 from tidings.envelope import AppendResult, Candidate, Event, Filter
 from tidings.envelope.timefmt import format_us, now_us
@@ -254,7 +255,9 @@ class MemoryAuthStore:
     and keys outlive a close and open of that store, as a file's tables would.
     """
 
-    _beside: weakref.WeakKeyDictionary[MemoryStore, MemoryAuthStore] = weakref.WeakKeyDictionary()
+    _beside: ClassVar[weakref.WeakKeyDictionary[MemoryStore, MemoryAuthStore]] = (
+        weakref.WeakKeyDictionary()
+    )
 
     @classmethod
     def beside(cls, store: MemoryStore) -> MemoryAuthStore:
