@@ -69,7 +69,9 @@ async def create_key(request: Request) -> Response:
     spec = KeySpec(
         name=given.name,
         scopes=parse_scopes(given.scopes, ["body", "scopes"]),
-        tenant=check_tenant_id(given.tenant, ["body", "tenant"]) if given.tenant else None,
+        tenant=(
+            check_tenant_id(given.tenant, ["body", "tenant"]) if given.tenant is not None else None
+        ),
         rate_limit=given.rate_limit,
         max_streams=given.max_streams,
     )

@@ -115,6 +115,7 @@ class SSEResponse(Response):
             await conn.run()
             if conn.ended:
                 reason = "revoked"
+                await _finish(send, self._stall_s)
             elif conn.shutdown_retry_ms is not None:
                 reason = "shutdown"
                 await _finish(send, self._stall_s)
