@@ -7,6 +7,7 @@ the caller is put into the scope (``tidings.principal``) for the handlers.
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import parse_qsl
 
 import orjson
@@ -141,8 +142,22 @@ class AuthMiddleware:
 
 
 def _local_host(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return is_loopback(name)
+    """Whether a Host header can name this loopback server without DNS rebinding.
+
+    Rebinding needs a name the attacker's DNS answers: a dotted domain. IP literals,
+    ``localhost`` (and ``*.localhost``) and single-label names (a proxy's or a test's) pass.
+    """
+    name = host.strip().lower()
+    if name.startswith("["):
+        return True  # an IPv6 literal
+    name = name.rsplit(":", 1)[0]
+    if is_loopback(name) or "." not in name:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _unauthorized(message: str) -> TidingsError:
