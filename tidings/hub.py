@@ -7,7 +7,7 @@ import logging
 
 from tidings import metrics
 from tidings.auth.audit import Auditor
-from tidings.auth.service import AuthService
+from tidings.auth.service import AuthService, auth_enabled
 from tidings.backplane import Announcement, Backplane, open_backplane_from_url
 from tidings.delivery.service import DeliveryService
 from tidings.envelope import Event, Limits
@@ -44,7 +44,8 @@ class Hub:
         self.limits = Limits(max_event_bytes=settings.max_event_bytes, max_batch=settings.max_batch)
         self.tasks = Supervisor()
         self.streams = StreamRegistry()
-        self.auditor = Auditor(self.publisher, self.limits)  # audit events, in the tenant's log
+        # audit events, in the tenant's own log, while keys are required
+        self.auditor = Auditor(self.publisher, self.limits, enabled=auth_enabled(settings))
         self.auth = AuthService(
             settings, auth_store or open_auth_store(self.store), self.auditor, self.streams
         )

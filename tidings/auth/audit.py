@@ -34,11 +34,16 @@ def audit_type(thing: str, action: str) -> str:
 
 
 class Auditor:
-    """Writes audit events through the one publish path."""
+    """Writes audit events through the one publish path.
 
-    def __init__(self, publisher: Publisher, limits: Limits) -> None:
+    Only while keys are required: the trail records which key did what; a loopback server
+    without auth has one anonymous user, and its log holds only what was published.
+    """
+
+    def __init__(self, publisher: Publisher, limits: Limits, *, enabled: bool = True) -> None:
         self.publisher = publisher
         self.limits = limits
+        self.enabled = enabled  # auth is on
         self._pending: set[asyncio.Task[None]] = set()  # refusals recorded in the background
 
     async def record(
@@ -52,6 +57,8 @@ class Auditor:
         subject: str | None = None,
     ) -> None:
         """Store one audit event; a failure is logged, never raised into the action."""
+        if not self.enabled:
+            return
         body: dict[str, Any] = {
             "type": audit_type(thing, action),
             "source": SOURCE,
@@ -67,6 +74,8 @@ class Auditor:
 
     def record_later(self, tenant: str, thing: str, action: str, data: dict[str, Any]) -> None:
         """Record without making the caller wait (a refusal answers at once)."""
+        if not self.enabled:
+            return
         task = asyncio.get_running_loop().create_task(
             self.record(tenant, thing, action, None, data), name="tidings:audit"
         )
