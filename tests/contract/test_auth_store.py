@@ -5,15 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tidings.auth.keys import NewKey
-from tidings.store import ApiKey, AuthStore, Tenant, open_auth_store
-from tidings.store.base import Store
-
-from .conftest import StoreHarness
+from tidings.store import ApiKey, AuthStore, Tenant
 
 
 @pytest.fixture
-async def auth(store: Store) -> AuthStore:
-    return open_auth_store(store)
+def auth(auth_store: AuthStore) -> AuthStore:
+    return auth_store
 
 
 def _key(tenant: str = "default", created: int = 1, **changes: object) -> ApiKey:
@@ -79,14 +76,3 @@ async def test_a_revoked_key_stays_listed_with_its_time(auth: AuthStore) -> None
     assert found is not None and found.revoked_at_us == 500
     assert await auth.count_active_keys() == 0
     assert (await auth.list_keys())[0].revoked_at_us == 500
-
-
-async def test_tenants_and_keys_outlive_a_restart(harness: StoreHarness) -> None:
-    store = await harness.open()
-    auth = open_auth_store(store)
-    await auth.create_tenant(Tenant("acme", "acme", 1))
-    key = _key("acme")
-    await auth.create_key(key)
-    reopened = open_auth_store(await harness.reopen())
-    assert await reopened.get_key(key.id) == key
-    assert await reopened.get_tenant("acme") is not None
