@@ -7,6 +7,7 @@ the caller is put into the scope (``tidings.principal``) for the handlers.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from urllib.parse import parse_qsl
 
@@ -118,7 +119,7 @@ class AuthMiddleware:
             service.refused("unknown", shown_prefix(secret), address)
             await _refuse(scope, send, _unauthorized("unknown or revoked API key"))
             return
-        principal = Principal(key.tenant, frozenset(KeyScope(s) for s in key.scopes), address, key)
+        principal = Principal(key.tenant, _scopes(key.scopes), address, key)
         if isinstance(need, KeyScope) and not principal.can(need):
             service.refused("forbidden", key.prefix, address, key.tenant)
             await _refuse(
@@ -139,6 +140,11 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
         finally:
             service.slots.release(key.id)
+
+
+@functools.lru_cache(maxsize=64)
+def _scopes(names: tuple[str, ...]) -> frozenset[KeyScope]:
+    return frozenset(KeyScope(name) for name in names)
 
 
 def _local_host(host: str) -> bool:
