@@ -147,6 +147,7 @@ def _scopes(names: tuple[str, ...]) -> frozenset[KeyScope]:
     return frozenset(KeyScope(name) for name in names)
 
 
+@functools.lru_cache(maxsize=256)  # a server sees few distinct Host values
 def _local_host(host: str) -> bool:
     """Whether a Host header can name this loopback server without DNS rebinding.
 
