@@ -9,6 +9,7 @@ from tidings.cli import (
     backup_command,
     client_commands,
     dlq_command,
+    keys_command,
     serve_command,
     tail_command,
     webhooks_command,
@@ -44,6 +45,7 @@ tail_command.register(app)
 webhooks_command.register(app)
 dlq_command.register(app)
 backup_command.register(app)
+keys_command.register(app)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tidings.store.auth import AuthStore
 from tidings.store.base import Store
 from tidings.store.dead_letters import DeadLetterStore
 from tidings.store.deliveries import DeliveryStore
@@ -30,6 +31,7 @@ class Backend:
     sink_cursors: SinkCursors  # durable positions of the other sinks (the MQTT bridge)
     dead_letters: DeadLetterStore  # input parked with its raw bytes and the reason
     leases: Leases  # work owned by one node at a time
+    auth: AuthStore  # tenants and their API keys (stored hashed)
 
     async def open(self) -> None:
         """Create or migrate the schema and start serving (the members share it)."""
