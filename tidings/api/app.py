@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from tidings import __version__, web
-from tidings.api import dead_letters, errors, events, ingest, ops, streams, webhooks
+from tidings.api import dead_letters, errors, events, ingest, ops, stats, streams, webhooks
 from tidings.api.fast_paths import FastPaths
 from tidings.api.middleware import RequestMetrics
 from tidings.api.schemas import EVENT_IN_SCHEMA
@@ -45,6 +45,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(dead_letters.router)
     app.include_router(ops.router)
+    app.include_router(stats.router)
     web.install(app)
     app.add_middleware(RequestMetrics)
     _add_schemas(app)

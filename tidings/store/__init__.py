@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tidings.store.base import CommitListener, Query, Store, StoreStats
+from tidings.store.base import (
+    BucketCount,
+    CommitListener,
+    CountQuery,
+    GroupBy,
+    Query,
+    Store,
+    StoreStats,
+)
 
-__all__ = ["CommitListener", "Query", "Store", "StoreStats", "open_store_from_url"]
+__all__ = [
+    "BucketCount",
+    "CommitListener",
+    "CountQuery",
+    "GroupBy",
+    "Query",
+    "Store",
+    "StoreStats",
+    "open_store_from_url",
+]
 
 
 def open_store_from_url(url: str | None, data_dir: Path, *, synchronous: str = "FULL") -> Store:
