@@ -34,7 +34,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         version=__version__,
         summary="A self-hosted event hub: publish, store, query, stream and deliver events.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by tidings.web from the vendored Swagger UI
         redoc_url=None,
     )
     app.state.hub = the_hub
