@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,19 @@ def screenshot(page: Any, name: str) -> None:
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"))
+
+
+def wait_js(page: Any, expression: str, timeout_ms: int = WAIT_MS) -> Any:
+    """Poll a JavaScript expression until it is truthy; its value.
+
+    (``page.wait_for_function`` evaluates its predicate with ``eval``, which the console's
+    Content-Security-Policy forbids.)
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        page.wait_for_timeout(50)

@@ -20,6 +20,7 @@ from tests.e2e.helpers import (
     publish,
     row_seqs,
     screenshot,
+    wait_js,
     wait_live,
     wait_row,
 )
@@ -198,7 +199,7 @@ def test_autoscroll_keeps_the_newest_row_in_view_or_holds_the_reading_position(
     page = open_console(browser, server)
     try:
         wait_live(page)
-        page.wait_for_function("document.querySelectorAll('#events li').length >= 80")
+        wait_js(page, "document.querySelectorAll('#events li').length >= 80")
         [first] = publish(server, {"type": "tick.new"})
         wait_row(page, first)
         assert page.eval_on_selector("[data-testid=events]", "e => e.scrollTop") == 0
@@ -238,7 +239,7 @@ def test_a_burst_keeps_a_bounded_number_of_rows_newest_first(
         for _ in range(3):
             seqs += publish(server, *({"type": "burst", "data": {"n": n}} for n in range(400)))
         wait_row(page, seqs[-1])
-        page.wait_for_function(f"document.querySelectorAll('#events li').length === {MAX_ROWS}")
+        wait_js(page, f"document.querySelectorAll('#events li').length === {MAX_ROWS}")
         assert row_seqs(page) == list(reversed(seqs[-MAX_ROWS:]))
         assert page.errors == []
     finally:
