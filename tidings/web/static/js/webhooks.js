@@ -6,6 +6,7 @@ import { api } from "./api.js";
 import { copyText, fromLocalInput, h, localTime, visible } from "./dom.js";
 
 const DAY_MS = 86_400_000;
+const REFRESH_MS = 2000;
 
 /** Succeeded / (succeeded + failed) among deliveries created in the last 24 hours. */
 export function successRate(deliveries, now = Date.now()) {
@@ -52,7 +53,8 @@ export class WebhooksView {
       if (!webhooks.length) this.list.append(h("tr", null, h("td", { colspan: "5", class: "empty" }, "No endpoints yet.")));
       if (this.selected) {
         const still = webhooks.find((w) => w.id === this.selected.id);
-        if (still) await this.showDeliveries(still); else this.deliveries.replaceChildren();
+        if (still) await this.showDeliveries(still);
+        else { this.selected = null; this.deliveries.replaceChildren(); }
       }
     } catch (error) {
       this.onError(error);
@@ -127,31 +129,42 @@ export class WebhooksView {
     } catch (error) { this.onError(error); }
   }
 
+  /** Show an endpoint's deliveries; while shown, they refresh every few seconds. */
   async showDeliveries(w) {
+    const same = this.selected && this.selected.id === w.id && this.deliveryBody;
     this.selected = w;
     let page;
     try {
       page = await api(`/v1/webhooks/${encodeURIComponent(w.id)}/deliveries`, { query: { limit: "100" } });
     } catch (error) { this.onError(error); return; }
-    const replay = h("form", { class: "replay", autocomplete: "off" },
-      h("label", null, "since", h("input", { type: "datetime-local", step: "1", name: "since", "data-testid": "replay-since" })),
-      h("label", null, "until", h("input", { type: "datetime-local", step: "1", name: "until", "data-testid": "replay-until" })),
-      h("label", { class: "inline" }, h("input", { type: "checkbox", name: "only_failed" }), " only failed"),
-      h("button", { type: "submit", "data-testid": "replay" }, "Replay window"),
-      h("span", { class: "result", role: "status", "data-testid": "replay-result" }));
-    replay.addEventListener("submit", (e) => { e.preventDefault(); this.replay(w, replay); });
+    if (!same) {
+      const replay = h("form", { class: "replay", autocomplete: "off" },
+        h("label", null, "since", h("input", { type: "datetime-local", step: "1", name: "since", "data-testid": "replay-since" })),
+        h("label", null, "until", h("input", { type: "datetime-local", step: "1", name: "until", "data-testid": "replay-until" })),
+        h("label", { class: "inline" }, h("input", { type: "checkbox", name: "only_failed" }), " only failed"),
+        h("button", { type: "submit", "data-testid": "replay" }, "Replay window"),
+        h("span", { class: "result", role: "status", "data-testid": "replay-result" }));
+      replay.addEventListener("submit", (e) => { e.preventDefault(); this.replay(w, replay); });
+      this.deliveryBody = h("tbody");
+      this.opened = new Set(); // deliveries whose attempts are shown
+      this.deliveries.replaceChildren(
+        h("h3", null, "Deliveries to ", visible(w.url)), replay,
+        h("div", { class: "table-wrap" }, h("table", { class: "grid" },
+          h("thead", null, h("tr", null, ["created", "event", "status", "attempts", "last", ""].map((t) => h("th", null, t)))),
+          this.deliveryBody)));
+    }
     const rows = page.deliveries.map((d) => this.deliveryRow(d));
-    this.deliveries.replaceChildren(
-      h("h3", null, "Deliveries to ", visible(w.url)), replay,
-      h("div", { class: "table-wrap" }, h("table", { class: "grid" },
-        h("thead", null, h("tr", null, ["created", "event", "status", "attempts", "last", ""].map((t) => h("th", null, t)))),
-        h("tbody", null, rows.length ? rows : h("tr", null, h("td", { colspan: "6", class: "empty" }, "No deliveries yet."))))));
+    this.deliveryBody.replaceChildren(...(rows.length ? rows.flat() : [h("tr", null, h("td", { colspan: "6", class: "empty" }, "No deliveries yet."))]));
+    clearTimeout(this.refresh);
+    this.refresh = setTimeout(() => {
+      if (this.selected && this.selected.id === w.id && !this.root.hidden) this.showDeliveries(w);
+    }, REFRESH_MS);
   }
 
   deliveryRow(d) {
     const last = d.attempts[d.attempts.length - 1];
     const lastText = last ? `${last.status_code ?? last.error ?? "—"} · ${last.latency_ms ?? "—"} ms` : "—";
-    const attempts = h("tr", { class: "attempts", hidden: true },
+    const attempts = h("tr", { class: "attempts", hidden: !this.opened.has(d.id) },
       h("td", { colspan: "6" }, d.attempts.length ? h("ol", null, d.attempts.map((a) => h("li", null,
         h("span", null, localTime(a.at), " · ", String(a.status_code ?? "no response"), " · ", String(a.latency_ms ?? "—"), " ms",
           a.error ? " · " + visible(a.error) : ""),
@@ -161,17 +174,19 @@ export class WebhooksView {
       try {
         await api(`/v1/deliveries/${encodeURIComponent(d.id)}/retry`, { method: "POST" });
         retry.textContent = "Queued";
-        setTimeout(() => this.selected && this.showDeliveries(this.selected), 800);
       } catch (error) { this.onError(error); }
     });
-    const toggle = h("button", { type: "button", class: "small quiet", onclick: () => { attempts.hidden = !attempts.hidden; } }, "Attempts");
+    const toggle = h("button", { type: "button", class: "small quiet", onclick: () => {
+      attempts.hidden = !attempts.hidden;
+      if (attempts.hidden) this.opened.delete(d.id); else this.opened.add(d.id);
+    } }, "Attempts");
     const main = h("tr", { dataset: { delivery: d.id, status: d.status }, "data-testid": "delivery-row" },
       h("td", null, localTime(d.created_at)),
       h("td", { title: d.event_id }, String(d.event_seq ?? d.event_id)),
       h("td", { class: `st-${d.status}`, "data-testid": "delivery-status" }, d.status),
       h("td", null, String(d.attempts.length)),
       h("td", null, lastText),
-      h("td", { class: "buttons" }, toggle, retry));
+      h("td", { class: "buttons" }, toggle, d.status === "pending" ? null : retry));
     return [main, attempts];
   }
 
@@ -186,15 +201,8 @@ export class WebhooksView {
     try {
       const answer = await api(`/v1/webhooks/${encodeURIComponent(w.id)}/replay`, { method: "POST", body });
       result.textContent = `${answer.replayed} events queued again`;
-      setTimeout(() => this.selected && this.selected.id === w.id && this.refreshDeliveries(w, result.textContent), 1000);
     } catch (error) {
       result.textContent = error.message;
     }
-  }
-
-  async refreshDeliveries(w, message) {
-    await this.showDeliveries(w);
-    const result = this.deliveries.querySelector("[data-testid=replay-result]");
-    if (result) result.textContent = message;
   }
 }
