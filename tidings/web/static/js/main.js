@@ -6,7 +6,7 @@ import { ChartsView } from "./charts.js";
 import { DeadLettersView } from "./deadletters.js";
 import { fromLocalInput, toLocalInput, zoneLabel } from "./dom.js";
 import { EventList } from "./events.js";
-import { Stream } from "./stream.js";
+import { backoff, Stream } from "./stream.js";
 import { WebhooksView } from "./webhooks.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -117,7 +117,7 @@ function showError(error) {
 
 // -- the live list ----------------------------------------------------------------------------
 
-async function apply(state, { push = false } = {}) {
+async function apply(state, { push = false, failures = 0 } = {}) {
   const current = ++applied;
   if (push) history.pushState(null, "", urlFor(state));
   else history.replaceState(null, "", urlFor(state));
@@ -143,12 +143,16 @@ async function apply(state, { push = false } = {}) {
     page = await api("/v1/events", { query });
   } catch (error) {
     if (current !== applied) return;
-    if (error.status === 0) setStatus("offline");
     showError(error);
-    if (error.status === 0) setTimeout(() => current === applied && apply(state), 2000);
+    if (error.status === 0) {
+      // The server is down: say so, and try again later, waiting longer each time.
+      setStatus("offline");
+      setTimeout(() => current === applied && apply(state, { failures: failures + 1 }), backoff(failures + 1));
+    }
     return;
   }
   if (current !== applied) return;
+  if (failures) notice("");
   list.add(page.events);
   // Resume after the newest listed event; with none listed, from a moment before the history
   // was read (so nothing published meanwhile is missed).
