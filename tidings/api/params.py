@@ -27,7 +27,8 @@ HISTORY_PARAMS = (
     "limit",
     "cursor",
 )
-EXPORT_PARAMS = (*HISTORY_PARAMS, "format")
+# A browser download cannot set headers either: its key comes as access_token, read by auth.
+EXPORT_PARAMS = (*HISTORY_PARAMS, "format", "access_token")
 MAX_LIMIT = 1000
 
 

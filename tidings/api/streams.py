@@ -19,7 +19,8 @@ from tidings.streams.sse import SSEResponse
 from tidings.streams.websocket import serve_websocket
 
 router = APIRouter(tags=["streams"])
-STREAM_PARAMS = ("last_event_id", "since")
+# access_token: the key of a browser that cannot set headers; auth reads it, the filter must not
+STREAM_PARAMS = ("last_event_id", "since", "access_token")
 
 
 def _hub(request: Request | WebSocket) -> Hub:
