@@ -8,6 +8,21 @@ import { h, localTime, utcOffsetMinutes, visible } from "./dom.js";
 const COLORS = ["#3b6fd8", "#e07b39", "#2e9d6a", "#c2417a", "#8a63d2", "#c9a227", "#3aa7b8", "#7f8c8d", "#a0522d"];
 const OTHER_COLOR = "#b8bfcc";
 const REDRAW_MS = 1000;
+const UPLOT = "/static/vendor/uplot/uPlot.iife.min.js";
+let uplotLoading = null;
+
+/** uPlot is loaded when a chart is first drawn, so the events list never waits for it. */
+function loadUplot() {
+  if (window.uPlot) return Promise.resolve(window.uPlot);
+  uplotLoading ??= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = UPLOT;
+    script.onload = () => resolve(window.uPlot);
+    script.onerror = () => reject(new Error("could not load " + UPLOT));
+    document.head.append(script);
+  });
+  return uplotLoading;
+}
 
 /** Counts of one grid (an answer of /v1/stats/counts), updated in place by live events. */
 export class Counts {
@@ -179,7 +194,7 @@ export class ChartsView {
       if (group) query.set("by", group);
       return api("/v1/stats/counts", { query }).then((body) => new Counts(body, top));
     };
-    const loading = Promise.all([ask("hour", by, 8), ask("day", by, 8), ask("hour", "subject", 20)]);
+    const loading = Promise.all([ask("hour", by, 8), ask("day", by, 8), ask("hour", "subject", 20), loadUplot()]);
     this.loading = loading;
     try {
       const [hourly, daily, subjects] = await loading;

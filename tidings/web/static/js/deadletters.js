@@ -1,7 +1,7 @@
 // Dead letters: parked input with its reason and raw body; redrive one, or all of a source.
 
 import { api } from "./api.js";
-import { h, localTime, preview, visible } from "./dom.js";
+import { h, localTime, visible } from "./dom.js";
 
 export class DeadLettersView {
   constructor(root, onError) {
@@ -52,7 +52,7 @@ export class DeadLettersView {
       h("td", null, visible(d.source)),
       h("td", null, visible(d.topic ?? "")),
       h("td", { class: "reason" }, visible(d.reason)),
-      h("td", null, h("code", null, preview(d.raw, 80))),
+      h("td", { class: "raw-preview" }, h("code", null, visible(d.raw.length > 80 ? d.raw.slice(0, 80) + "…" : d.raw))),
       h("td", { class: "buttons" }, show, redrive, status)), raw];
   }
 

@@ -4,6 +4,9 @@
 import { copyText, h, localTime, preview, visible } from "./dom.js";
 
 export const MAX_ROWS = 500;
+// Under a flood, the list is redrawn at most this often (each redraw moves and repaints every
+// visible row; nobody reads faster than this), on an animation frame.
+const MIN_FLUSH_MS = 100;
 
 export class EventList {
   constructor(list, empty, detail, counters) {
@@ -13,6 +16,7 @@ export class EventList {
     this.counters = counters;
     this.queue = [];
     this.scheduled = false;
+    this.flushed = 0; // performance.now() of the last redraw
     this.autoscroll = true;
     this.until = null; // ms: events received later are not listed (a closed time range)
     this.events = new Map(); // seq -> event, for the rows on the page only
@@ -47,12 +51,15 @@ export class EventList {
     }
     if (!this.scheduled && this.queue.length) {
       this.scheduled = true;
-      requestAnimationFrame(() => this.flush());
+      const wait = this.flushed + MIN_FLUSH_MS - performance.now();
+      if (wait > 0) setTimeout(() => requestAnimationFrame(() => this.flush()), wait);
+      else requestAnimationFrame(() => this.flush());
     }
   }
 
   flush() {
     this.scheduled = false;
+    this.flushed = performance.now();
     const batch = this.queue.splice(0).sort((a, b) => a.seq - b.seq).slice(-MAX_ROWS);
     if (!batch.length) return;
     const fragment = document.createDocumentFragment();
@@ -63,17 +70,21 @@ export class EventList {
       fragment.append(row(event));
     }
     const list = this.list;
-    const top = list.scrollTop;
-    const height = list.scrollHeight;
+    // Reading the layout costs a reflow per frame: only done when the reading position is held.
+    const hold = !this.autoscroll && list.scrollTop > 0;
+    const top = hold ? list.scrollTop : 0;
+    const height = hold ? list.scrollHeight : 0;
     list.prepend(fragment);
-    const added = list.scrollHeight - height;
-    while (list.childElementCount > MAX_ROWS) {
+    const added = hold ? list.scrollHeight - height : 0;
+    let extra = list.childElementCount - MAX_ROWS;
+    while (extra-- > 0) {
       const last = list.lastElementChild;
       this.events.delete(Number(last.dataset.seq));
       last.remove();
     }
     // Auto-scroll keeps the newest row in view; otherwise the rows being read stay put.
-    list.scrollTop = this.autoscroll ? 0 : top + added;
+    if (hold) list.scrollTop = top + added;
+    else if (this.autoscroll) list.scrollTop = 0;
     this.empty.hidden = list.childElementCount > 0;
     this.counters.count.textContent = String(list.childElementCount);
     this.counters.position.textContent = String(batch[batch.length - 1].seq);
