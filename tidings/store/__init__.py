@@ -14,6 +14,7 @@ from tidings.store.base import (
     Store,
     StoreStats,
 )
+from tidings.store.errors import StoreOpenError
 
 __all__ = [
     "Backend",
@@ -24,6 +25,7 @@ __all__ = [
     "GroupListener",
     "Query",
     "Store",
+    "StoreOpenError",
     "StoreStats",
     "open_backend",
 ]
