@@ -850,6 +850,27 @@ async def test_count_buckets_follow_the_filter_and_every_bound(
     assert await rows(time_until_us=0) == set()
 
 
+async def test_count_buckets_with_a_filter_on_awkward_strings(
+    store: Store, clock: FakeClock
+) -> None:
+    # Backslashes and NUL characters in data values: some stores must recheck such rows.
+    base = (clock.now_us // DAY + 2) * DAY
+    clock.now_us = base
+    await store.append(
+        [
+            candidate(data={"note": "a\\b"}, subject="d1"),
+            candidate(data={"note": "a\x00b"}, subject="d1"),
+            candidate(data={"note": "a\ufffdb"}, subject="d2"),
+        ]
+    )
+
+    for value in ("a\\b", "a\x00b", "a\ufffdb"):
+        query = Query(filter=parse_filter({"data.note": value}))
+        found = await store.count_buckets(DEFAULT_TENANT, CountQuery(query, HOUR, by="subject"))
+        expected = "d2" if value == "a\ufffdb" else "d1"
+        assert _rows(found) == {(base, expected, 1)}, value
+
+
 def test_a_count_query_needs_a_width_and_an_origin_inside_it() -> None:
     with pytest.raises(ValueError):
         CountQuery(Query(), 0)

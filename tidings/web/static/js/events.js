@@ -134,10 +134,16 @@ function row(event) {
     "li",
     { dataset: { seq: String(event.seq) }, tabindex: "0" },
     h("time", { class: "c-time", datetime: event.received_at, title: event.received_at },
-      localTime(event.received_at).slice(11)),
+      shortTime(event.received_at)),
     h("span", { class: "c-type" }, visible(event.type)),
     h("span", { class: "c-source" }, visible(event.source)),
     h("span", { class: "c-subject" }, visible(event.subject ?? "")),
     h("code", { class: "c-data" }, preview(event.data)),
   );
+}
+
+/** The local time of day; with the month and day when it is not today. */
+function shortTime(iso) {
+  const full = localTime(iso);
+  return full.slice(0, 10) === localTime(new Date().toISOString()).slice(0, 10) ? full.slice(11) : full.slice(5, 19);
 }
