@@ -1,24 +1,11 @@
 // Webhook endpoints: create (the secret shown once), pause and resume, rotate, delete; each
 // endpoint's deliveries with their attempts, retry one, replay a window; the success rate of
-// the last 24 hours per endpoint.
+// each endpoint's attempts in the last 24 hours (from /v1/stats).
 
 import { api } from "./api.js";
 import { copyText, fromLocalInput, h, localTime, visible } from "./dom.js";
 
-const DAY_MS = 86_400_000;
 const REFRESH_MS = 2000;
-
-/** Succeeded / (succeeded + failed) among deliveries created in the last 24 hours. */
-export function successRate(deliveries, now = Date.now()) {
-  let ok = 0;
-  let done = 0;
-  for (const d of deliveries) {
-    if (now - Date.parse(d.created_at) > DAY_MS) continue;
-    if (d.status === "succeeded") ok += 1;
-    if (d.status === "succeeded" || d.status === "failed") done += 1;
-  }
-  return { ok, done, rate: done ? ok / done : null };
-}
 
 export class WebhooksView {
   constructor(root, onError) {
@@ -45,11 +32,12 @@ export class WebhooksView {
 
   async load() {
     try {
-      const { webhooks } = await api("/v1/webhooks");
-      const rates = await Promise.all(webhooks.map((w) =>
-        api(`/v1/webhooks/${encodeURIComponent(w.id)}/deliveries`, { query: { limit: "1000" } })
-          .then((page) => successRate(page.deliveries)).catch(() => null)));
-      this.list.replaceChildren(...webhooks.map((w, i) => this.row(w, rates[i])));
+      const [{ webhooks }, stats] = await Promise.all([
+        api("/v1/webhooks"),
+        api("/v1/stats").catch(() => null),
+      ]);
+      const rates = (stats && stats.deliveries && stats.deliveries.by_endpoint_24h) || {};
+      this.list.replaceChildren(...webhooks.map((w) => this.row(w, rates[w.id])));
       if (!webhooks.length) this.list.append(h("tr", null, h("td", { colspan: "5", class: "empty" }, "No endpoints yet.")));
       if (this.selected) {
         const still = webhooks.find((w) => w.id === this.selected.id);
@@ -63,7 +51,9 @@ export class WebhooksView {
 
   row(w, rate) {
     const state = w.disabled_reason ? `disabled: ${w.disabled_reason}` : w.active ? "active" : "paused";
-    const rateText = !rate ? "—" : rate.rate === null ? "no attempts" : `${Math.round(rate.rate * 100)}% (${rate.ok}/${rate.done})`;
+    // Attempts of the last 24 hours that were answered 2xx.
+    const rateText = !rate ? "no attempts" :
+      `${Math.round(rate.success_rate * 100)}% (${rate.succeeded}/${rate.succeeded + rate.failed})`;
     const act = (label, fn, testid) => h("button", { type: "button", class: "small", "data-testid": testid, onclick: fn }, label);
     return h("tr", { dataset: { webhook: w.id }, "data-testid": "webhook-row" },
       h("td", { class: "url" }, visible(w.url), w.description ? h("div", { class: "muted" }, visible(w.description)) : null),
