@@ -181,3 +181,21 @@ def test_dead_letters_redrive_one_and_all_of_a_source(
         assert page.errors == []
     finally:
         page.close()
+
+
+def test_a_360_px_screen_fits_endpoints_and_deliveries(server: ServerProcess, browser: Any) -> None:
+    long_url = "http://127.0.0.1:9/" + "a-rather-long-path-segment/" * 6 + "hook"
+    created = httpx.post(server.url + "/v1/webhooks", json={"url": long_url, "events": ["wide.*"]})
+    assert created.status_code == 201, created.text
+    publish(server, {"type": "wide.event"})
+    page = open_console(browser, server, "?view=webhooks", width=360)
+    try:
+        page.click(f"[data-webhook='{created.json()['id']}'] [data-testid=webhook-deliveries]")
+        page.wait_for_selector("[data-testid=delivery-row]", timeout=WAIT_MS)
+        assert page.evaluate("getComputedStyle(document.documentElement).overflowX") == "visible"
+        assert page.evaluate("getComputedStyle(document.body).overflowX") == "visible"
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, f"the webhooks view is {width} px wide"
+    finally:
+        page.close()
+        httpx.delete(server.url + f"/v1/webhooks/{created.json()['id']}")

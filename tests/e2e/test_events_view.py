@@ -325,6 +325,7 @@ def test_a_360_px_screen_never_scrolls_sideways(
         if view == "charts":
             page.wait_for_selector("[data-testid=chart-hourly] canvas", timeout=WAIT_MS)
         page.wait_for_load_state("networkidle")
+        assert page.evaluate("getComputedStyle(document.documentElement).overflowX") == "visible"
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, f"{view} is {width} px wide"
         if view == "events":
