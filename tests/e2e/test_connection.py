@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -76,7 +77,7 @@ def test_history_that_cannot_be_read_shows_offline_and_is_tried_again(
     reason="API keys (TIDINGS_AUTH) are not in this version of the server yet",
 )
 def test_the_key_prompt_when_the_server_requires_keys(
-    start_server: Callable[..., ServerProcess], browser: Any
+    start_server: Callable[..., ServerProcess], browser: Any, tmp_path: Path
 ) -> None:
     server = start_server(env={"TIDINGS_AUTH": "on", "TIDINGS_BOOTSTRAP_KEY": ROOT_KEY})
     [seq] = publish(server, {"type": "secret.thing"}, key=ROOT_KEY)
@@ -94,7 +95,12 @@ def test_the_key_prompt_when_the_server_requires_keys(
         [live] = publish(server, {"type": "secret.live"}, key=ROOT_KEY)
         wait_row(page, live)
         assert page.evaluate("sessionStorage.getItem('tidings.key')") == ROOT_KEY
-        assert "access_token=" in (page.get_attribute("[data-testid=export-csv]", "href") or "")
+        with page.expect_download(timeout=WAIT_MS) as download:
+            page.click("[data-testid=export-csv]")  # a link: the key goes as ?access_token=
+        saved = tmp_path / "events.csv"
+        download.value.save_as(saved)
+        rows = [line.split(",")[0] for line in saved.read_text().splitlines()]
+        assert rows[0] == "seq" and {str(seq), str(live)} <= set(rows[1:])
 
         page.reload()
         wait_row(page, live)  # the key outlives a reload of the tab

@@ -13,6 +13,7 @@ from tidings.api.events import hub_of
 from tidings.api.params import parse_query
 from tidings.api.responses import json_response
 from tidings.api.schemas import error_responses
+from tidings.auth.principal import principal_of
 from tidings.envelope.timefmt import format_us, now_us
 from tidings.errors import TidingsError
 from tidings.store import CountQuery, GroupBy
@@ -101,7 +102,7 @@ async def count_events(
         )
     selection = replace(query, since_us=since_us, until_us=until_us)
     count_query = CountQuery(selection, width, grid.origin_us, _group(group))
-    rows = await hub.store.count_buckets("default", count_query)
+    rows = await hub.store.count_buckets(principal_of(request.scope).tenant, count_query)
     body = {
         "bucket": kind,
         "by": group,

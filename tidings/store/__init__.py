@@ -3,6 +3,7 @@ implementation, opened together as a ``Backend`` from ``TIDINGS_STORE``."""
 
 from __future__ import annotations
 
+from tidings.store.auth import ApiKey, AuthStore, Tenant
 from tidings.store.backend import Backend, open_backend
 from tidings.store.base import (
     BucketCount,
@@ -17,6 +18,8 @@ from tidings.store.base import (
 from tidings.store.errors import StoreOpenError
 
 __all__ = [
+    "ApiKey",
+    "AuthStore",
     "Backend",
     "BucketCount",
     "CommitListener",
@@ -27,5 +30,6 @@ __all__ = [
     "Store",
     "StoreOpenError",
     "StoreStats",
+    "Tenant",
     "open_backend",
 ]
