@@ -11,7 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.helpers import WAIT_MS, open_console, publish, row_seqs, wait_live, wait_row
+from tests.e2e.helpers import (
+    WAIT_MS,
+    open_console,
+    publish,
+    row_seqs,
+    screenshot,
+    wait_live,
+    wait_row,
+)
 from tests.integration.server import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -85,6 +93,7 @@ def test_the_key_prompt_when_the_server_requires_keys(
     page = open_console(browser, server)
     try:
         page.wait_for_selector("[data-testid=key-input]", state="visible", timeout=WAIT_MS)
+        screenshot(page, "console-key")
         page.fill("[data-testid=key-input]", "tdk_wrong")
         page.press("[data-testid=key-input]", "Enter")
         page.wait_for_selector("#key-error:has-text('refused')", timeout=WAIT_MS)
