@@ -8,6 +8,7 @@ from tidings import __version__
 from tidings.cli import (
     client_commands,
     dlq_command,
+    migrate_command,
     serve_command,
     tail_command,
     webhooks_command,
@@ -42,6 +43,7 @@ client_commands.register(app)
 tail_command.register(app)
 webhooks_command.register(app)
 dlq_command.register(app)
+migrate_command.register(app)
 
 
 def main() -> None:

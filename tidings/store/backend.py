@@ -16,6 +16,7 @@ from tidings.store.dead_letters import DeadLetterStore
 from tidings.store.deliveries import DeliveryStore
 from tidings.store.leases import Leases
 from tidings.store.sink_cursors import SinkCursors
+from tidings.store.transfer import Transfer
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -30,6 +31,7 @@ class Backend:
     sink_cursors: SinkCursors  # durable positions of the other sinks (the MQTT bridge)
     dead_letters: DeadLetterStore  # input parked with its raw bytes and the reason
     leases: Leases  # work owned by one node at a time
+    transfer: Transfer  # rows as stored, for copying to another backend (migrate-store)
 
     async def open(self) -> None:
         """Create or migrate the schema and start serving (the members share it)."""

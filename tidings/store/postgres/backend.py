@@ -8,6 +8,7 @@ from tidings.store.postgres.deliveries import PostgresDeliveryStore
 from tidings.store.postgres.leases import PostgresLeases
 from tidings.store.postgres.sink_cursors import PostgresSinkCursors
 from tidings.store.postgres.store import PostgresStore
+from tidings.store.postgres.transfer import PostgresTransfer
 
 
 def postgres_backend(url: str, *, pool_size: int = 10) -> Backend:
@@ -19,6 +20,7 @@ def postgres_backend(url: str, *, pool_size: int = 10) -> Backend:
         sink_cursors=PostgresSinkCursors(events),
         dead_letters=PostgresDeadLetters(events),
         leases=PostgresLeases(events),
+        transfer=PostgresTransfer(events),
     )
 
 

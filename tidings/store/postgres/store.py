@@ -130,6 +130,11 @@ class PostgresStore:
         with translated():
             return await pool.fetchval(sql, *args)
 
+    async def reload_position(self) -> None:
+        """Read the head again, after rows were written with positions of their own (a copy
+        from another store)."""
+        self._head = max(self._head, int(await self._fetchval(QUERIES["sequence_position"])))
+
     # -- writes -------------------------------------------------------------------------
 
     async def append(self, candidates: Sequence[Candidate]) -> list[AppendResult]:

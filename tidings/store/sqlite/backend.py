@@ -10,6 +10,7 @@ from tidings.store.sqlite.deliveries import SqliteDeliveryStore
 from tidings.store.sqlite.leases import SqliteLeases
 from tidings.store.sqlite.sink_cursors import SqliteSinkCursors
 from tidings.store.sqlite.store import SqliteStore
+from tidings.store.sqlite.transfer import SqliteTransfer
 
 
 def sqlite_backend(path: Path | str, *, synchronous: str = "FULL") -> Backend:
@@ -21,4 +22,5 @@ def sqlite_backend(path: Path | str, *, synchronous: str = "FULL") -> Backend:
         sink_cursors=SqliteSinkCursors(events),
         dead_letters=SqliteDeadLetters(events),
         leases=SqliteLeases(events),
+        transfer=SqliteTransfer(events),
     )
