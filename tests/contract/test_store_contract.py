@@ -303,12 +303,15 @@ async def test_a_key_is_scoped_to_its_tenant(store: Store) -> None:
 
 # -- filters and query bounds ---------------------------------------------------------------
 
+TRACE_1, TRACE_2 = "4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c"
 FILTER_EVENTS: list[dict[str, Any]] = [
     {"id": "e1", "type": "device.switch.on", "source": "hub", "subject": "d1",
-     "data": {"x": 5, "room": "kitchen"}, "metadata": {"kind": "a"}},
+     "data": {"x": 5, "room": "kitchen"}, "metadata": {"kind": "a"}, "trace_id": TRACE_1},
     {"id": "e2", "type": "device.switch.off", "source": "hub", "subject": "d2", "data": {"x": "5"}},
-    {"id": "e3", "type": "device.level", "source": "mqtt", "subject": "d1", "data": {"x": True}},
-    {"id": "e4", "type": "user.created", "source": "api", "data": {"x": 6, "nested": {"y": "z"}}},
+    {"id": "e3", "type": "device.level", "source": "mqtt", "subject": "d1", "data": {"x": True},
+     "trace_id": TRACE_1},
+    {"id": "e4", "type": "user.created", "source": "api", "data": {"x": 6, "nested": {"y": "z"}},
+     "trace_id": TRACE_2},
     {"id": "e5", "type": "device", "source": "mqtt", "subject": "d3", "data": [1, 2],
      "metadata": {"kind": None}},
 ]  # fmt: skip
@@ -335,6 +338,10 @@ FILTER_CASES: list[tuple[dict[str, str], list[str]]] = [
     ({"metadata.kind": "null"}, ["e5"]),
     ({"type": "device.#", "data.x": "5"}, ["e1", "e2"]),
     ({"data.missing": "1"}, []),
+    ({"trace_id": TRACE_1}, ["e1", "e3"]),
+    ({"trace_id": f"{TRACE_1},{TRACE_2}"}, ["e1", "e3", "e4"]),
+    ({"trace_id": TRACE_1, "source": "mqtt"}, ["e3"]),
+    ({"trace_id": "ffffffffffffffffffffffffffffffff"}, []),
     ({"data.nested": "z"}, []),
 ]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.integration.ports import free_port
+
+__all__ = ["ServerProcess", "ServerStore", "free_port"]
 
 
 @dataclass
@@ -34,12 +38,6 @@ class ServerStore:
         return {"TIDINGS_STORE": self._urls[data_dir]}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class ServerProcess:
     """One server process; ``start`` again after ``stop``/``kill`` reuses port and data."""
@@ -50,6 +48,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    file_size_limit: int | None = None  # RLIMIT_FSIZE soft limit: larger writes fail (EFBIG)
 
     @property
     def url(self) -> str:
@@ -74,6 +73,7 @@ class ServerProcess:
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=self._limit_file_size if self.file_size_limit else None,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -86,6 +86,16 @@ class ServerProcess:
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
+
+    def _limit_file_size(self) -> None:
+        """In the child: a soft file-size limit, as a full disk would be (raisable again)."""
+        assert self.file_size_limit is not None
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_size_limit, resource.RLIM_INFINITY))
+
+    def set_file_size_limit(self, limit: int) -> None:
+        """Change the running server's file-size limit (``RLIM_INFINITY``: none)."""
+        assert self.proc is not None
+        resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
 
     def store_url(self) -> str:
         """The ``TIDINGS_STORE`` this server runs on."""
