@@ -18,7 +18,8 @@ from tests.contract.test_store_contract import candidate, everything
 from tidings.envelope import parse_filter
 from tidings.errors import TidingsError
 from tidings.store import Query
-from tidings.store.postgres import PostgresStore, StoreStartError
+from tidings.store.errors import StoreOpenError
+from tidings.store.postgres import PostgresStore
 from tidings.store.postgres.filter_sql import EVENT_COLUMNS, Params, filter_clause
 from tidings.store.postgres.migrate import latest_version, migrate
 from tidings.store.sql import load_migrations
@@ -172,7 +173,7 @@ async def test_a_schema_newer_than_the_code_refuses_to_open_and_changes_nothing(
     conn = await asyncpg.connect(pg_url)
     try:
         await conn.execute("UPDATE tidings_schema SET version = version + 1")
-        with pytest.raises(StoreStartError, match="newer than this Tidings knows") as raised:
+        with pytest.raises(StoreOpenError, match="newer than this Tidings knows") as raised:
             await PostgresStore(pg_url).open()
         assert "\n" not in str(raised.value)
         assert await conn.fetchval("SELECT count(*) FROM events") == 1
@@ -199,14 +200,14 @@ async def test_an_unreachable_server_fails_start_up_with_one_line() -> None:
     from tests.integration.server import free_port
 
     store = PostgresStore(f"postgresql://postgres@127.0.0.1:{free_port()}/nothing")
-    with pytest.raises(StoreStartError, match="cannot reach PostgreSQL at") as raised:
+    with pytest.raises(StoreOpenError, match="cannot reach PostgreSQL") as raised:
         await store.open()
     assert "\n" not in str(raised.value)
 
 
 async def test_a_missing_database_fails_start_up_naming_it() -> None:
     store = PostgresStore("postgresql://postgres@127.0.0.1:5432/tidings_no_such_database")
-    with pytest.raises(StoreStartError, match="does not exist"):
+    with pytest.raises(StoreOpenError, match="does not exist"):
         await store.open()
 
 
@@ -221,7 +222,7 @@ async def test_a_user_without_permission_to_create_tables_fails_start_up_naming_
         await conn.execute(f"CREATE ROLE {role} LOGIN")
         await conn.execute(f"GRANT USAGE ON SCHEMA {pg_url.rsplit('=', 1)[1]} TO {role}")
         store = PostgresStore(pg_url.replace("postgres@", f"{role}@"))
-        with pytest.raises(StoreStartError, match="no permission to create the tables"):
+        with pytest.raises(StoreOpenError, match="no permission to create the tables"):
             await store.open()
     finally:
         await conn.execute(f"DROP OWNED BY {role}")
@@ -267,6 +268,7 @@ async def test_a_text_field_with_a_nul_character_is_refused_alone_with_422(
         ({"type": "kind.3"}, "events_by_type"),
         ({"source": "source-3"}, "events_by_source"),
         ({"subject": "device-3"}, "events_by_subject"),
+        ({"trace_id": f"{3:032x}"}, "events_by_trace"),
         ({"data.category": "c3"}, "events_data"),
         ({"metadata.kind": "k3"}, "events_metadata"),
     ],
@@ -283,6 +285,7 @@ async def test_each_filter_can_use_its_index(
                 f"kind.{n % 97}",
                 source=f"source-{n % 89}",
                 subject=f"device-{n % 83}",
+                trace_id=f"{n % 71 + 1:032x}",
                 data={"category": f"c{n % 79}"},
                 metadata={"kind": f"k{n % 73}"},
             )

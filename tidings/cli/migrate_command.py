@@ -39,14 +39,15 @@ def register(app: typer.Typer) -> None:
           tidings migrate-store --from sqlite:///t.db --to postgresql://db/tidings --resume
         """
         from tidings.store.backend import redact
+        from tidings.store.errors import StoreOpenError
 
         if source == target:
             err.print("[red]error:[/red] --from and --to name the same store", highlight=False)
             raise typer.Exit(2)
         try:
             counts = asyncio.run(_copy(source, target, resume, batch))
-        except ValueError as error:  # an unusable URL, a store that cannot start, a full target
-            err.print(f"[red]error:[/red] {error}", highlight=False)
+        except (ValueError, StoreOpenError) as error:  # a bad URL, a store that cannot open...
+            err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         summary = ", ".join(f"{n} {part.replace('_', ' ')}" for part, n in counts.items())
         typer.echo(f"copied {redact(source)} to {redact(target)}: {summary}")

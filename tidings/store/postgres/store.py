@@ -10,10 +10,11 @@ from tidings.envelope import AppendResult, Candidate, Event, Filter
 from tidings.envelope.timefmt import format_us, now_us
 from tidings.errors import TidingsError
 from tidings.store.base import CommitListener, GroupListener, Query, StoreStats
+from tidings.store.errors import StoreOpenError
 from tidings.store.postgres.connection import (
     UNAVAILABLE,
-    StoreStartError,
     create_pool,
+    describe,
     start_error,
     translated,
 )
@@ -58,11 +59,11 @@ class PostgresStore:
             raise start_error(self.url, error) from None
         try:
             async with pool.acquire() as conn:
-                await migrate(conn)
+                await migrate(conn, where=describe(self.url))
                 async with conn.transaction():  # wait for a group in flight to be visible
                     await conn.execute(QUERIES["wait_for_writers"])
                     self._head = int(await conn.fetchval(QUERIES["sequence_position"]))
-        except StoreStartError:
+        except StoreOpenError:
             await pool.close()
             raise
         except Exception as error:
