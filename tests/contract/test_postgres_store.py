@@ -116,6 +116,30 @@ async def test_seqs_drawn_by_a_rolled_back_group_leave_a_hole_no_later_commit_fi
     assert [e.seq for e in await everything(pg_store)] == [first.seq, after.seq]
 
 
+async def test_two_nodes_racing_the_same_keys_store_each_once_and_answer_the_same_seq(
+    pg_store: PostgresStore, pg_url: str
+) -> None:
+    """Keys are looked up before the lock; the loser of a race hits the unique index and
+    its group is written again under the lock, where it finds the winner's event."""
+    other = PostgresStore(pg_url, pool_size=2)
+    await other.open()
+    try:
+        for n in range(30):
+            same = [candidate(idempotency_key=f"k{n}", data=n)]
+            mine, theirs = await asyncio.gather(
+                pg_store.append([*same, candidate(data="bystander")]),
+                other.append(same),
+            )
+            assert mine[0].seq == theirs[0].seq
+            assert sorted([mine[0].duplicate, theirs[0].duplicate]) == [False, True]
+            assert mine[1].duplicate is False
+    finally:
+        await other.close()
+    stored = await everything(pg_store)
+    assert len(stored) == 60
+    assert [e.seq for e in stored] == sorted(e.seq for e in stored)
+
+
 # -- migrations -----------------------------------------------------------------------------
 
 
