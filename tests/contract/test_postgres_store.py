@@ -157,7 +157,10 @@ async def _schema(conn: asyncpg.Connection) -> list[tuple[str, str, str]]:
     return [tuple(r) for r in rows] + [tuple(r) for r in indexes]
 
 
-@pytest.mark.parametrize("start", range(latest_version()))
+@pytest.mark.parametrize(
+    "start",
+    [0, *(v for v, _, _ in load_migrations("tidings.store.postgres.migrations"))][:-1],
+)
 async def test_migrating_from_every_earlier_version_gives_the_schema_of_a_new_database(
     pg_url: str, pg_database: str, start: int
 ) -> None:
@@ -184,9 +187,10 @@ async def test_migrating_from_every_earlier_version_gives_the_schema_of_a_new_da
         await old.close()
 
 
-async def test_every_migration_is_numbered_without_gaps() -> None:
+async def test_every_migration_has_a_number_of_its_own() -> None:
     versions = [v for v, _, _ in load_migrations("tidings.store.postgres.migrations")]
-    assert versions == list(range(1, len(versions) + 1))
+    assert versions == sorted(set(versions))
+    assert versions[0] == 1
 
 
 async def test_a_schema_newer_than_the_code_refuses_to_open_and_changes_nothing(

@@ -26,6 +26,9 @@ async def migrate(conn: Any, *, target: int | None = None, where: str = "databas
     and then find nothing to do.
     """
     migrations = load_migrations(MIGRATIONS)
+    versions = [version for version, _, _ in migrations]
+    if len(set(versions)) != len(versions):  # two files of one number: one would be skipped
+        raise RuntimeError(f"PostgreSQL migrations share a number: {versions}")
     latest = migrations[-1][0] if migrations else 0
     target = latest if target is None else target
     async with conn.transaction():
