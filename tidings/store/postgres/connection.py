@@ -72,15 +72,24 @@ def translated() -> Iterator[None]:
         raise unavailable(error) from error
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> Any:
-    """A pool whose connections need no codecs of ours: JSON travels as text."""
+async def create_pool(
+    url: str, *, min_size: int = 1, max_size: int = 8, custom_plans: bool = True
+) -> Any:
+    """A pool whose connections need no codecs of ours: JSON travels as text.
+
+    ``custom_plans``: every query planned for the values at hand, for reads, where a generic
+    plan cannot tell a data.<path> value one event in ten holds (walk seq backwards) from a
+    rare one (the GIN index). The writer's statements have no such choice and keep the
+    plan PostgreSQL caches, which saves planning a group's statement every time.
+    """
+    settings = {"application_name": "tidings"}
+    if custom_plans:
+        settings["plan_cache_mode"] = "force_custom_plan"
     return await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
         command_timeout=60,
         timeout=10,
-        # Plans made for the values at hand: a generic plan cannot tell a data.<path> value
-        # that one event in ten holds (walk seq backwards) from a rare one (the GIN index).
-        server_settings={"application_name": "tidings", "plan_cache_mode": "force_custom_plan"},
+        server_settings=settings,
     )

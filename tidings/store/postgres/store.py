@@ -42,7 +42,8 @@ class PostgresStore:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url  # postgresql://user:password@host:port/database
         self._pool_size = pool_size  # connections, shared by the writer and the readers
-        self._pool: Any = None
+        self._pool: Any = None  # reads and the other parts' writes
+        self._write_pool: Any = None  # the group commits (two connections: one, and a spare)
         self._writer: Writer | None = None
         self._listeners: list[CommitListener] = []  # told of every commit, in order
         self._group_listeners: list[GroupListener] = []  # metrics: group sizes, durations
@@ -57,20 +58,22 @@ class PostgresStore:
             pool = await create_pool(self.url, max_size=self._pool_size)
         except Exception as error:
             raise start_error(self.url, error) from None
+        write_pool: Any = None
         try:
             async with pool.acquire() as conn:
                 await migrate(conn, where=describe(self.url))
                 async with conn.transaction():  # wait for a group in flight to be visible
                     await conn.execute(QUERIES["wait_for_writers"])
                     self._head = int(await conn.fetchval(QUERIES["sequence_position"]))
+            write_pool = await create_pool(self.url, max_size=2, custom_plans=False)
         except StoreOpenError:
             await pool.close()
             raise
         except Exception as error:
             await pool.close()
             raise start_error(self.url, error) from None
-        self._pool = pool
-        self._writer = Writer(pool, QUERIES, self._committed)
+        self._pool, self._write_pool = pool, write_pool
+        self._writer = Writer(write_pool, QUERIES, self._committed)
         self._writer.start()
 
     async def close(self) -> None:
@@ -79,6 +82,8 @@ class PostgresStore:
         writer, self._writer = self._writer, None
         await writer.stop()
         pool, self._pool = self._pool, None
+        write_pool, self._write_pool = self._write_pool, None
+        await write_pool.close()
         await pool.close()
 
     def add_commit_listener(self, listener: CommitListener) -> None:
