@@ -333,6 +333,45 @@ async def test_each_filter_can_use_its_index(
     assert index in await pg_store.run(explain)
 
 
+async def test_pages_with_a_data_filter_read_in_windows_find_what_one_read_finds(
+    pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data.<path> page first reads the positions next to where it starts, then the rest:
+    the answer must be the one a single read gives, in every order and bound."""
+    from tidings.store.postgres import pages
+
+    seqs = [
+        r.seq
+        for r in await pg_store.append(
+            [candidate(data={"c": "rare" if n % 9 == 0 else "common"}, metadata={"n": n})
+             for n in range(60)]
+        )
+    ]  # fmt: skip
+    queries = [
+        Query(filter=parse_filter(flt), order=order, limit=limit, after=after, before=before)
+        for flt in ({"data.c": "rare"}, {"data.c": "common"}, {"data.c": "none"})
+        for order in ("asc", "desc")
+        for limit in (1, 4, 100)
+        for after, before in ((None, None), (seqs[5], None), (None, seqs[50]), (seqs[3], seqs[40]))
+    ]
+
+    async def answers() -> list[list[int]]:
+        found = []
+        for q in queries:
+            found.append([e.seq for e in await pg_store.query("default", q)])
+            flt = q.filter
+            found.append(
+                [e.seq for e in await pg_store.read_after("default", q.after or 0, q.limit, flt)]
+            )
+        return found
+
+    monkeypatch.setattr(pages, "WINDOW", 10**9)
+    whole = await answers()
+    monkeypatch.setattr(pages, "WINDOW", 4)
+    assert await answers() == whole
+    assert any(whole)
+
+
 async def test_a_lost_server_answers_503_and_the_store_recovers_by_itself(
     pg_store: PostgresStore, pg_url: str
 ) -> None:

@@ -96,6 +96,9 @@ ORDER BY received_at_us, seq LIMIT 1;
 SELECT seq FROM events WHERE tenant = $1 AND received_at_us <= $2
 ORDER BY received_at_us DESC, seq DESC LIMIT 1;
 
+-- name: max_position
+SELECT max(seq) FROM events;
+
 -- name: earliest
 SELECT min(seq) FROM events WHERE tenant = $1;
 

@@ -18,8 +18,9 @@ from tidings.store.postgres.connection import (
     start_error,
     translated,
 )
-from tidings.store.postgres.filter_sql import EVENT_COLUMNS, Params, filter_clause, needs_recheck
+from tidings.store.postgres.filter_sql import needs_recheck
 from tidings.store.postgres.migrate import migrate
+from tidings.store.postgres.pages import Page, read_page
 from tidings.store.postgres.writer import Writer
 from tidings.store.sql import load_queries
 
@@ -193,40 +194,26 @@ class PostgresStore:
                 if last is None:
                     return []
                 before = last + 1 if before is None else min(before, last + 1)
-            params = Params(tenant)
-            where = ["tenant = $1"]
-            bounds = (
-                ("time_us >=", query.time_since_us),
-                ("time_us <=", query.time_until_us),
-                ("seq >", after),
-                ("seq <", before),
+            page = Page(
+                tenant,
+                query.filter,
+                query.order,
+                query.limit,
+                after,
+                before,
+                query.time_since_us,
+                query.time_until_us,
             )
-            for sql, value in bounds:
-                if value is not None:
-                    where.append(f"{sql} {params.add(value)}")
-            where.extend(filter_clause(query.filter, params))
-            order = "ASC" if query.order == "asc" else "DESC"
-            sql = (
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
-                f"ORDER BY seq {order} LIMIT {params.add(query.limit)}"
-            )
-            return _checked(query.filter, await conn.fetch(sql, *params.values))
+            return _checked(query.filter, await read_page(conn, page))
 
         return await self.run(read)
 
     async def read_after(
         self, tenant: str, after: int, limit: int, filter: Filter | None = None
     ) -> list[Event]:
-        if limit <= 0:
-            return []
         flt = filter or Filter()
-        params = Params(tenant, after)
-        where = " AND ".join(["tenant = $1", "seq > $2", *filter_clause(flt, params)])
-        sql = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} "
-            f"ORDER BY seq ASC LIMIT {params.add(limit)}"
-        )
-        return _checked(flt, await self._fetch(sql, *params.values))
+        page = Page(tenant, flt, "asc", limit, after)
+        return _checked(flt, await self.run(lambda conn: read_page(conn, page)))
 
     async def read_log(self, after: int, through: int, limit: int) -> list[Event]:
         if limit <= 0:
