@@ -22,6 +22,7 @@ from tests.pg import create_schema, url
 from tidings.envelope import DEFAULT_TENANT
 from tidings.errors import TidingsError
 from tidings.store import Backend, Query
+from tidings.store.auth import ApiKey, Tenant
 from tidings.store.copy import TargetNotEmpty, copy_backend
 from tidings.store.transfer import StoredEvent
 
@@ -70,6 +71,10 @@ async def fill(backend: Backend) -> None:
     await backend.deliveries.dispatch([sent, delivery("wh_a", first[0].seq + 1)], {})
     await backend.deliveries.record([failure(sent, 150, next_at=500)], 160)
     await backend.sink_cursors.set_sink_cursor("mqtt:one", DEFAULT_TENANT, first[0].seq, 7)
+    await backend.auth.create_tenant(Tenant("acme", "Acme", 5))
+    await backend.auth.create_key(
+        ApiKey("key_1", "acme", "ci", "tdk_ab", "0" * 64, ("publish",), None, 5, 6, None)
+    )
     for n in range(3):
         raw, topic = bytes([n, 255]), f"t/{n}"
         await backend.dead_letters.add(
@@ -87,6 +92,8 @@ async def everything(backend: Backend) -> dict[str, Any]:
         "deliveries": [(d.delivery, d.attempts) for d in deliveries],
         "cursors": await backend.sink_cursors.list_sink_cursors(),
         "dead_letters": await backend.transfer.export_dead_letters(0, 10_000),
+        "tenants": [(t.id, t.name) for t in await backend.auth.list_tenants()],
+        "keys": await backend.auth.list_keys(),
     }
 
 

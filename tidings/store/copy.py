@@ -1,7 +1,8 @@
 """Copy everything one backend holds into another (``tidings migrate-store``).
 
 Events keep their ids, positions and times, so streams resume, cursors and deliveries point at
-the same events, and idempotency keys keep answering duplicates. The copy is resumable: each
+the same events, and idempotency keys keep answering duplicates; tenants and API keys come
+along (hashed, as stored), so the same keys go on working. The copy is resumable: each
 part starts after what the target already has, and imports skip rows it holds. Copy from a
 store no server is writing to (stop the servers first), or run the copy again with
 ``resume`` after they stop, to bring over what they wrote meanwhile.
@@ -40,7 +41,7 @@ async def copy_backend(
     """Copy every part of ``source`` into ``target``; both must be open."""
     if batch < 1:
         raise ValueError("the batch size must be at least 1")
-    if not resume and not await target.transfer.is_empty():
+    if not resume and (not await target.transfer.is_empty() or await target.auth.list_keys()):
         raise TargetNotEmpty(
             "the target store is not empty; pass --resume to continue an interrupted copy"
         )
@@ -69,6 +70,17 @@ async def copy_backend(
             await target.deliveries.dispatch([], {endpoint.id: endpoint.cursor})
     report.counts["endpoints"] = len(endpoints)
     tell("endpoints", len(endpoints), len(endpoints))
+
+    # Tenants and API keys (stored hashed: the same keys go on working, revoked ones stay so).
+    tenants = await source.auth.list_tenants()
+    for tenant in tenants:
+        await target.auth.create_tenant(tenant)
+    keys = await source.auth.list_keys()
+    for key in keys:
+        if await target.auth.get_key(key.id) is None:
+            await target.auth.create_key(key)
+    report.counts["tenants"], report.counts["keys"] = len(tenants), len(keys)
+    tell("keys", len(keys), len(keys))
 
     after_id, copied = "", 0
     while True:
