@@ -59,7 +59,9 @@ def register(app: typer.Typer) -> None:
             None, "--data-dir", help="SQLite data directory (env TIDINGS_DATA_DIR, default ./data)."
         ),
         store: str | None = typer.Option(
-            None, "--store", help="Store URL, sqlite:///path (env TIDINGS_STORE)."
+            None,
+            "--store",
+            help="Store URL: sqlite:///path or postgresql://... (env TIDINGS_STORE).",
         ),
         config: Path | None = typer.Option(
             None, "--config", help="TOML config file (env TIDINGS_CONFIG)."
