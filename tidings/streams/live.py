@@ -1,0 +1,46 @@
+"""Live writes: once per loop turn, each woken SSE connection's frames in one socket write.
+
+The router offers a committed group's events to every matching cursor and wakes their
+connections. Rather than waking a task per connection, which then sends each event through
+the ASGI layers, a woken connection is marked here, and at the end of the loop turn every
+marked connection that is *live* (at the head, nothing unsent in its transport) writes what
+is queued for it, pre-encoded frames joined into one HTTP chunk, with one ``transport.write``.
+A connection that is not live (behind, paused by a slow socket, shutting down) hands itself
+to a task of its own instead; that task returns once the connection is live again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+log = logging.getLogger("tidings.streams")
+
+
+class LiveWriter(Protocol):
+    def flush_live(self) -> None:
+        """Write what is queued, or hand over to the connection's own task."""
+
+
+class LiveWrites:
+    """The connections woken during this loop turn, flushed together at its end."""
+
+    def __init__(self) -> None:
+        self._marked: dict[LiveWriter, None] = {}  # insertion-ordered, each connection once
+        self._scheduled = False  # a flush is due at the end of this loop turn
+
+    def mark(self, conn: LiveWriter) -> None:
+        self._marked[conn] = None
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        marked, self._marked = self._marked, {}
+        for conn in marked:
+            try:
+                conn.flush_live()
+            except Exception:  # one broken connection must not keep the others waiting
+                log.exception("live write failed")
