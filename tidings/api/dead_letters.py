@@ -21,9 +21,9 @@ from tidings.api.responses import json_response
 from tidings.api.schemas import error_responses
 from tidings.envelope.timefmt import parse_iso
 from tidings.errors import TidingsError
-from tidings.ingest.dead_letters import DeadLetter, DeadLetterQuery
 from tidings.ingest.manager import IngestManager
 from tidings.ingest.mapping import REASON_CODES
+from tidings.store.dead_letters import DeadLetter, DeadLetterQuery
 
 
 class LetterId(Convertor[str]):

@@ -110,10 +110,8 @@ def register(app: typer.Typer) -> None:
 
           tidings purge --older-than-days 7 --data-dir /var/lib/tidings
         """
-        from tidings.retention import purge_once
-        from tidings.store import open_store_from_url
-        from tidings.store.sqlite import SqliteStore
-        from tidings.store.sqlite.deliveries import SqliteDeliveryStore
+        from tidings.retention import purge_backend
+        from tidings.store import open_backend
 
         settings = _settings(data_dir=data_dir, store=store, config=config)
         days = settings.retention_days if older_than_days is None else older_than_days
@@ -124,17 +122,14 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(0)
 
         async def run() -> int:
-            the_store = open_store_from_url(
+            backend = open_backend(
                 settings.store, settings.data_dir, synchronous=settings.sqlite_synchronous
             )
-            await the_store.open()
-            try:
-                floor = None
-                if isinstance(the_store, SqliteStore):  # events a delivery still needs stay
-                    floor = SqliteDeliveryStore(the_store).retention_floor
-                return await purge_once(the_store, days, floor)
+            await backend.open()
+            try:  # events any sink still needs stay, as in the scheduled purge
+                return await purge_backend(backend, days)
             finally:
-                await the_store.close()
+                await backend.close()
 
         try:
             deleted = asyncio.run(run())

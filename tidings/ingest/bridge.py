@@ -17,9 +17,9 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
@@ -31,6 +31,7 @@ from tidings.ingest.bridge_rules import BridgeRule, Page, PageAcks, parse_rules,
 from tidings.ingest.mqtt_config import MqttConfig
 from tidings.ingest.mqtt_link import Delivery, MqttLink
 from tidings.store import Store
+from tidings.store.sink_cursors import SinkCursors
 from tidings.tasks import Supervisor
 
 log = logging.getLogger("tidings.ingest.bridge")
@@ -38,15 +39,21 @@ PAGE = 256  # events read per page, and at most as many messages awaiting acknow
 POLL_S = 1.0  # a follower looks at the head this often even when no commit woke it
 CONNECT_TIMEOUT_S = 10.0
 CLIENT_SUFFIX = "-bridge"
+SINK_PREFIX = "mqtt:"  # the bridge's sink cursors, among those of other sinks
 
 
-class SinkCursors(Protocol):
-    """Where durable sink positions live (``SqliteDeliveryStore`` has them)."""
-
-    async def sink_cursor(self, sink: str) -> int | None: ...
-
-    async def set_sink_cursor(self, sink: str, tenant: str, position: int, now_us: int) -> None:
-        """Move the cursor forward (never back) and remember when."""
+async def forget_removed_rules(cursors: SinkCursors, rules: Sequence[BridgeRule]) -> None:
+    """Drop the cursor of every bridge rule no longer configured: retention keeps what every
+    stored cursor still needs, so a removed rule must stop holding events back."""
+    configured = {rule.sink for rule in rules}
+    for cursor in await cursors.list_sink_cursors():
+        if cursor.sink.startswith(SINK_PREFIX) and cursor.sink not in configured:
+            await cursors.delete_sink_cursor(cursor.sink)
+            log.info(
+                "MQTT bridge: %s is no longer configured; its cursor (position %d) is dropped",
+                cursor.sink,
+                cursor.position,
+            )
 
 
 def bridge_config(config: MqttConfig) -> MqttConfig:
@@ -180,13 +187,6 @@ class MqttBridge:
                 for f in self.followers
             ],
         }
-
-    async def retention_floor(self) -> int | None:
-        """The lowest position a rule still needs (its durable cursor + 1), None without
-        rules: retention keeps every event from there on."""
-        positions = [await self.cursors.sink_cursor(f.rule.sink) for f in self.followers]
-        known = [p for p in positions if p is not None]
-        return min(known) + 1 if known else None
 
     def _committed(self, events: list[Event]) -> None:
         for follower in self.followers:

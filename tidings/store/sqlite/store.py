@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from tidings.envelope import AppendResult, Candidate, Event, Filter
 from tidings.envelope.timefmt import format_us, now_us
 from tidings.errors import TidingsError
-from tidings.store.base import CommitListener, Query, StoreStats
+from tidings.store.base import CommitListener, GroupListener, Query, StoreStats
 from tidings.store.sql import load_migrations, load_queries
 from tidings.store.sqlite.connection import SYNCHRONOUS_MODES, connect
 from tidings.store.sqlite.filter_sql import EVENT_COLUMNS, filter_clause, query_sql
@@ -24,9 +24,6 @@ log = logging.getLogger("tidings.store")
 T = TypeVar("T")
 QUERIES = load_queries("tidings.store.sqlite", "queries.sql")
 STATS_TOP = 100  # types and sources listed in stats
-
-GroupListener = Callable[[int, float], None]
-"""Told of each write group: (candidates in it, seconds from BEGIN to COMMIT)."""
 
 
 def _event(row: tuple[Any, ...]) -> Event:
@@ -202,12 +199,16 @@ class SqliteStore:
                 by_hour=[{"hour": format_us(h * 3_600_000_000), "count": n} for h, n in hours],
                 head_seq=self._head,
                 earliest_seq=earliest,
-                size_bytes=self.size_bytes(),
+                size_bytes=self._file_bytes(),
             )
 
         return await self._readers.run(read)
 
-    def size_bytes(self) -> int:
+    async def size_bytes(self) -> int:
+        return self._file_bytes()
+
+    def _file_bytes(self) -> int:
+        """The database file with its WAL and shared-memory files beside it."""
         total = 0
         for suffix in ("", "-wal", "-shm"):
             file = Path(str(self.path) + suffix)
