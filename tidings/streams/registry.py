@@ -14,7 +14,7 @@ from typing import Any
 from tidings import metrics
 from tidings.streams.connection import StreamConnection
 from tidings.streams.framing import jittered_retry_ms
-from tidings.streams.live import LiveWrites
+from tidings.streams.live import HeartbeatClock, LiveWrites
 
 log = logging.getLogger("tidings.streams")
 
@@ -34,6 +34,7 @@ class StreamRegistry:
         # that live writes may frame their bytes themselves and skip the ASGI send.
         self.chunked_of: Callable[[Any], bool] = lambda scope: False
         self.live = LiveWrites()  # SSE connections woken this loop turn
+        self.heartbeats = HeartbeatClock()  # SSE connections' heartbeats
 
     def add(self, conn: StreamConnection) -> None:
         conn.socket_transport = self.transport_of(conn.scope)

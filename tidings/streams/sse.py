@@ -46,8 +46,8 @@ class SSEConnection(StreamConnection):
         self.direct: asyncio.WriteTransport | None = None
         self._task: asyncio.Task[None] | None = None  # running while the stream is not live
         self._signal: asyncio.Future[None] | None = None  # what that task waits on
-        self._heartbeat_timer: asyncio.TimerHandle | None = None
-        self._heartbeat_due = False  # a heartbeat is owed; the task sends it
+        self._next_heartbeat = 0.0  # loop time when the next heartbeat is due
+        self._heartbeat_due = False  # a heartbeat is owed
         self.ended = False  # the response is over (or the socket was dropped)
         self.end_reason = "client"  # why, for the registry's counts
 
@@ -118,13 +118,14 @@ class SSEConnection(StreamConnection):
             transport.write(http_chunk(frames[0] if len(frames) == 1 else b"".join(frames)))
 
     def start_heartbeats(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._heartbeat_timer = loop.call_at(loop.time() + self.heartbeat_s, self._beat)
+        self._next_heartbeat = asyncio.get_running_loop().time() + self.heartbeat_s
+        self._registry.heartbeats.join(self, self.heartbeat_s)
 
-    def _beat(self) -> None:
-        self._heartbeat_due = True
-        self.wake()
-        self.start_heartbeats()
+    def tick(self, now: float) -> None:
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.heartbeat_s
+            self._heartbeat_due = True
+            self.wake()
 
     # -- the task, while not live ---------------------------------------------------------
 
@@ -216,9 +217,7 @@ class SSEConnection(StreamConnection):
         """The response is over (the client went away, or the stream ended): stop everything."""
         self.ended = True
         self.closing = True
-        if self._heartbeat_timer is not None:
-            self._heartbeat_timer.cancel()
-            self._heartbeat_timer = None
+        self._registry.heartbeats.leave(self)
         if self._task is not None:
             self._task.cancel()
 
@@ -242,7 +241,11 @@ class SSEResponse(Response):
         heartbeat_s: float,
         stall_s: float,
     ) -> None:
-        super().__init__(status_code=200)
+        # Not Response.__init__: an SSE body has no length or rendered content, and this object
+        # lives as long as the stream (the lighter, the less an idle stream weighs).
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = []  # what a framework may add to; the stream sends SSE_HEADERS
         self._store = store
         self._router = router
         self._registry = registry
