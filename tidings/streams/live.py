@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 log = logging.getLogger("tidings.streams")
 
 
 class LiveWriter(Protocol):
-    def flush_live(self) -> None:
-        """Write what is queued, or hand over to the connection's own task."""
+    def flush_live(self) -> int:
+        """Write what is queued (answer how many events), or hand over to its own task."""
 
 
 class LiveWrites:
     """The connections woken during this loop turn, flushed together at its end."""
 
-    def __init__(self) -> None:
+    def __init__(self, count: Callable[[int], None] = lambda events: None) -> None:
         self._marked: dict[LiveWriter, None] = {}  # insertion-ordered, each connection once
         self._scheduled = False  # a flush is due at the end of this loop turn
+        self._count = count  # told the events written by each flush (a metric, counted once)
 
     def mark(self, conn: LiveWriter) -> None:
         self._marked[conn] = None
@@ -39,11 +41,14 @@ class LiveWrites:
     def flush(self) -> None:
         self._scheduled = False
         marked, self._marked = self._marked, {}
+        written = 0
         for conn in marked:
             try:
-                conn.flush_live()
+                written += conn.flush_live()
             except Exception:  # one broken connection must not keep the others waiting
                 log.exception("live write failed")
+        if written:
+            self._count(written)
 
 
 class Ticking(Protocol):

@@ -33,7 +33,8 @@ class StreamRegistry:
         # Set by the server: whether the response of a scope is sent as HTTP/1.1 chunks, so
         # that live writes may frame their bytes themselves and skip the ASGI send.
         self.chunked_of: Callable[[Any], bool] = lambda scope: False
-        self.live = LiveWrites()  # SSE connections woken this loop turn
+        # SSE connections woken this loop turn; their events counted once per flush
+        self.live = LiveWrites(metrics.STREAM_EVENTS.labels("sse").inc)
         self.heartbeats = HeartbeatClock()  # SSE connections' heartbeats
 
     def add(self, conn: StreamConnection) -> None:

@@ -84,10 +84,13 @@ class SSEConnection(StreamConnection):
         elif not self.ended:
             self._registry.live.mark(self)
 
-    def flush_live(self) -> None:
-        """Write every queued frame in one HTTP chunk, or hand over to the task."""
+    def flush_live(self) -> int:
+        """Write every queued frame in one HTTP chunk, or hand over to the task.
+
+        Answers how many events went out; the caller counts them in the metric, once for all
+        connections flushed together."""
         if self._task is not None or self.ended:
-            return
+            return 0
         transport = self.direct
         if (
             transport is None
@@ -97,8 +100,9 @@ class SSEConnection(StreamConnection):
             or self.shutdown_retry_ms is not None
         ):
             self._activate()
-            return
+            return 0
         frames: list[bytes] = []
+        written = 0
         if self._outbox:
             frames, self._outbox = self._outbox, []
         for sub in self.subs.values():
@@ -106,16 +110,19 @@ class SSEConnection(StreamConnection):
             if cursor.behind:
                 self._outbox[:0] = frames  # the task sends them first, then the page
                 self._activate()
-                return
+                self.delivered += written  # taken from another subscription and queued
+                return written
             taken = cursor.take()
             if taken:
                 frames.extend([sse_event(event) for event in taken])
-                self._count(len(taken))
+                written += len(taken)
         if self._heartbeat_due:  # at the head now: its position may be advertised
             self._heartbeat_due = False
             frames.append(self._heartbeat())
         if frames:
             transport.write(http_chunk(frames[0] if len(frames) == 1 else b"".join(frames)))
+        self.delivered += written
+        return written
 
     def start_heartbeats(self) -> None:
         self._next_heartbeat = asyncio.get_running_loop().time() + self.heartbeat_s
