@@ -33,7 +33,10 @@ class Hub:
     ) -> None:
         self.settings = settings
         self.backend = backend or open_backend(
-            settings.store, settings.data_dir, synchronous=settings.sqlite_synchronous
+            settings.store,
+            settings.data_dir,
+            synchronous=settings.sqlite_synchronous,
+            quick_check_s=settings.sqlite_quick_check_s,
         )
         self.store = self.backend.events  # the event log, which most parts need alone
         self.backplane = backplane or open_backplane_from_url(settings.backplane)
@@ -46,9 +49,16 @@ class Hub:
         self.delivery: DeliveryService | None = None  # outbound webhooks, once started
         self.draining = False  # set at the first shutdown signal: /readyz answers 503
         self._shutdown: asyncio.Task[None] | None = None
+        self._store_opened = False
+
+    async def open_store(self) -> None:
+        """Open the store once; ``StoreOpenError`` says why it cannot be."""
+        if not self._store_opened:
+            await self.backend.open()
+            self._store_opened = True
 
     async def start(self) -> None:
-        await self.backend.open()
+        await self.open_store()
         self.store.add_group_listener(metrics.record_commit)
         self.router = Router(self.store)
         self.store.add_commit_listener(self._committed)

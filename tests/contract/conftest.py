@@ -29,6 +29,7 @@ from tidings.store import Backend, Store, open_backend
 from tidings.store.dead_letters import DeadLetterStore
 from tidings.store.deliveries import DeliveryStore
 from tidings.store.leases import Leases
+from tidings.store.postgres import PostgresStore, postgres_backend
 from tidings.store.sink_cursors import SinkCursors
 from tidings.store.sqlite import SqliteStore
 from tidings.testing import MemoryStore, memory_backend
@@ -62,9 +63,20 @@ def _memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Implementation:
     return Implementation("memory", lambda: store, use_clock)
 
 
+def _postgres(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Implementation:
+    # A schema of its own in the run's database (tests/pg.py), taken when the test starts.
+    url = tmp_path.joinpath("pg_url").read_text()
+
+    def use_clock(clock: Clock) -> None:
+        monkeypatch.setattr("tidings.store.postgres.writer.now_us", clock)
+
+    return Implementation("postgres", lambda: PostgresStore(url, pool_size=4), use_clock)
+
+
 IMPLEMENTATIONS = [
     pytest.param(_sqlite, id="sqlite"),
     pytest.param(_memory, id="memory"),
+    pytest.param(_postgres, id="postgres", marks=pytest.mark.postgres),
 ]
 
 
@@ -114,6 +126,8 @@ class FakeClock:
 async def harness(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[StoreHarness]:
+    if request.param is _postgres:
+        tmp_path.joinpath("pg_url").write_text(request.getfixturevalue("pg_url"))
     harness = StoreHarness(request.param(tmp_path, monkeypatch))
     yield harness
     await harness.close()
@@ -167,30 +181,47 @@ async def _memory_backend(tmp_path: Path) -> AsyncIterator[Backend]:
         await backend.close()
 
 
+@asynccontextmanager
+async def _postgres_backend(tmp_path: Path) -> AsyncIterator[Backend]:
+    backend = postgres_backend(tmp_path.joinpath("pg_url").read_text(), pool_size=4)
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
 BACKENDS = [
     pytest.param(_sqlite_backend, id="sqlite"),
     pytest.param(_memory_backend, id="memory"),
+    pytest.param(_postgres_backend, id="postgres", marks=pytest.mark.postgres),
 ]
 DELIVERY_STORES = [
     pytest.param(_sqlite_backend, id="sqlite"),
     pytest.param(_memory_backend, id="memory"),
+    pytest.param(_postgres_backend, id="postgres", marks=pytest.mark.postgres),
 ]
 SINK_CURSORS = [
     pytest.param(_sqlite_backend, id="sqlite"),
     pytest.param(_memory_backend, id="memory"),
+    pytest.param(_postgres_backend, id="postgres", marks=pytest.mark.postgres),
 ]
 DEAD_LETTERS = [
     pytest.param(_sqlite_backend, id="sqlite"),
     pytest.param(_memory_backend, id="memory"),
+    pytest.param(_postgres_backend, id="postgres", marks=pytest.mark.postgres),
 ]
 LEASES = [
     pytest.param(_sqlite_backend, id="sqlite"),
     pytest.param(_memory_backend, id="memory"),
+    pytest.param(_postgres_backend, id="postgres", marks=pytest.mark.postgres),
 ]
 
 
 async def _opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     opener: BackendOpener = request.param
+    if opener is _postgres_backend:
+        tmp_path.joinpath("pg_url").write_text(request.getfixturevalue("pg_url"))
     async with opener(tmp_path) as backend:
         yield backend
 

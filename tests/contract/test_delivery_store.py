@@ -21,7 +21,8 @@ from tidings.store.deliveries import (
     Secret,
     Status,
 )
-from tidings.store.sqlite import deliveries as deliveries_module
+from tidings.store.postgres import deliveries as postgres_deliveries
+from tidings.store.sqlite import deliveries as sqlite_deliveries
 
 TENANT = "default"
 _ids = itertools.count(1)
@@ -500,7 +501,8 @@ async def test_retention_floor_with_only_pending_deliveries(state: DeliveryStore
 async def test_purge_finished_removes_old_finished_deliveries_and_their_attempts(
     state: DeliveryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(deliveries_module, "PURGE_CHUNK", 2)  # several chunks
+    for module in (sqlite_deliveries, postgres_deliveries):
+        monkeypatch.setattr(module, "PURGE_CHUNK", 2)  # several chunks
     await with_endpoints(state, endpoint("wh_a"))
     old_done = [delivery("wh_a", seq) for seq in range(1, 6)]
     recent_done = delivery("wh_a", 6)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.server import ServerProcess, free_port
+from tests.integration.server import ServerProcess, ServerStore, free_port
 
 
 def tidings(
@@ -61,9 +61,11 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], code: int = 1
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def hub(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
     """One server for the tests that keep to their own source."""
-    server = ServerProcess(tmp_path_factory.mktemp("cli") / "data").start()
+    server = ServerProcess(tmp_path_factory.mktemp("cli") / "data", store=server_store).start()
     yield server
     server.stop()
 
@@ -445,7 +447,7 @@ def test_purge_older_than_zero_days_deletes_the_stored_events(
             == 201
         )
     assert server.stop() == 0
-    result = tidings("purge", "--older-than-days", "0", "--data-dir", str(data_dir))
+    result = tidings("purge", "--older-than-days", "0", *server.store_options())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "deleted 3 events received more than 0 days ago"
     server.start()
@@ -478,7 +480,7 @@ topic = "tidings/{{type}}"
     assert httpx.post(server.url + "/v1/webhooks", json=hook).status_code == 201
     assert server.stop() == 0
 
-    args = ("purge", "--older-than-days", "0", "--data-dir", str(data_dir))
+    args = ("purge", "--older-than-days", "0", *server.store_options())
     result = tidings(*args, "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "deleted 0 events received more than 0 days ago"

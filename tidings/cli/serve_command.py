@@ -12,6 +12,7 @@ from rich.table import Table
 
 from tidings.ingest.config import load_ingest_config
 from tidings.settings import ConfigError, Settings, load_settings
+from tidings.store.errors import StoreOpenError
 
 err = Console(stderr=True)
 
@@ -22,6 +23,18 @@ def _settings(**overrides: object) -> Settings:
     except ConfigError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(2) from None
+
+
+async def _check_store(settings: Settings) -> None:
+    """Open the store once before serving: it is migrated, and a store that cannot start
+    fails here with one line (ValueError) instead of a traceback from the server's start."""
+    from tidings.store import open_backend
+
+    backend = open_backend(
+        settings.store, settings.data_dir, synchronous=settings.sqlite_synchronous
+    )
+    await backend.open()
+    await backend.close()
 
 
 def _print_settings(settings: Settings) -> None:
@@ -79,11 +92,15 @@ def register(app: typer.Typer) -> None:
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        # httpx2 logs every request's full URL at info; a SmartThings confirmation URL carries
+        # the token that confirms the app.
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
         _print_settings(settings)
         try:
+            asyncio.run(_check_store(settings))  # unreachable, refused, too new: one line
             run(settings)
-        except ValueError as error:  # an unusable store URL and the like
-            err.print(f"[red]error:[/red] {error}", highlight=False)
+        except (ValueError, StoreOpenError) as error:  # an unusable store URL, file or directory
+            err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     @app.command()
@@ -133,7 +150,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             deleted = asyncio.run(run())
-        except ValueError as error:
-            err.print(f"[red]error:[/red] {error}", highlight=False)
+        except (ValueError, StoreOpenError) as error:
+            err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         typer.echo(f"deleted {deleted} events received more than {days:g} days ago")

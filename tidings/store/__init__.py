@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tidings.store.backend import Backend, open_backend
 from tidings.store.base import CommitListener, GroupListener, Query, Store, StoreStats
+from tidings.store.errors import StoreOpenError
 
 __all__ = [
     "Backend",
@@ -12,6 +13,7 @@ __all__ = [
     "GroupListener",
     "Query",
     "Store",
+    "StoreOpenError",
     "StoreStats",
     "open_backend",
 ]

@@ -52,20 +52,23 @@ class Backend:
         return min(known) if known else None
 
 
-def open_backend(url: str | None, data_dir: Path, *, synchronous: str = "FULL") -> Backend:
+def open_backend(
+    url: str | None, data_dir: Path, *, synchronous: str = "FULL", quick_check_s: float = 0.0
+) -> Backend:
     """The backend ``TIDINGS_STORE`` names (not yet open).
 
     ``sqlite:///path`` (``sqlite:///relative`` or ``sqlite:////absolute``), or none for
     ``<data dir>/tidings.db``; ``postgresql://...`` is served by ``tidings.store.postgres``,
     whose ``open_backend(url)`` builds its bundle. ValueError names a URL that cannot be used.
+    ``quick_check_s`` bounds SQLite's integrity check when the store opens (0: none).
     """
     if not url:
-        return _sqlite(data_dir / "tidings.db", synchronous)
+        return _sqlite(data_dir / "tidings.db", synchronous, quick_check_s)
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url[9:]
         if not path:
             raise ValueError("TIDINGS_STORE: sqlite:/// needs a file path, e.g. sqlite:///t.db")
-        return _sqlite(Path(path), synchronous)
+        return _sqlite(Path(path), synchronous, quick_check_s)
     if url.startswith(POSTGRES_SCHEMES):
         return _postgres(url)
     raise ValueError(
@@ -74,10 +77,10 @@ def open_backend(url: str | None, data_dir: Path, *, synchronous: str = "FULL") 
     )
 
 
-def _sqlite(path: Path, synchronous: str) -> Backend:
+def _sqlite(path: Path, synchronous: str, quick_check_s: float) -> Backend:
     from tidings.store.sqlite.backend import sqlite_backend
 
-    return sqlite_backend(path, synchronous=synchronous)
+    return sqlite_backend(path, synchronous=synchronous, quick_check_s=quick_check_s)
 
 
 def _postgres(url: str) -> Backend:

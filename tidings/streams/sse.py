@@ -13,8 +13,20 @@ from starlette.types import Receive, Scope, Send
 from tidings.envelope import Event, Filter
 from tidings.router.router import Router
 from tidings.store import Store
-from tidings.streams.connection import Stalled, StreamConnection, Subscription
-from tidings.streams.framing import SSE_HEADERS, http_chunk, sse_event, sse_frame
+from tidings.streams.connection import (
+    STORE_ERROR_MESSAGE,
+    Stalled,
+    StoreReadError,
+    StreamConnection,
+    Subscription,
+)
+from tidings.streams.framing import (
+    SSE_HEADERS,
+    http_chunk,
+    jittered_retry_ms,
+    sse_event,
+    sse_frame,
+)
 from tidings.streams.registry import StreamRegistry
 
 log = logging.getLogger("tidings.streams")
@@ -63,6 +75,10 @@ class SSEConnection(StreamConnection):
 
     def encode_system(self, code: str, details: dict[str, Any]) -> bytes:
         return sse_frame("system", {"code": code, **details})
+
+    def encode_store_error(self, retry_ms: int) -> bytes:
+        message = {"code": "store_error", "message": STORE_ERROR_MESSAGE, "retry_ms": retry_ms}
+        return sse_frame("system", message, retry_ms=retry_ms)  # EventSource waits as long
 
     def encode_shutdown(self, retry_ms: int) -> bytes:
         message = {
@@ -160,7 +176,13 @@ class SSEConnection(StreamConnection):
 
     async def _run_until_live(self) -> None:
         try:
-            await self._work()
+            try:
+                await self._work()
+            except StoreReadError as error:
+                self.end_reason = "store_error"
+                log.warning("closing SSE connection %s: the store read failed: %s", self.id, error)
+                await self.write([self.encode_store_error(jittered_retry_ms(5000, 10_000))])
+                await self._finish()
         except Stalled:
             self.end_reason = "stalled"
             log.info(

@@ -12,8 +12,10 @@ from tidings.store.sqlite.sink_cursors import SqliteSinkCursors
 from tidings.store.sqlite.store import SqliteStore
 
 
-def sqlite_backend(path: Path | str, *, synchronous: str = "FULL") -> Backend:
-    events = SqliteStore(path, synchronous=synchronous)
+def sqlite_backend(
+    path: Path | str, *, synchronous: str = "FULL", quick_check_s: float = 0.0
+) -> Backend:
+    events = SqliteStore(path, synchronous=synchronous, quick_check_s=quick_check_s)
     return Backend(
         url=f"sqlite:///{events.path}",
         events=events,
