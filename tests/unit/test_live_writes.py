@@ -171,7 +171,7 @@ async def test_shutdown_sends_the_shutdown_frame_and_ends_the_response(hub: Hub)
     assert b"event: shutdown" in messages[-2]["body"]
     assert b"retry: 2500" in messages[-2]["body"]
     assert messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
-    assert conn.ended
+    assert conn.finished
     assert conn.end_reason == "shutdown"
 
 

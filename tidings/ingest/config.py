@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tidings.envelope import DEFAULT_TENANT
 from tidings.ingest.http_signatures import HttpSignatureVerifier, SmartThingsVerifier
 from tidings.ingest.mqtt_config import MQTT_SOURCE, MqttConfig, parse_mqtt
 from tidings.ingest.signatures import (
@@ -28,7 +29,7 @@ from tidings.ingest.signatures import (
     Verifier,
     standard_webhooks_key,
 )
-from tidings.ingest.table import Table, check_default_type
+from tidings.ingest.table import Table, check_default_type, read_tenant
 from tidings.settings import ConfigError, Settings
 
 log = logging.getLogger("tidings.ingest")
@@ -62,6 +63,7 @@ class SourceConfig:
     # SmartThings: this source's public URL, the CONFIRMATION answer's ``targetUrl`` (behind a
     # proxy the request URL is not what SmartThings calls); None: the request URL.
     target_url: str | None = None
+    tenant: str = DEFAULT_TENANT  # whose log the source's events and dead letters go to
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class PgNotifyConfig:
     source: str = "pg_notify"
     heartbeat_s: float = 5.0  # how often the listening connection is checked
     lock_retry_s: float = 5.0  # how often a standby node tries to take over
+    tenant: str = DEFAULT_TENANT  # whose log the notifications' events go to
 
     @property
     def lock_key(self) -> int:
@@ -118,13 +121,14 @@ def parse_sources(raw: dict[str, Any], base: Path) -> dict[str, SourceConfig]:
             raise table.fail(
                 "verifier", f"unknown verifier {verifier!r}; expected one of {', '.join(VERIFIERS)}"
             )
-        table.only(("verifier", "type", *_KEYS[verifier]))
+        table.only(("verifier", "type", "tenant", *_KEYS[verifier]))
         default_type = table.text("type", f"{name}.received")
         assert default_type is not None
         check_default_type(table, default_type)
+        tenant = read_tenant(table)
         check = _verifier(table, verifier, base)
         target_url = _target_url(table) if verifier == "smartthings" else None
-        sources[name] = SourceConfig(name, verifier, default_type, check, target_url)
+        sources[name] = SourceConfig(name, verifier, default_type, check, target_url, tenant)
     return sources
 
 
@@ -201,7 +205,7 @@ def parse_pg_notify(raw: Any) -> tuple[PgNotifyConfig, ...]:
     found: list[PgNotifyConfig] = []
     for index, item in enumerate(raw):
         table = Table(item, f"pg_notify[{index}]")
-        table.only(("dsn", "channel", "type", "source", "heartbeat_s", "lock_retry_s"))
+        table.only(("dsn", "channel", "type", "source", "heartbeat_s", "lock_retry_s", "tenant"))
         dsn = table.text("dsn", required=True)
         channel = table.text("channel", required=True)
         source = table.text("source", "pg_notify")
@@ -222,6 +226,7 @@ def parse_pg_notify(raw: Any) -> tuple[PgNotifyConfig, ...]:
             source,
             table.number("heartbeat_s", 5.0),
             table.number("lock_retry_s", 5.0),
+            read_tenant(table),
         )
         if any((e.source, e.channel) == (source, channel) for e in found):
             raise table.fail("channel", f"{channel!r} is listed twice for source {source!r}")

@@ -60,7 +60,7 @@ class SSEConnection(StreamConnection):
         self._signal: asyncio.Future[None] | None = None  # what that task waits on
         self._next_heartbeat = 0.0  # loop time when the next heartbeat is due
         self._heartbeat_due = False  # a heartbeat is owed
-        self.ended = False  # the response is over (or the socket was dropped)
+        self.finished = False  # the response is over (or the socket was dropped)
         self.end_reason = "client"  # why, for the registry's counts
 
     # -- framing ----------------------------------------------------------------------------
@@ -97,7 +97,7 @@ class SSEConnection(StreamConnection):
     def wake(self) -> None:
         if self._task is not None:
             self._poke()
-        elif not self.ended:
+        elif not self.finished:
             self._registry.live.mark(self)
 
     def flush_live(self) -> int:
@@ -105,7 +105,7 @@ class SSEConnection(StreamConnection):
 
         Answers how many events went out; the caller counts them in the metric, once for all
         connections flushed together."""
-        if self._task is not None or self.ended:
+        if self._task is not None or self.finished:
             return 0
         transport = self.direct
         if (
@@ -153,7 +153,7 @@ class SSEConnection(StreamConnection):
     # -- the task, while not live ---------------------------------------------------------
 
     def _activate(self) -> None:
-        if self._task is None and not self.ended:
+        if self._task is None and not self.finished:
             self._task = asyncio.get_running_loop().create_task(
                 self._run_until_live(), name=f"tidings:sse:{self.id}"
             )
@@ -192,14 +192,20 @@ class SSEConnection(StreamConnection):
             self._end(drop=True)
         finally:
             self._task = None
-        if not self.ended and self._has_work():  # woken while finishing
+        if not self.finished and self._has_work():  # woken while finishing
             self._activate()
 
     async def _work(self) -> None:
-        while not self.ended:
+        while not self.finished:
             if self.closing:  # ended by the server (not by the client, which cancels this)
-                if self._outbox:
-                    await self.write(self._take_outbox())
+                frames = self._take_outbox()
+                if self.farewell is not None:  # the last word (the stream's key was revoked)
+                    frames.append(self.farewell)
+                    self.farewell = None
+                if self.ended:
+                    self.end_reason = "revoked"
+                if frames:
+                    await self.write(frames)
                 await self._finish()
                 return
             if self.shutdown_retry_ms is not None:
@@ -238,13 +244,13 @@ class SSEConnection(StreamConnection):
         self._end(drop=False)
 
     def _end(self, *, drop: bool) -> None:
-        self.ended = True
+        self.finished = True
         if drop:
             self._registry.drop(self)
 
     def stop(self) -> None:
         """The response is over (the client went away, or the stream ended): stop everything."""
-        self.ended = True
+        self.finished = True
         self.closing = True
         self._registry.heartbeats.leave(self)
         if self._task is not None:
@@ -297,6 +303,7 @@ class SSEResponse(Response):
             stall_s=self._stall_s,
         )
         conn.scope = scope
+        conn.tenant = self._tenant
         registry.add(conn)
         if registry.chunked_of(scope):
             conn.direct = conn.socket_transport
