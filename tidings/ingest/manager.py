@@ -6,16 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidings import netguard
 from tidings.envelope import Limits
-from tidings.ingest.bridge import MqttBridge
 from tidings.ingest.config import IngestConfig, SourceConfig, load_ingest_config
 from tidings.ingest.dead_letters import DeadLetterStore, open_dead_letters
 from tidings.ingest.intake import Intake
-from tidings.ingest.mqtt import MqttIngest
-from tidings.ingest.pg_notify import PgNotifyListener
 from tidings.ingest.redrive import Redriver
 from tidings.ingest.webhooks import WebhookReceiver
 from tidings.publish import Publisher
@@ -25,6 +22,11 @@ from tidings.store.sqlite import SqliteStore
 from tidings.store.sqlite.deliveries import SqliteDeliveryStore
 from tidings.streams.registry import StreamRegistry
 from tidings.tasks import Supervisor
+
+if TYPE_CHECKING:  # each needs an extra (mqtt, postgres), imported only when configured
+    from tidings.ingest.bridge import MqttBridge
+    from tidings.ingest.mqtt import MqttIngest
+    from tidings.ingest.pg_notify import PgNotifyListener
 
 log = logging.getLogger("tidings.ingest")
 
@@ -68,6 +70,11 @@ class IngestManager:
         """Read the configuration (ConfigError names a bad key) and start the adapters."""
         self.config = load_ingest_config(self.settings)
         mqtt = self.config.mqtt
+        if mqtt is not None:
+            from tidings.ingest.bridge import MqttBridge
+            from tidings.ingest.mqtt import MqttIngest
+        if self.config.pg_notify:
+            from tidings.ingest.pg_notify import PgNotifyListener
         if mqtt is not None and mqtt.publish:
             if not isinstance(self.store, SqliteStore):
                 raise ConfigError(
