@@ -180,3 +180,14 @@ def pressure_delta(before: dict[str, int], after: dict[str, int], wall: float) -
         for kind in before
         if kind in after
     }
+
+
+def pids_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds so far of each of ``pids`` that still runs (e.g. PostgreSQL backends)."""
+    found: dict[int, float] = {}
+    for pid in pids:
+        try:
+            found[pid] = _ticks(Path(f"/proc/{pid}/stat")) / TICK
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found

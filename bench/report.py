@@ -53,11 +53,23 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "loadgen_cpu_percent": _mean(mine, lambda r: r["loadgen_cpu_percent"]),
                 "errors": sum(r["errors"] for r in mine),
             }
+    ratios = _ratios(means, "tidings")
+    ratios_pg = _ratios(means, "tidings-pg")
+    return {
+        "means": means,
+        "ratios": ratios,
+        "ratios_postgres": ratios_pg,
+        "targets": _targets(means, ratios) + _targets(means, ratios_pg, "PostgreSQL: "),
+    }
+
+
+def _ratios(means: dict[str, Any], server: str) -> dict[str, dict[str, Any]]:
+    """``server`` over the peer, per scenario."""
     ratios: dict[str, dict[str, Any]] = {}
     for scenario, pair in means.items():
-        if "tidings" not in pair or "peer" not in pair:
+        if server not in pair or "peer" not in pair:
             continue
-        t, p = pair["tidings"], pair["peer"]
+        t, p = pair[server], pair["peer"]
         ratios[scenario] = {
             "events_per_s": round(t["events_per_s"] / p["events_per_s"], 2)
             if p["events_per_s"]
@@ -69,20 +81,24 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             # Requests one saturated event-loop core could answer, Tidings over the peer.
             "loop_capacity": round(p["loop_us_per_request"] / t["loop_us_per_request"], 2),
         }
-    return {"means": means, "ratios": ratios, "targets": _targets(means, ratios)}
+    return ratios
 
 
-def _targets(means: dict[str, Any], ratios: dict[str, Any]) -> list[dict[str, Any]]:
+def _targets(
+    means: dict[str, Any], ratios: dict[str, Any], label: str = ""
+) -> list[dict[str, Any]]:
     targets: list[dict[str, Any]] = []
     if "single" in ratios:
         value = ratios["single"]["events_per_s"]
-        targets.append({"target": "single-event publishes/s >= 2x the peer", "value": f"{value}x",
-                        "met": value is not None and value >= 2.0})  # fmt: skip
+        met = value is not None and value >= 2.0
+        targets.append({"target": f"{label}single-event publishes/s >= 2x the peer",
+                        "value": f"{value}x", "met": met})  # fmt: skip
     if "batch100" in ratios:
         value = ratios["batch100"]["events_per_s"]
-        targets.append({"target": "100-event batches: events/s >= the peer", "value": f"{value}x",
-                        "met": value is not None and value >= 1.0})  # fmt: skip
-    fixed = means.get("open1000", {}).get("tidings")
+        met = value is not None and value >= 1.0
+        targets.append({"target": f"{label}100-event batches: events/s >= the peer",
+                        "value": f"{value}x", "met": met})  # fmt: skip
+    fixed = means.get("open1000", {}).get("tidings") if not label else None
     if fixed:
         kept_up = fixed["req_per_s"] >= 0.99 * (fixed["offered_rate"] or 0) and fixed["errors"] == 0
         worst, achieved = fixed["worst_p99_ms"], fixed["req_per_s"]
@@ -139,6 +155,19 @@ def markdown(outcome: dict[str, Any]) -> str:
             _row(scenario, ratio["events_per_s"], ratio["p99"], ratio["cpu_per_request"],
                  ratio["loop_capacity"])
         )  # fmt: skip
+    if s.get("ratios_postgres"):
+        lines += [
+            "",
+            _row("scenario", "Tidings on PostgreSQL/peer events/s", "p99",
+                 "server CPU per request (PostgreSQL backends included)",
+                 "loop-bound capacity"),
+            "|---|---:|---:|---:|---:|",
+        ]  # fmt: skip
+        for scenario, ratio in s["ratios_postgres"].items():
+            lines.append(
+                _row(scenario, ratio["events_per_s"], ratio["p99"], ratio["cpu_per_request"],
+                     ratio["loop_capacity"])
+            )  # fmt: skip
     lines += ["", _row("target", "measured", "met"), "|---|---|---|"]
     for t in s["targets"]:
         lines.append(_row(t["target"], t["value"], "yes" if t["met"] else "**no**"))

@@ -1,5 +1,9 @@
 """Publish benchmark: Tidings against the FastAPI + aiosqlite peer, one server at a time.
 
+Servers: ``tidings`` (SQLite), ``tidings-pg`` (PostgreSQL: a fresh database per run on the
+server ``--postgres`` names; the server CPU then includes the PostgreSQL backends serving
+its connections) and ``peer``.
+
 Scenarios, each on a fresh data directory with a short warm-up, every server alone on the
 machine (two cores: running both at once would make each the other's noise):
 
@@ -54,9 +58,10 @@ class Server:
     port: int
     ready_path: str
     env: tuple[tuple[str, str], ...] = ()  # set for this server only (--tidings-env)
+    postgres: str | None = None  # a PostgreSQL server URL: a database of its own per run
 
     def command(self, data_dir: Path) -> list[str]:
-        if self.name == "tidings":
+        if self.name in ("tidings", "tidings-pg"):
             return [sys.executable, "-m", "tidings", "serve", "--port", str(self.port),
                     "--data-dir", str(data_dir), "--log-level", "warning"]  # fmt: skip
         if self.name == "tidings-asgi":
@@ -103,9 +108,12 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
         conn.close()
 
 
-def start(server: Server, data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+def start(
+    server: Server, data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}  # defaults only
     env.update(server.env)
+    env.update(extra_env or {})
     with log_path.open("wb") as log:  # the child keeps its own descriptor
         proc = subprocess.Popen(
             server.command(data_dir), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -200,6 +208,23 @@ def run_openloop(scenario: Scenario, port: int, seconds: float, rate: float) -> 
     }
 
 
+def psql(server_url: str, database: str, sql: str) -> list[str]:
+    done = subprocess.run(
+        ["psql", f"{server_url}/{database}", "-Atc", sql],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return done.stdout.split()
+
+
+def backend_pids(server_url: str, database: str) -> list[int]:
+    """The PostgreSQL backends serving Tidings' connections to ``database``."""
+    sql = (
+        "SELECT pid FROM pg_stat_activity "
+        f"WHERE datname = '{database}' AND application_name = 'tidings'"
+    )
+    return [int(pid) for pid in psql(server_url, "postgres", sql)]
+
+
 def commit_stats(port: int) -> dict[str, float]:
     """Sums and counts of Tidings' group-commit histograms from /metrics."""
     status, body = http_get(port, "/metrics")
@@ -246,15 +271,24 @@ def measure(
     if not port_is_free(server.port):
         raise RuntimeError(f"port {server.port} is taken; is an earlier server still running?")
     data_dir = Path(tempfile.mkdtemp(prefix=f"{server.name}-{scenario.name}-", dir=work))
+    database = f"tidings_bench_{os.getpid()}_{data_dir.name.rsplit('-', 1)[-1].lower()}"
+    store_env: dict[str, str] = {}
+    if server.postgres:
+        psql(server.postgres, "postgres", f'CREATE DATABASE "{database}"')
+        store_env["TIDINGS_STORE"] = f"{server.postgres}/{database}"
     quiet: dict[str, float] = {}
     if timing.quiet_below:
         quiet = procstat.wait_for_quiet(timing.quiet_below, timing.quiet_wait_s)
-    proc = start(server, data_dir, data_dir.with_suffix(".log"))
+    proc = start(server, data_dir, data_dir.with_suffix(".log"), store_env)
+    backends: list[int] = []
     try:
         run_wrk(scenario, server.port, timing.warmup_s, connections=4, threads=1)
         probe = procstat.fsync_probe(data_dir)
         is_tidings = server.name.startswith("tidings")
         commits_before = commit_stats(server.port) if is_tidings else {}
+        if server.postgres:
+            backends = backend_pids(server.postgres, database)
+        pg_before = procstat.pids_cpu(backends)
         cpu_before, machine_before = procstat.process_cpu(proc.pid), procstat.machine_cpu()
         disk_before, pressure_before = procstat.disk_stats(data_dir), procstat.pressure()
         t0 = time.perf_counter()
@@ -264,12 +298,20 @@ def measure(
             result = run_openloop(scenario, server.port, timing.run_s, rate)
         wall = time.perf_counter() - t0
         cpu_after, machine_after = procstat.process_cpu(proc.pid), procstat.machine_cpu()
+        pg_after = procstat.pids_cpu(backends)
         disk_after, pressure_after = procstat.disk_stats(data_dir), procstat.pressure()
         commits_after = commit_stats(server.port) if is_tidings else {}
         stats = http_get(server.port, "/v1/stats", timeout=30)[1]
     finally:
         stop(proc)
+        if server.postgres:
+            psql(server.postgres, "postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     result.update(procstat.process_cpu_delta(cpu_before, cpu_after, wall))
+    if server.postgres:  # the database's work is the server's, as SQLite's is in-process
+        pg_cpu = sum(after - pg_before.get(pid, 0.0) for pid, after in pg_after.items())
+        result["postgres_backend_cpu_percent"] = round(100 * pg_cpu / wall, 1)
+        result["tidings_process_cpu_percent"] = result["cpu_percent"]
+        result["cpu_percent"] = round(result["cpu_percent"] + 100 * pg_cpu / wall, 1)
     result.update(procstat.machine_cpu_delta(machine_before, machine_after))
     result.update(procstat.disk_delta(disk_before, disk_after, wall))
     result.update(procstat.pressure_delta(pressure_before, pressure_after, wall))
@@ -394,7 +436,12 @@ def main() -> None:
     parser.add_argument(
         "--servers",
         default="tidings,peer",
-        help="comma list of tidings, peer, tidings-asgi (bench/asgi_publish_probe.py)",
+        help="comma list of tidings, tidings-pg, peer, tidings-asgi (bench/asgi_publish_probe.py)",
+    )
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="the PostgreSQL server of tidings-pg (a database is created and dropped per run)",
     )
     parser.add_argument("--tidings-port", type=int, default=18431)
     parser.add_argument("--peer-port", type=int, default=18432)
@@ -462,6 +509,9 @@ def main() -> None:
         "tidings": Server("tidings", args.tidings_port, "/readyz", tidings_env),
         "peer": Server("peer", args.peer_port, "/healthz"),
         "tidings-asgi": Server("tidings-asgi", args.tidings_port + 2, "/readyz", tidings_env),
+        "tidings-pg": Server(
+            "tidings-pg", args.tidings_port + 4, "/readyz", tidings_env, args.postgres.rstrip("/")
+        ),
     }
     servers = [known[name] for name in args.servers.split(",")]
     scenarios = {

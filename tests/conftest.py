@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
+from tests.pg import pg_database, pg_url
+
+__all__ = ["pg_database", "pg_url"]  # fixtures for the tests marked postgres
 
 REQUIRE_SERVICES = (
     os.environ.get("CI") == "true" or os.environ.get("TIDINGS_REQUIRE_SERVICES") == "1"
@@ -40,13 +43,28 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.skip(message)
 
 
+@pytest.fixture(
+    scope="module",
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def server_store(request: pytest.FixtureRequest) -> ServerStore:
+    """The store behind every real server of a test: the integration suite runs on each."""
+    if request.param == "postgres":
+        return ServerStore("postgres", request.getfixturevalue("pg_database"))
+    return ServerStore("sqlite")
+
+
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+def start_server(
+    tmp_path: Path, server_store: ServerStore
+) -> Iterator[Callable[..., ServerProcess]]:
     """Start servers with extra environment; all are stopped at the end of the test."""
     started: list[ServerProcess] = []
 
     def start(env: dict[str, str] | None = None, data_dir: Path | None = None) -> ServerProcess:
-        server = ServerProcess(data_dir or tmp_path / f"data{len(started)}", env=env or {})
+        server = ServerProcess(
+            data_dir or tmp_path / f"data{len(started)}", env=env or {}, store=server_store
+        )
         started.append(server)
         return server.start()
 

@@ -14,8 +14,7 @@ from tidings.publish import Publisher
 from tidings.retention import retention_loop
 from tidings.router.router import Router
 from tidings.settings import Settings
-from tidings.store import Store, open_store_from_url
-from tidings.store.sqlite import SqliteStore
+from tidings.store import Backend, open_backend
 from tidings.streams.registry import StreamRegistry
 from tidings.tasks import Supervisor
 
@@ -27,56 +26,55 @@ class Hub:
     """Owns the store, the publish path, fan-out and the background tasks of one process."""
 
     def __init__(
-        self, settings: Settings, store: Store | None = None, backplane: Backplane | None = None
+        self,
+        settings: Settings,
+        backend: Backend | None = None,
+        backplane: Backplane | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store or open_store_from_url(
-            settings.store, settings.data_dir, synchronous=settings.sqlite_synchronous
+        self.backend = backend or open_backend(
+            settings.store,
+            settings.data_dir,
+            synchronous=settings.sqlite_synchronous,
+            quick_check_s=settings.sqlite_quick_check_s,
         )
+        self.store = self.backend.events  # the event log, which most parts need alone
         self.backplane = backplane or open_backplane_from_url(settings.backplane)
         self.publisher = Publisher(self.store)
         self.limits = Limits(max_event_bytes=settings.max_event_bytes, max_batch=settings.max_batch)
         self.tasks = Supervisor()
         self.streams = StreamRegistry()
-        self.ingest = IngestManager(settings, self.publisher, self.store, self.streams)
+        self.ingest = IngestManager(settings, self.publisher, self.backend, self.streams)
         self.router: Router | None = None  # built once the store is open and knows its head
-        self.delivery: DeliveryService | None = None  # outbound webhooks (SQLite store)
+        self.delivery: DeliveryService | None = None  # outbound webhooks, once started
         self.draining = False  # set at the first shutdown signal: /readyz answers 503
         self._shutdown: asyncio.Task[None] | None = None
+        self._store_opened = False
+
+    async def open_store(self) -> None:
+        """Open the store once; ``StoreOpenError`` says why it cannot be."""
+        if not self._store_opened:
+            await self.backend.open()
+            self._store_opened = True
 
     async def start(self) -> None:
-        await self.store.open()
-        add_group_listener = getattr(self.store, "add_group_listener", None)
-        if add_group_listener is not None:
-            add_group_listener(metrics.record_commit)
+        await self.open_store()
+        self.store.add_group_listener(metrics.record_commit)
         self.router = Router(self.store)
         self.store.add_commit_listener(self._committed)
         await self.backplane.start(self.router.on_announcement, self._backplane_state)
         metrics.STORE_HEAD.set(self.store.head())
-        if isinstance(self.store, SqliteStore):
-            self.delivery = DeliveryService(self.settings, self.store, self.publisher)
-            await self.delivery.start(self.tasks)
-        delivery = self.delivery
+        delivery = DeliveryService(self.settings, self.backend, self.publisher)
+        await delivery.start(self.tasks)
+        self.delivery = delivery
         self.tasks.start(
             "retention",
             lambda: retention_loop(
-                self.store,
-                self.settings.retention_days,
-                self.settings.retention_interval_s,
-                floor=self._retention_floor,
-                also=delivery.state.purge_finished if delivery else None,
+                self.backend, self.settings.retention_days, self.settings.retention_interval_s
             ),
         )
         self.tasks.start("router-head-check", self._check_head)
         await self.ingest.start()  # last: input is taken only once everything can handle it
-
-    async def _retention_floor(self) -> int | None:
-        """The lowest position a sink still needs: webhook deliveries and the MQTT bridge."""
-        floors = [await self.ingest.retention_floor()]
-        if self.delivery is not None:
-            floors.append(await self.delivery.state.retention_floor())
-        known = [f for f in floors if f is not None]
-        return min(known) if known else None
 
     def _committed(self, events: list[Event]) -> None:
         metrics.STORE_HEAD.set(events[-1].seq)
@@ -136,4 +134,4 @@ class Hub:
         await self.backplane.stop()
         if self.router is not None:
             await self.router.stop()
-        await self.store.close()
+        await self.backend.close()

@@ -14,6 +14,8 @@ from typing import Any
 import uvicorn
 
 from tidings.api.app import create_asgi
+from tidings.connection_limits import ConnectionLimits, connection_cap, raise_open_files_limit
+from tidings.http_protocol import guarded_protocol
 from tidings.hub import Hub
 from tidings.settings import Settings
 
@@ -50,6 +52,13 @@ class TidingsServer(uvicorn.Server):
         transport: asyncio.WriteTransport | None = getattr(found, "transport", None)
         return transport
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Open the store before uvicorn starts the app, so a store that cannot be used ends
+        the process with one line (``StoreOpenError``, raised out of ``serve``), not with a
+        traceback of the lifespan."""
+        await self.hub.open_store()
+        await super().startup(sockets)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Refuse new connections, end the streams, then let uvicorn shut down.
 
@@ -85,12 +94,20 @@ class TidingsServer(uvicorn.Server):
 def build_server(settings: Settings) -> TidingsServer:
     hub = Hub(settings)
     app = create_asgi(settings, hub)
+    open_files = raise_open_files_limit()
+    cap, warning = connection_cap(open_files, settings.max_connections)
+    if warning:
+        log.warning(warning)
+    log.info("holding at most %d connections (open-files limit %d)", cap, open_files)
+    limits = ConnectionLimits(cap, settings.header_timeout_s, settings.max_header_bytes)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         lifespan="on",
+        http=guarded_protocol(limits),
+        timeout_keep_alive=settings.keepalive_s,  # type: ignore[arg-type]  # a float works
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
         access_log=settings.log_level == "debug",
         ws_per_message_deflate=False,

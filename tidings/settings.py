@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     config: Path | None = None  # the TOML file this came from
     log_level: LogLevel = "info"
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    sqlite_quick_check_s: float = Field(10, ge=0)  # PRAGMA quick_check at start, at most; 0: off
     retention_days: float = Field(30, ge=0)  # 0 keeps events forever
     retention_interval_s: float = Field(3600, gt=0)  # how often the purge runs
     max_event_bytes: int = Field(262_144, ge=256)
@@ -55,6 +56,10 @@ class Settings(BaseSettings):
     webhook_throttle_s: float = Field(60, ge=0)  # least wait after 429, 503 or a timeout
     webhook_rotation_overlap_s: float = Field(86_400, ge=0)  # old secret keeps signing this long
     webhook_disable_after_s: float = Field(432_000, gt=0)  # only failures this long: disabled
+    keepalive_s: float = Field(5, gt=0)  # an idle keep-alive connection is closed after this
+    header_timeout_s: float = Field(10, gt=0)  # a request line and headers must arrive within
+    max_header_bytes: int = Field(65_536, ge=1024)  # request line and headers together
+    max_connections: int | None = Field(None, ge=1)  # default: sized from the open-files limit
     url: str = "http://127.0.0.1:8000"  # the server that client commands talk to
     # Tables of the config file read by the ingest adapters (DESIGN.md section 6).
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -1,8 +1,9 @@
 """In-memory implementations of Tidings' narrow seams, for tests (Tidings' own and its users').
 
-``MemoryStore`` keeps the store contract (tests/contract runs the same suite against it and
-against SQLite) without a file, a thread or a transaction, so a test that needs a store but not
-a disk stays fast and deterministic.
+``MemoryStore`` keeps the event log's contract, and the other members of a ``Backend`` have
+their twins too (tests/contract runs the same suites against them and against every other
+implementation) without a file, a thread or a transaction, so a test that needs a store but not
+a disk stays fast and deterministic. ``memory_backend()`` bundles them.
 """
 
 from __future__ import annotations
@@ -15,10 +16,20 @@ from collections.abc import Callable, Iterable, Sequence
 from tidings.envelope import AppendResult, Candidate, Event, Filter
 from tidings.envelope.timefmt import format_us, now_us
 from tidings.errors import TidingsError
-from tidings.store.base import CommitListener, Query, StoreStats
+from tidings.store.backend import Backend
+from tidings.store.base import CommitListener, GroupListener, Query, StoreStats
 from tidings.store.idempotency import conflict_error, same_content
+from tidings.store.memory.deliveries import MemoryDeliveryStore
+from tidings.store.memory.state import MemoryDeadLetters, MemoryLeases, MemorySinkCursors
 
-__all__ = ["MemoryStore"]
+__all__ = [
+    "MemoryDeadLetters",
+    "MemoryDeliveryStore",
+    "MemoryLeases",
+    "MemorySinkCursors",
+    "MemoryStore",
+    "memory_backend",
+]
 
 log = logging.getLogger("tidings.testing")
 
@@ -48,6 +59,7 @@ class MemoryStore:
         self._last_seq = 0  # the highest seq ever given, so a purge never lets one be reused
         self._last_received_us = 0  # received_at never goes backwards
         self._listeners: list[CommitListener] = []  # told of every commit, in order
+        self._group_listeners: list[GroupListener] = []  # each append is a group of its own
         self._open = False  # appends and reads are refused while closed
 
     # -- life cycle ---------------------------------------------------------------------
@@ -67,6 +79,12 @@ class MemoryStore:
 
     def add_commit_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
+
+    def add_group_listener(self, listener: GroupListener) -> None:
+        self._group_listeners.append(listener)
+
+    async def size_bytes(self) -> int:
+        return sum(_size(event) for event in self._log)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -97,6 +115,11 @@ class MemoryStore:
             results.append(AppendResult(c.id, seq, False))
         if events:
             self._commit(events, staged, received_us)
+        for group_listener in self._group_listeners:
+            try:
+                group_listener(len(candidates), 0.0)
+            except Exception:  # metrics must never fail a publish
+                log.exception("group listener failed")
         return results
 
     def _commit(
@@ -222,7 +245,7 @@ class MemoryStore:
             ],
             head_seq=self._last_seq,
             earliest_seq=events[0].seq if events else None,
-            size_bytes=sum(_size(event) for event in self._log),
+            size_bytes=await self.size_bytes(),
         )
 
 
@@ -242,3 +265,15 @@ def _size(event: Event) -> int:
     """About the bytes an event holds: its text fields (``size_bytes`` is a file size on disk)."""
     texts = (event.id, event.type, event.source, event.subject or "", event.trace_id)
     return sum(map(len, texts)) + len(event.data_json) + len(event.metadata_json) + 16
+
+
+def memory_backend(store: MemoryStore | None = None) -> Backend:
+    """Every protocol of a ``Backend`` in memory; the data lives as long as the objects."""
+    return Backend(
+        url="memory://",
+        events=store or MemoryStore(),
+        deliveries=MemoryDeliveryStore(),
+        sink_cursors=MemorySinkCursors(),
+        dead_letters=MemoryDeadLetters(),
+        leases=MemoryLeases(),
+    )

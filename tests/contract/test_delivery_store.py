@@ -1,7 +1,7 @@
-"""The SQLite delivery state: endpoints' cursors, deliveries, leases, attempts, retention.
+"""The delivery state contract: endpoints' cursors, deliveries, leases, attempts, retention.
 
-Runs against a real ``SqliteStore`` in a temporary directory (the ``sqlite_store`` fixture);
-times are plain integers chosen by the test, never the clock.
+Runs against every implementation (the ``deliveries`` fixture of conftest.py); times are plain
+integers chosen by the test, never the clock.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from tidings.store.deliveries import (
     AttemptRecord,
     Delivery,
     DeliveryStats,
+    DeliveryStore,
     Endpoint,
     Secret,
     Status,
 )
-from tidings.store.sqlite import SqliteStore
-from tidings.store.sqlite import deliveries as deliveries_module
-from tidings.store.sqlite.deliveries import SqliteDeliveryStore
+from tidings.store.postgres import deliveries as postgres_deliveries
+from tidings.store.sqlite import deliveries as sqlite_deliveries
 
 TENANT = "default"
 _ids = itertools.count(1)
@@ -98,22 +98,22 @@ def success(d: Delivery, at_us: int, *, n: int = 1) -> AttemptRecord:
 
 
 @pytest.fixture
-async def state(sqlite_store: SqliteStore) -> SqliteDeliveryStore:
-    return SqliteDeliveryStore(sqlite_store)
+def state(deliveries: DeliveryStore) -> DeliveryStore:
+    return deliveries
 
 
-async def with_endpoints(state: SqliteDeliveryStore, *endpoints: Endpoint) -> None:
+async def with_endpoints(state: DeliveryStore, *endpoints: Endpoint) -> None:
     for e in endpoints:
         await state.create_endpoint(e)
 
 
-async def fetch(state: SqliteDeliveryStore, d: Delivery) -> tuple[Delivery, list[Attempt]]:
+async def fetch(state: DeliveryStore, d: Delivery) -> tuple[Delivery, list[Attempt]]:
     found = await state.get_delivery(d.tenant, d.id)
     assert found is not None
     return found
 
 
-async def cursor_of(state: SqliteDeliveryStore, endpoint_id: str, tenant: str = TENANT) -> int:
+async def cursor_of(state: DeliveryStore, endpoint_id: str, tenant: str = TENANT) -> int:
     found = await state.get_endpoint(tenant, endpoint_id)
     assert found is not None
     return found.cursor
@@ -126,7 +126,7 @@ def ids(deliveries: Sequence[Delivery]) -> list[str]:
 # -- dispatch --------------------------------------------------------------------------------
 
 
-async def test_dispatch_inserts_deliveries_and_moves_cursors(state: SqliteDeliveryStore) -> None:
+async def test_dispatch_inserts_deliveries_and_moves_cursors(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a"), endpoint("wh_b", cursor=3))
     made = [delivery("wh_a", 1), delivery("wh_a", 2), delivery("wh_b", 4)]
 
@@ -141,7 +141,7 @@ async def test_dispatch_inserts_deliveries_and_moves_cursors(state: SqliteDelive
     assert await cursor_of(state, "wh_b") == 4
 
 
-async def test_dispatch_never_moves_a_cursor_backwards(state: SqliteDeliveryStore) -> None:
+async def test_dispatch_never_moves_a_cursor_backwards(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a", cursor=10), endpoint("wh_b"))
 
     await state.dispatch([], {"wh_a": 5, "wh_b": 7})
@@ -151,7 +151,7 @@ async def test_dispatch_never_moves_a_cursor_backwards(state: SqliteDeliveryStor
     assert (await cursor_of(state, "wh_a"), await cursor_of(state, "wh_b")) == (12, 7)
 
 
-async def test_deliveries_dispatched_with_a_lease_wait_for_it(state: SqliteDeliveryStore) -> None:
+async def test_deliveries_dispatched_with_a_lease_wait_for_it(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     leased = delivery("wh_a", 1, next_at=100)
     await state.dispatch([leased], {"wh_a": 1}, lease_until_us=500)
@@ -165,7 +165,7 @@ async def test_deliveries_dispatched_with_a_lease_wait_for_it(state: SqliteDeliv
 
 
 async def test_claim_due_leases_only_due_pending_unleased_ones_oldest_first(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(state, endpoint("wh_a"), endpoint("wh_b"))
     due_late = delivery("wh_a", 1, next_at=300)
@@ -199,7 +199,7 @@ async def test_claim_due_leases_only_due_pending_unleased_ones_oldest_first(
 
 
 async def test_claim_due_takes_at_most_limit_the_longest_waiting(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     made = [delivery("wh_a", seq, next_at=at) for seq, at in enumerate([50, 10, 40, 20, 30], 1)]
@@ -216,7 +216,7 @@ async def test_claim_due_takes_at_most_limit_the_longest_waiting(
     assert await state.claim_due(100, 2, 1000) == []
 
 
-async def test_released_leases_are_claimable_again(state: SqliteDeliveryStore) -> None:
+async def test_released_leases_are_claimable_again(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     made = [delivery("wh_a", 1, next_at=10), delivery("wh_a", 2, next_at=20)]
     done = delivery("wh_a", 3, status="succeeded")
@@ -235,7 +235,7 @@ async def test_released_leases_are_claimable_again(state: SqliteDeliveryStore) -
 # -- record ----------------------------------------------------------------------------------
 
 
-async def test_record_logs_attempts_and_settles_deliveries(state: SqliteDeliveryStore) -> None:
+async def test_record_logs_attempts_and_settles_deliveries(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     retried, succeeded, exhausted = (delivery("wh_a", seq) for seq in (1, 2, 3))
     await state.dispatch([retried, succeeded, exhausted], {"wh_a": 3}, lease_until_us=10_000)
@@ -290,7 +290,7 @@ async def test_record_logs_attempts_and_settles_deliveries(state: SqliteDelivery
     assert ids(await state.claim_due(900, 10, 20_000)) == [retried.id]
 
 
-async def test_attempts_accumulate_in_the_log(state: SqliteDeliveryStore) -> None:
+async def test_attempts_accumulate_in_the_log(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     d = delivery("wh_a", 1)
     await state.dispatch([d], {})
@@ -313,7 +313,7 @@ async def test_attempts_accumulate_in_the_log(state: SqliteDeliveryStore) -> Non
     ]
 
 
-async def test_a_record_does_not_revive_a_cancelled_delivery(state: SqliteDeliveryStore) -> None:
+async def test_a_record_does_not_revive_a_cancelled_delivery(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     d = delivery("wh_a", 1)
     await state.dispatch([d], {}, lease_until_us=10_000)
@@ -334,7 +334,7 @@ async def test_a_record_does_not_revive_a_cancelled_delivery(state: SqliteDelive
 
 
 async def test_record_writes_each_endpoints_net_run_of_failures(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(
         state,
@@ -388,7 +388,7 @@ async def test_record_writes_each_endpoints_net_run_of_failures(
 
 
 async def test_retry_delivery_makes_a_finished_delivery_pending_for_one_more_attempt(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     d = delivery("wh_a", 1, max_attempts=2)
@@ -417,7 +417,7 @@ async def test_retry_delivery_makes_a_finished_delivery_pending_for_one_more_att
 
 
 async def test_cancel_pending_cancels_one_endpoints_pending_deliveries(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(state, endpoint("wh_a"), endpoint("wh_b"))
     a_pending = [delivery("wh_a", 1), delivery("wh_a", 2)]
@@ -439,7 +439,7 @@ async def test_cancel_pending_cancels_one_endpoints_pending_deliveries(
 
 
 async def test_cancel_deliveries_cancels_only_those_still_pending(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     first, second, kept = delivery("wh_a", 1), delivery("wh_a", 2), delivery("wh_a", 3)
@@ -470,7 +470,7 @@ async def test_cancel_deliveries_cancels_only_those_still_pending(
 
 
 async def test_retention_floor_is_the_lowest_position_still_needed(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     assert await state.retention_floor() is None
 
@@ -491,7 +491,7 @@ async def test_retention_floor_is_the_lowest_position_still_needed(
     assert await state.retention_floor() == 7
 
 
-async def test_retention_floor_with_only_pending_deliveries(state: SqliteDeliveryStore) -> None:
+async def test_retention_floor_with_only_pending_deliveries(state: DeliveryStore) -> None:
     await with_endpoints(state, endpoint("wh_off", active=False, cursor=2))
     assert await state.retention_floor() is None
     await state.dispatch([delivery("wh_off", 12), delivery("wh_off", 11)], {})
@@ -499,9 +499,10 @@ async def test_retention_floor_with_only_pending_deliveries(state: SqliteDeliver
 
 
 async def test_purge_finished_removes_old_finished_deliveries_and_their_attempts(
-    state: SqliteDeliveryStore, monkeypatch: pytest.MonkeyPatch
+    state: DeliveryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(deliveries_module, "PURGE_CHUNK", 2)  # several chunks
+    for module in (sqlite_deliveries, postgres_deliveries):
+        monkeypatch.setattr(module, "PURGE_CHUNK", 2)  # several chunks
     await with_endpoints(state, endpoint("wh_a"))
     old_done = [delivery("wh_a", seq) for seq in range(1, 6)]
     recent_done = delivery("wh_a", 6)
@@ -531,7 +532,7 @@ async def test_purge_finished_removes_old_finished_deliveries_and_their_attempts
 
 
 async def test_purge_finished_never_removes_pending_deliveries(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     await with_endpoints(state, endpoint("wh_a"))
     pending = [delivery("wh_a", seq, updated=1) for seq in range(1, 4)]
@@ -542,7 +543,7 @@ async def test_purge_finished_never_removes_pending_deliveries(
 
 
 async def test_stats_count_one_tenants_deliveries_and_recent_attempts(
-    state: SqliteDeliveryStore,
+    state: DeliveryStore,
 ) -> None:
     hour = 3_600_000_000
     now = 10 * hour
@@ -578,3 +579,96 @@ async def test_stats_count_one_tenants_deliveries_and_recent_attempts(
         {"failed": 1, "succeeded": 1}, None, {"failed": 1, "succeeded": 1}
     )
     assert await state.stats("nobody", now) == DeliveryStats({}, None, {})
+
+
+# -- endpoints -------------------------------------------------------------------------------
+
+
+async def test_an_endpoint_reads_back_with_every_field(state: DeliveryStore) -> None:
+    created = endpoint("wh_full", cursor=7, failing_since_us=55)
+    created.events = ["order.*", "user.#"]
+    created.filter = {"source": ["shop"]}
+    created.secrets = [Secret("whsec_new"), Secret("whsec_old", expires_at_us=999)]
+    created.description = "orders"
+    created.rate_limit = 2.5
+    created.headers = {"X-Team": "billing"}
+    created.disabled_reason = None
+    await state.create_endpoint(created)
+    found = await state.get_endpoint(TENANT, "wh_full")
+    assert found == created
+    assert found is not created
+
+
+async def test_endpoints_are_scoped_to_their_tenant(state: DeliveryStore) -> None:
+    await with_endpoints(state, endpoint("wh_a"), endpoint("wh_b", tenant="other"))
+    assert await state.get_endpoint("other", "wh_a") is None
+    assert [e.id for e in await state.list_endpoints(TENANT)] == ["wh_a"]
+    assert [e.id for e in await state.list_endpoints("other")] == ["wh_b"]
+    assert sorted(e.id for e in await state.list_endpoints(None)) == ["wh_a", "wh_b"]
+    assert not await state.delete_endpoint("other", "wh_a")
+    assert await state.get_endpoint(TENANT, "wh_a") is not None
+
+
+async def test_endpoints_list_oldest_first(state: DeliveryStore) -> None:
+    newer, older = endpoint("wh_1"), endpoint("wh_2")
+    newer.created_at_us, older.created_at_us = 20, 10
+    await with_endpoints(state, newer, older)
+    assert [e.id for e in await state.list_endpoints(TENANT)] == ["wh_2", "wh_1"]
+
+
+async def test_saving_an_endpoint_changes_it_but_never_its_cursor(state: DeliveryStore) -> None:
+    await with_endpoints(state, endpoint("wh_a", cursor=5))
+    await state.dispatch([], {"wh_a": 9})
+    changed = endpoint("wh_a", cursor=0, active=False)
+    changed.url = "https://example.com/moved"
+    changed.disabled_reason = "gone"
+    changed.updated_at_us = 42
+    await state.save_endpoint(changed)
+    found = await state.get_endpoint(TENANT, "wh_a")
+    assert found is not None
+    assert (found.url, found.active, found.disabled_reason) == (changed.url, False, "gone")
+    assert (found.updated_at_us, found.cursor) == (42, 9)
+
+
+async def test_deleting_an_endpoint_cancels_its_pending_deliveries(state: DeliveryStore) -> None:
+    await with_endpoints(state, endpoint("wh_a"), endpoint("wh_b"))
+    mine, theirs = delivery("wh_a", 1), delivery("wh_b", 1)
+    await state.dispatch([mine, theirs], {})
+    assert await state.delete_endpoint(TENANT, "wh_a", now_us=77)
+    assert await state.get_endpoint(TENANT, "wh_a") is None
+    assert not await state.delete_endpoint(TENANT, "wh_a")
+    cancelled, _ = await fetch(state, mine)
+    assert (cancelled.status, cancelled.next_attempt_at_us, cancelled.updated_at_us) == (
+        "cancelled",
+        None,
+        77,
+    )
+    assert (await fetch(state, theirs))[0].status == "pending"
+
+
+# -- reading deliveries ----------------------------------------------------------------------
+
+
+async def test_deliveries_list_newest_first_by_status_and_page_before_an_id(
+    state: DeliveryStore,
+) -> None:
+    await with_endpoints(state, endpoint("wh_a"), endpoint("wh_b"))
+    made = [delivery("wh_a", seq) for seq in range(1, 6)]
+    done = delivery("wh_a", 6, status="succeeded")
+    await state.dispatch([*made, done, delivery("wh_b", 1)], {})
+    page = await state.list_deliveries(TENANT, "wh_a", None, 3, None)
+    assert [d.id for d, _ in page] == [done.id, made[4].id, made[3].id]
+    after = await state.list_deliveries(TENANT, "wh_a", None, 3, page[-1][0].id)
+    assert [d.id for d, _ in after] == [made[2].id, made[1].id, made[0].id]
+    pending = await state.list_deliveries(TENANT, "wh_a", "pending", 10, None)
+    assert len(pending) == 5 and all(d.status == "pending" for d, _ in pending)
+    assert await state.list_deliveries("other", "wh_a", None, 10, None) == []
+
+
+async def test_a_delivery_of_another_tenant_reads_as_none(state: DeliveryStore) -> None:
+    await with_endpoints(state, endpoint("wh_a"))
+    d = delivery("wh_a", 1)
+    await state.dispatch([d], {})
+    assert await state.get_delivery("other", d.id) is None
+    assert await state.retry_delivery("other", d.id, 5) is None
+    assert await state.get_delivery(TENANT, "d-unknown") is None

@@ -30,7 +30,7 @@ from tidings.envelope import (
     candidates_from_json,
 )
 from tidings.errors import TidingsError
-from tidings.store import Query, Store
+from tidings.store import Query, Store, StoreOpenError
 from tidings.store.sql import load_migrations
 from tidings.store.sqlite import SqliteStore
 from tidings.store.sqlite.store import migrate
@@ -384,7 +384,7 @@ class TestSqliteWriter:
             conn.execute(f"PRAGMA user_version = {latest + 1}")
         store = SqliteStore(path)
 
-        with pytest.raises(RuntimeError, match=rf"version {latest + 1}.*upgrade Tidings"):
+        with pytest.raises(StoreOpenError, match=rf"version {latest + 1}.*upgrade Tidings"):
             await store.open()
 
         assert files_open_on(path) == 0  # the refused file is not left open

@@ -303,12 +303,15 @@ async def test_a_key_is_scoped_to_its_tenant(store: Store) -> None:
 
 # -- filters and query bounds ---------------------------------------------------------------
 
+TRACE_1, TRACE_2 = "4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c"
 FILTER_EVENTS: list[dict[str, Any]] = [
     {"id": "e1", "type": "device.switch.on", "source": "hub", "subject": "d1",
-     "data": {"x": 5, "room": "kitchen"}, "metadata": {"kind": "a"}},
+     "data": {"x": 5, "room": "kitchen"}, "metadata": {"kind": "a"}, "trace_id": TRACE_1},
     {"id": "e2", "type": "device.switch.off", "source": "hub", "subject": "d2", "data": {"x": "5"}},
-    {"id": "e3", "type": "device.level", "source": "mqtt", "subject": "d1", "data": {"x": True}},
-    {"id": "e4", "type": "user.created", "source": "api", "data": {"x": 6, "nested": {"y": "z"}}},
+    {"id": "e3", "type": "device.level", "source": "mqtt", "subject": "d1", "data": {"x": True},
+     "trace_id": TRACE_1},
+    {"id": "e4", "type": "user.created", "source": "api", "data": {"x": 6, "nested": {"y": "z"}},
+     "trace_id": TRACE_2},
     {"id": "e5", "type": "device", "source": "mqtt", "subject": "d3", "data": [1, 2],
      "metadata": {"kind": None}},
 ]  # fmt: skip
@@ -335,6 +338,10 @@ FILTER_CASES: list[tuple[dict[str, str], list[str]]] = [
     ({"metadata.kind": "null"}, ["e5"]),
     ({"type": "device.#", "data.x": "5"}, ["e1", "e2"]),
     ({"data.missing": "1"}, []),
+    ({"trace_id": TRACE_1}, ["e1", "e3"]),
+    ({"trace_id": f"{TRACE_1},{TRACE_2}"}, ["e1", "e3", "e4"]),
+    ({"trace_id": TRACE_1, "source": "mqtt"}, ["e3"]),
+    ({"trace_id": "ffffffffffffffffffffffffffffffff"}, []),
     ({"data.nested": "z"}, []),
 ]
 
@@ -374,6 +381,35 @@ async def test_since_and_until_bound_received_at_inclusively(
     assert await ids(since_us=b, until_us=b) == ["b"]
     assert await ids(since_us=a + 1, until_us=c - 1) == ["b"]
     assert await ids(since_us=c + 1) == []
+
+
+async def test_a_time_window_with_shared_stamps_seq_bounds_filters_and_both_orders(
+    store: Store, clock: FakeClock
+) -> None:
+    """A time window is read as a range of positions: shared stamps, other tenants' events
+    inside it and seq bounds must not change which events it holds."""
+    start = clock.advance(1)
+    await store.append([candidate(id="early")])
+    clock.advance(1)
+    window = [r.seq for r in await store.append([candidate(data=n) for n in range(4)])]
+    await store.append([candidate(id="other", tenant="acme")])
+    await store.append([candidate("odd.one", id="typed")])
+    end = clock.advance(1)
+    await store.append([candidate(id="late")])
+    middle = start + 1_000_000
+
+    async def found(**q: Any) -> list[int]:
+        return [e.seq for e in await store.query(DEFAULT_TENANT, Query(limit=ALL, **q))]
+
+    typed = (await store.get(DEFAULT_TENANT, "typed")).seq  # type: ignore[union-attr]
+    assert await found(since_us=middle, until_us=middle, order="asc") == [*window, typed]
+    assert await found(since_us=middle, until_us=end - 1) == [typed, *window[::-1]]
+    assert await found(since_us=middle, after=window[1], before=typed) == window[:1:-1]
+    assert await found(since_us=middle, until_us=middle, after=typed) == []
+    only_typed = Query(filter=Filter(types=("odd.one",)), since_us=start, until_us=middle)
+    assert [e.id for e in await store.query(DEFAULT_TENANT, only_typed)] == ["typed"]
+    assert await found(since_us=end + 1) == []
+    assert await found(until_us=start - 1) == []
 
 
 async def test_time_since_and_time_until_bound_the_producers_time(store: Store) -> None:

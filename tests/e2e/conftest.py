@@ -7,6 +7,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import REQUIRE_SERVICES
+from tests.integration.server import ServerStore
+
+
+@pytest.fixture(scope="module")
+def server_store() -> ServerStore:
+    """The browser tests run on the default store only (the HTTP suite covers the others)."""
+    return ServerStore("sqlite")
 
 
 @pytest.fixture(scope="module")

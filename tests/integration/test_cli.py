@@ -18,7 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.server import ServerProcess, free_port
+from tests.integration.server import ServerProcess, ServerStore, free_port
 
 
 def tidings(
@@ -61,9 +61,11 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], code: int = 1
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def hub(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
     """One server for the tests that keep to their own source."""
-    server = ServerProcess(tmp_path_factory.mktemp("cli") / "data").start()
+    server = ServerProcess(tmp_path_factory.mktemp("cli") / "data", store=server_store).start()
     yield server
     server.stop()
 
@@ -445,11 +447,45 @@ def test_purge_older_than_zero_days_deletes_the_stored_events(
             == 201
         )
     assert server.stop() == 0
-    result = tidings("purge", "--older-than-days", "0", "--data-dir", str(data_dir))
+    result = tidings("purge", "--older-than-days", "0", *server.store_options())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "deleted 3 events received more than 0 days ago"
     server.start()
     assert httpx.get(server.url + "/v1/events").json()["events"] == []
+
+
+def test_purge_keeps_the_events_a_bridge_rule_behind_the_webhooks_still_needs(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    # The bridge's broker is down, so its rule stays at position 0; the webhook endpoint is
+    # created after the events and starts at the head: only the bridge still needs them.
+    config = tmp_path / "tidings.toml"
+    config.write_text(
+        f"""
+[mqtt]
+url = "mqtt://127.0.0.1:{free_port()}"
+client_id = "purge-{uuid.uuid4().hex[:6]}"
+[[mqtt.publish]]
+events = ["#"]
+topic = "tidings/{{type}}"
+"""
+    )
+    data_dir = tmp_path / "bridged"
+    env = {"TIDINGS_CONFIG": str(config), "TIDINGS_WEBHOOK_ALLOW_PRIVATE": "true"}
+    server = start_server(env=env, data_dir=data_dir)
+    for i in range(3):
+        answer = httpx.post(server.url + "/v1/events", json={"type": "old.news", "data": {"i": i}})
+        assert answer.status_code == 201
+    hook = {"url": f"http://127.0.0.1:{free_port()}/hook", "events": ["never.#"]}
+    assert httpx.post(server.url + "/v1/webhooks", json=hook).status_code == 201
+    assert server.stop() == 0
+
+    args = ("purge", "--older-than-days", "0", *server.store_options())
+    result = tidings(*args, "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "deleted 0 events received more than 0 days ago"
+    server.start()
+    assert len(httpx.get(server.url + "/v1/events").json()["events"]) == 3
 
 
 def test_version_prints_the_package_version() -> None:

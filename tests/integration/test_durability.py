@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 from tests.integration.test_concurrency_api import LeanClient
 
 PUBLISHERS = 16
@@ -38,8 +38,10 @@ FIELDS = {
 
 
 @pytest.fixture
-def durable(tmp_path: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path / "data", env={"TIDINGS_SQLITE_SYNCHRONOUS": "FULL"})
+def durable(tmp_path: Path, server_store: ServerStore) -> Iterator[ServerProcess]:
+    server = ServerProcess(
+        tmp_path / "data", env={"TIDINGS_SQLITE_SYNCHRONOUS": "FULL"}, store=server_store
+    )
     yield server
     if server.proc is not None and server.proc.poll() is None:
         server.kill()

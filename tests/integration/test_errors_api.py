@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 
 MAX_EVENT = 2048
 MAX_BODY = 16_384
@@ -17,13 +17,17 @@ MAX_BATCH = 10
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
     env = {
         "TIDINGS_MAX_EVENT_BYTES": str(MAX_EVENT),
         "TIDINGS_MAX_BODY_BYTES": str(MAX_BODY),
         "TIDINGS_MAX_BATCH": str(MAX_BATCH),
     }
-    process = ServerProcess(tmp_path_factory.mktemp("errors") / "data", env=env).start()
+    process = ServerProcess(
+        tmp_path_factory.mktemp("errors") / "data", env=env, store=server_store
+    ).start()
     yield process
     process.stop()
 

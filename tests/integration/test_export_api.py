@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 
 Event = dict[str, Any]
 CSV_COLUMNS = [
@@ -22,8 +22,10 @@ CSV_COLUMNS = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("export") / "data").start()
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("export") / "data", store=server_store).start()
     yield process
     process.stop()
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 
 METHODS = ("get", "post", "put", "patch", "delete")
 CORE_ROUTES = {
@@ -31,9 +31,13 @@ EVENT_INPUT_FIELDS = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
     env = {"TIDINGS_MAX_EVENT_BYTES": "1024", "TIDINGS_MAX_BATCH": "3"}
-    process = ServerProcess(tmp_path_factory.mktemp("openapi") / "data", env=env).start()
+    process = ServerProcess(
+        tmp_path_factory.mktemp("openapi") / "data", env=env, store=server_store
+    ).start()
     yield process
     process.stop()
 

@@ -13,7 +13,7 @@ from cloudevents.core.bindings.http import HTTPMessage, from_structured, to_bina
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -21,8 +21,10 @@ CE_BATCH = "application/cloudevents-batch+json"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("publish") / "data").start()
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("publish") / "data", store=server_store).start()
     yield process
     process.stop()
 

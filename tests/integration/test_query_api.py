@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 
 Event = dict[str, Any]
 
@@ -31,8 +31,10 @@ PER_GROUP = 30
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("query") / "data").start()
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path_factory.mktemp("query") / "data", store=server_store).start()
     yield process
     process.stop()
 

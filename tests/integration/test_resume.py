@@ -18,7 +18,7 @@ import pytest
 from httpx_sse import aconnect_sse
 from websockets.asyncio.client import ClientConnection
 
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 from tests.integration.streams_helpers import (
     head,
     publish,
@@ -36,9 +36,11 @@ ROUNDS = 30
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("resume") / "data"
-    process = ServerProcess(data_dir, env=server_env(heartbeat_s=0.2)).start()
+    process = ServerProcess(data_dir, env=server_env(heartbeat_s=0.2), store=server_store).start()
     yield process
     process.stop()
 
@@ -242,15 +244,14 @@ async def test_resume_from_100_000_events_back_catches_up_on_one_connection_then
 # -- retention -----------------------------------------------------------------------------
 
 
-async def purge_everything(data_dir: Path) -> None:
+async def purge_everything(server: ServerProcess) -> None:
     """``tidings purge --older-than-days 0`` while the server runs."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tidings",
         "purge",
-        "--data-dir",
-        str(data_dir),
+        *server.store_options(),
         "--older-than-days",
         "0",
         stdout=asyncio.subprocess.PIPE,
@@ -315,7 +316,7 @@ async def test_sparse_filter_heartbeats_keep_the_resume_point_fresh_across_a_pur
         assert events == matched
         assert last == final, "a heartbeat carried the head, far past the last match"
 
-        await purge_everything(server.data_dir)
+        await purge_everything(server)
         after = await publish(client, [{"type": "noise.tick"}, {"type": f"{rare}.after"}])
 
         fresh = await sse_frames_until(
@@ -339,7 +340,7 @@ async def test_resume_from_before_a_purge_is_told_history_truncated_before_the_r
     source = unique("kept")
     async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as client:
         gone = await publish(client, [{"type": "r.old", "source": source}] * 20)
-        await purge_everything(server.data_dir)
+        await purge_everything(server)
         kept = await publish(client, [{"type": "r.new", "source": source}] * 5)
         assert (await client.get("/v1/stats")).json()["store"]["earliest_seq"] == kept[0]
 

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 from tests.integration.streams_helpers import (
     publish,
     server_env,
@@ -30,9 +30,11 @@ STREAM = "/v1/events/stream"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("sse") / "data"
-    process = ServerProcess(data_dir, env=server_env(heartbeat_s=0.5)).start()
+    process = ServerProcess(data_dir, env=server_env(heartbeat_s=0.5), store=server_store).start()
     yield process
     process.stop()
 

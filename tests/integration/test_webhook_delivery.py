@@ -35,7 +35,7 @@ from tests.integration.receiver import (
     respond,
     wait_delivery,
 )
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 from tidings import __version__
 
 SCHEDULE = "0,0.3,0.3,0.3,0.3"
@@ -52,8 +52,12 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("delivery") / "data", env=ENV).start()
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
+    process = ServerProcess(
+        tmp_path_factory.mktemp("delivery") / "data", env=ENV, store=server_store
+    ).start()
     yield process
     process.stop()
 
@@ -517,7 +521,7 @@ def test_retry_of_a_delivery_whose_event_was_purged_answers_410(
         purge = subprocess.run(
             [
                 sys.executable, "-m", "tidings", "purge",
-                "--data-dir", str(server.data_dir), "--older-than-days", "0",
+                *server.store_options(), "--older-than-days", "0",
             ],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip

@@ -4,7 +4,7 @@ queued delivers every event after a restart (at least once), and fans out to man
 
 from __future__ import annotations
 
-import sqlite3
+import asyncio
 import subprocess
 import sys
 from collections import Counter
@@ -22,6 +22,8 @@ from tests.integration.receiver import (
     respond,
 )
 from tests.integration.server import ServerProcess
+from tidings.store import open_backend
+from tidings.store.deliveries import Delivery
 
 ORPHAN = "01a21300-0000-7000-8000-00000000beef"
 ENV = {
@@ -150,6 +152,16 @@ def test_a_hundred_endpoints_matching_everything_each_get_every_event(
             assert_one_delivery_per_event(http, hook["id"], published)
 
 
+async def dispatch_behind_the_servers_back(server: ServerProcess, delivery: Delivery) -> None:
+    """Write a delivery into the stopped server's store, as a crash in between would leave it."""
+    backend = open_backend(server.store_url(), server.data_dir)
+    await backend.open()
+    try:
+        await backend.deliveries.dispatch([delivery], {})
+    finally:
+        await backend.close()
+
+
 def test_a_pending_delivery_left_for_a_deleted_endpoint_is_cancelled_and_frees_retention(
     start_server: Callable[..., ServerProcess], receiver: Receiver
 ) -> None:
@@ -161,16 +173,11 @@ def test_a_pending_delivery_left_for_a_deleted_endpoint_is_cancelled_and_frees_r
         event = http.post("/v1/events", json={"type": "orphan.x"}).json()
         receiver.wait_events([event["id"]])
     assert server.stop() == 0
-    with sqlite3.connect(server.data_dir / "tidings.db") as db:
-        db.execute(
-            "INSERT INTO deliveries (id, tenant, webhook_id, event_seq, event_id, message_id,"
-            " status, attempts, max_attempts, next_attempt_at_us, lease_until_us,"
-            " created_at_us, updated_at_us)"
-            " VALUES (?, 'default', 'wh_deleted', ?, ?, 'msg_orphan', 'pending', 0, 2, 0, NULL,"
-            " 0, 0)",
-            (ORPHAN, event["seq"], event["id"]),
-        )
-    db.close()
+    orphan = Delivery(
+        ORPHAN, "default", "wh_deleted", event["seq"], event["id"], "msg_orphan", "pending",
+        0, 2, 0, 0, 0,
+    )  # fmt: skip
+    asyncio.run(dispatch_behind_the_servers_back(server, orphan))
 
     server.start()
     with httpx.Client(base_url=server.url, timeout=30.0) as http:
@@ -182,7 +189,7 @@ def test_a_pending_delivery_left_for_a_deleted_endpoint_is_cancelled_and_frees_r
         purge = subprocess.run(
             [
                 sys.executable, "-m", "tidings", "purge",
-                "--data-dir", str(server.data_dir), "--older-than-days", "0",
+                *server.store_options(), "--older-than-days", "0",
             ],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip

@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.integration.receiver import Receiver, publish, respond, wait_delivery
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 from tests.integration.test_cli import assert_clean_failure, tidings
 
 ENV = {
@@ -21,8 +21,12 @@ ENV = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("webhooks-cli") / "data", env=ENV).start()
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
+    process = ServerProcess(
+        tmp_path_factory.mktemp("webhooks-cli") / "data", env=ENV, store=server_store
+    ).start()
     yield process
     process.stop()
 
@@ -135,6 +139,14 @@ def test_deliveries_retry_and_replay_from_the_command_line(
     assert set(failed) == set(event_ids)
     assert all(len(d["attempts"]) == 3 for d in failed.values())
     assert {line.split()[0] for line in lines[1:]} == {d["id"] for d in failed.values()}
+    for width in ("80", "40"):  # ids are copied from the table: never folded or cut
+        narrow = tidings(
+            "webhooks", "deliveries", webhook_id, url=server.url, env={"COLUMNS": width}
+        )
+        shown = {line.split()[0] for line in narrow.stdout.splitlines()[1:] if line.strip()}
+        assert {d["id"] for d in failed.values()} <= shown, narrow.stdout
+        endpoints = tidings("webhooks", "list", url=server.url, env={"COLUMNS": width})
+        assert any(line.startswith(webhook_id + " ") for line in endpoints.stdout.splitlines())
 
     receiver.default = respond(200)
     retried = as_json("retry", failed[event_ids[0]]["id"], server=server)

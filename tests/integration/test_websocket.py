@@ -11,7 +11,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from tests.integration.server import ServerProcess
+from tests.integration.server import ServerProcess, ServerStore
 from tests.integration.streams_helpers import (
     head,
     publish,
@@ -25,9 +25,11 @@ from tests.integration.streams_helpers import (
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
+) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("ws") / "data"
-    process = ServerProcess(data_dir, env=server_env(heartbeat_s=0.5)).start()
+    process = ServerProcess(data_dir, env=server_env(heartbeat_s=0.5), store=server_store).start()
     yield process
     process.stop()
 

@@ -117,14 +117,25 @@ async def test_an_unresolvable_host_is_refused() -> None:
         await vet("https://nowhere.invalid/hook", allow_private=False)
 
 
-@pytest.mark.parametrize(
-    "url",
-    ["http://127.0.0.1:8000/hook", "http://[::1]/", "http://10.0.0.8/", "http://localhost/x"],
-)
-async def test_allow_private_lets_local_receivers_through_unchanged(url: str) -> None:
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/hook", "http://[::1]/", "http://10.0.0.8/"])
+async def test_allow_private_lets_local_addresses_through_unchanged(url: str) -> None:
     target = await vet(url, allow_private=True)
-    assert target.url == url
+    assert target.urls == (url,)
     assert target.host_header is None and target.sni_hostname is None
+
+
+async def test_a_local_name_is_pinned_to_every_vetted_address_when_private_is_allowed() -> None:
+    target = await vet("https://localhost:8443/x?y=1", allow_private=True)
+    assert target.urls == ("https://[::1]:8443/x?y=1", "https://127.0.0.1:8443/x?y=1")
+    assert (target.host_header, target.sni_hostname) == ("localhost:8443", "localhost")
+
+
+async def test_a_name_that_rebinds_to_metadata_is_refused_when_private_is_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(NAMES, "rebind.example.com", ["127.0.0.1", "169.254.169.254"])
+    with pytest.raises(DestinationRefused, match="cloud metadata"):
+        await vet("http://rebind.example.com/", allow_private=True)
 
 
 @pytest.mark.parametrize(

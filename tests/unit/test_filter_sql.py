@@ -20,9 +20,11 @@ from tidings.envelope import Event, Filter, parse_filter
 from tidings.store.base import Query
 from tidings.store.sqlite.connection import connect
 from tidings.store.sqlite.filter_sql import filter_clause, query_sql
+from tidings.store.sqlite.store import migrate
 
 SCHEMA = (files("tidings.store.sqlite") / "migrations" / "0001_events.sql").read_text()
 KEYS = ["a", "b", "é k"]
+TRACES = ["4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c"]
 SEGMENTS = ["a", "b", "c"]
 
 # A shared pool of scalars that are equal, or nearly, across JSON types (1, 1.0, true, "1"),
@@ -58,6 +60,7 @@ EVENT = st.fixed_dictionaries(
         "subject": st.one_of(st.none(), st.sampled_from(["s1", "s2", ""])),
         "data": st.one_of(DOCUMENT, DOCUMENT, VALUE),
         "metadata": DOCUMENT,
+        "trace_id": st.sampled_from(TRACES),
     }
 )
 
@@ -93,7 +96,7 @@ def make_event(seq: int, spec: dict[str, Any], tenant: str = "default") -> Event
         subject=spec["subject"],
         time_us=seq,
         received_at_us=seq,
-        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+        trace_id=spec.get("trace_id", TRACES[0]),
         idempotency_key=None,
         data_json=orjson.dumps(spec["data"]).decode(),
         metadata_json=orjson.dumps(spec["metadata"]).decode(),
@@ -160,6 +163,8 @@ def filter_params(draw: st.DrawFn, specs: list[dict[str, Any]]) -> dict[str, Any
     for name in ("source", "exclude_source", "subject"):
         if draw(st.integers(0, 3)) == 3:
             params[name] = draw(NAMES)
+    if draw(st.integers(0, 3)) == 3:
+        params["trace_id"] = draw(st.lists(st.sampled_from([*TRACES, "other"]), min_size=1))
     for _ in range(draw(st.integers(0, 2))):
         if found and draw(st.booleans()):
             key, leaf = draw(st.sampled_from(found))
@@ -263,3 +268,15 @@ def test_query_sql_keeps_to_the_tenant_and_applies_the_filter() -> None:
         assert [row[0] for row in conn.execute(sql, params)] == [4]
     finally:
         conn.close()
+
+
+def test_a_trace_id_lookup_searches_its_index_instead_of_scanning_the_tenant() -> None:
+    conn = connect(":memory:")
+    try:
+        migrate(conn)
+        flt = parse_filter({"trace_id": TRACES[0], "type": "a.b"})
+        sql, params = query_sql("default", Query(filter=flt))
+        plan = " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+    finally:
+        conn.close()
+    assert "events_by_trace (tenant=? AND trace_id=?)" in plan, plan

@@ -20,6 +20,7 @@ def make_event(
     subject: str | None = None,
     data: Any = None,
     metadata: dict[str, Any] | None = None,
+    trace_id: str = "4bf92f3577b34da6a3ce929d0e0e4736",
 ) -> Event:
     return Event(
         seq=1,
@@ -29,7 +30,7 @@ def make_event(
         subject=subject,
         time_us=0,
         received_at_us=0,
-        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+        trace_id=trace_id,
         idempotency_key=None,
         data_json=orjson.dumps(data).decode(),
         metadata_json=orjson.dumps(metadata or {}).decode(),
@@ -144,6 +145,15 @@ def test_a_subject_filter_never_matches_an_event_without_subject() -> None:
     assert not matches({"subject": "d1"}, subject=None)
 
 
+def test_a_trace_id_list_matches_events_of_any_of_those_traces() -> None:
+    one, two = "4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c"
+    assert matches({"trace_id": f"{one}, {two}"}, trace_id=two)
+    assert matches({"trace_id": [one]}, trace_id=one)
+    assert not matches({"trace_id": one}, trace_id=two)
+    assert not matches({"trace_id": one, "source": "x"}, trace_id=one)
+    assert not parse_filter({"trace_id": one}).is_empty
+
+
 def test_every_condition_must_hold() -> None:
     params = {"type": "device.#", "source": "st", "data.on": "true"}
     assert matches(params, type="device.x", source="st", data={"on": True})
@@ -253,6 +263,7 @@ def test_to_dict_shows_the_filter_in_query_parameter_form() -> None:
             "source": "s",
             "exclude_source": "e",
             "subject": "x,y",
+            "trace_id": "t1,t2",
             "data.n": "5,6",
             "metadata.k.j": "v",
         }
@@ -262,6 +273,7 @@ def test_to_dict_shows_the_filter_in_query_parameter_form() -> None:
         "source": "s",
         "exclude_source": "e",
         "subject": "x,y",
+        "trace_id": "t1,t2",
         "data.n": "5,6",
         "metadata.k.j": "v",
     }
@@ -282,6 +294,7 @@ LISTS = st.lists(VALUES, min_size=1, max_size=3).map(",".join)
             "source": LISTS,
             "exclude_source": LISTS,
             "subject": LISTS,
+            "trace_id": LISTS,
             "data.a": LISTS,
             "data.a.b": st.sampled_from(["1", "true,null", "1.5"]),
             "metadata.m": LISTS,

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tidings.delivery import destinations
 from tidings.delivery import sender as sender_module
 from tidings.delivery.destinations import Target
 from tidings.delivery.http1 import (
@@ -393,6 +394,13 @@ async def test_response_headers_are_lower_case_and_repeats_joined(
     assert response.headers["x-a"] == "1, 2"
 
 
+async def eventually(check: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Until ``check()`` holds, yielding to the loop; AssertionError after ``timeout``."""
+    async with asyncio.timeout(timeout):
+        while not check():  # noqa: ASYNC110 - the pool's state has no event to wait on
+            await asyncio.sleep(0.005)
+
+
 # -- connections that go bad -----------------------------------------------------------------
 
 
@@ -409,8 +417,7 @@ async def test_unsolicited_data_on_an_idle_connection_discards_it(
     server = await serve(chatty)
     pool = make_pool()
     await post(pool, server.url())
-    await asyncio.sleep(0.1)
-    assert pool.open_connections(server.url()) == 1  # counted until checked out
+    await eventually(lambda: pool.open_connections(server.url()) == 0)  # its slot is free
     await post(pool, server.url())
     assert server.accepted == 2
     assert [r.connection for r in server.requests] == [1, 2]
@@ -925,7 +932,7 @@ async def test_sender_uses_the_vetted_host_header_and_server_name(
 
     async def pinned(url: str, allow_private: bool) -> Target:
         # What vet() gives for a public name: the address pinned, the name kept for Host/SNI.
-        return Target(server.url(scheme="https"), "localhost:8443", "localhost")
+        return Target((server.url(scheme="https"),), "localhost:8443", "localhost")
 
     monkeypatch.setattr(sender_module, "vet", pinned)
     sender = make_sender(allow_private=False, ssl_context=trusting(certificate))
@@ -984,6 +991,73 @@ async def test_sender_reports_errors_with_the_class_name(
     assert injected.error is not None and injected.error.startswith("InvalidRequest: ")
 
 
+@pytest.fixture
+def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[list[str]]]:
+    """Names resolved from a table: each lookup of a name takes the next of its answers (the
+    last one repeats), as a rebinding DNS server would hand them out."""
+    table: dict[str, list[list[str]]] = {}
+
+    async def resolve(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        answers = table[host]
+        found = answers.pop(0) if len(answers) > 1 else answers[0]
+        return [ipaddress.ip_address(a) for a in found]
+
+    monkeypatch.setattr(destinations, "resolve", resolve)
+    return table
+
+
+async def test_sender_tries_each_vetted_address_in_turn_and_then_prefers_the_one_that_answered(
+    serve: ServerFactory, make_sender: Callable[..., Sender], fake_dns: dict[str, list[list[str]]]
+) -> None:
+    server = await serve(answer_all)  # on 127.0.0.1 only; nothing listens on 127.0.0.2
+    fake_dns["receiver.test"] = [["127.0.0.2", "127.0.0.1"]]
+    sender = make_sender(allow_private=True)
+    hook = endpoint(f"http://receiver.test:{server.port}/hook")
+    for _ in range(3):
+        result = await sender.send(hook, EVENT, "msg_1")
+        assert (result.status_code, result.error) == (200, None)
+    assert server.accepted == 1  # the working address first, on its kept-alive connection
+    assert {r.headers["host"] for r in server.requests} == {f"receiver.test:{server.port}"}
+
+    fake_dns["nobody.test"] = [["127.0.0.2", "127.0.0.3"]]
+    port = server.port
+    failed = await sender.send(endpoint(f"http://nobody.test:{port}/hook"), EVENT, "msg_1")
+    assert failed.error is not None and failed.error.startswith("ConnectError: ")
+    assert f"127.0.0.2:{port}" in failed.error and f"127.0.0.3:{port}" in failed.error
+
+
+async def test_sender_pins_the_vetted_address_even_when_private_destinations_are_allowed(
+    serve: ServerFactory, make_sender: Callable[..., Sender], fake_dns: dict[str, list[list[str]]]
+) -> None:
+    server = await serve(answer_all)
+    # Vetted as loopback, then the name turns to the metadata address (DNS rebinding): the
+    # connection must go where the vetting looked, not resolve the name again.
+    fake_dns["rebind.test"] = [["127.0.0.1"], ["169.254.169.254"]]
+    sender = make_sender(allow_private=True)
+    hook = endpoint(f"http://rebind.test:{server.port}/hook")
+    first = await sender.send(hook, EVENT, "msg_1")
+    assert (first.status_code, first.error) == (200, None)
+    assert server.requests[0].headers["host"] == f"rebind.test:{server.port}"
+    second = await sender.send(hook, EVENT, "msg_1")  # the next attempt vets again
+    assert second.error is not None and "cloud metadata" in second.error
+    assert len(server.requests) == 1
+
+
+async def test_a_slow_name_lookup_counts_within_the_attempts_deadline(
+    serve: ServerFactory, make_sender: Callable[..., Sender], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def slow_dns(host: str, port: int) -> list[ipaddress.IPv4Address]:
+        await asyncio.sleep(30)
+        return [ipaddress.IPv4Address("127.0.0.1")]
+
+    monkeypatch.setattr(destinations, "resolve", slow_dns)
+    started = time.monotonic()
+    result = await make_sender(timeout_s=0.2).send(endpoint("http://slow.test/"), EVENT, "m")
+    assert (result.status_code, result.timed_out) == (None, True)
+    assert result.error == "timed out resolving the host"
+    assert time.monotonic() - started < 2
+
+
 async def test_sender_still_refuses_private_destinations(
     serve: ServerFactory, make_sender: Callable[..., Sender]
 ) -> None:
@@ -1008,6 +1082,87 @@ async def test_sender_close_closes_its_connections(
     assert (await sender.send(endpoint(server.url()), EVENT, "msg_1")).status_code == 200
     await sender.close()
     await server.wait_client_closes()
+
+
+# -- bounds: header bytes, idle connections, addresses, resolution -----------------------------
+
+
+async def test_an_answer_whose_headers_never_end_fails_at_the_header_cap(
+    serve: ServerFactory, make_pool: PoolFactory
+) -> None:
+    async def endless_header(conn: Conn) -> None:
+        if await conn.read_request() is not None:
+            conn.send(b"HTTP/1.1 200 OK\r\nX-Grow: ")
+            while True:  # one header that never ends, as fast as the client reads
+                conn.send(b"a" * 16384)
+                await conn.writer.drain()
+
+    server = await serve(endless_header)
+    pool = make_pool(header_limit=32768)
+    with pytest.raises(RemoteProtocolError, match="headers exceed 32768 bytes"):
+        await pool.post(server.url(), {}, b"{}", timeout=5)
+    assert pool.open_connections(server.url()) == 0
+
+
+async def test_many_small_headers_count_toward_the_cap_too(
+    serve: ServerFactory, make_pool: PoolFactory
+) -> None:
+    many = tuple((f"X-H{i}", "v" * 50) for i in range(2000))  # about 120 KB of headers
+
+    async def chatty_headers(conn: Conn) -> None:
+        while await conn.read_request() is not None:
+            conn.send(answer(headers=many))
+
+    server = await serve(chatty_headers)
+    with pytest.raises(RemoteProtocolError, match="headers exceed"):
+        await make_pool().post(server.url(), {}, b"{}", timeout=5)  # the default cap: 64 KiB
+    roomy = make_pool(header_limit=256 * 1024)
+    assert (await roomy.post(server.url(), {}, b"{}", timeout=5)).headers["x-h1999"]
+
+
+async def test_an_idle_connection_the_peer_closes_gives_its_slot_back_at_once(
+    serve: ServerFactory, make_pool: PoolFactory
+) -> None:
+    async def one_each(conn: Conn) -> None:
+        if await conn.read_request() is not None:
+            conn.send(answer())  # keep-alive, then it closes anyway
+
+    server = await serve(one_each)
+    pool = make_pool(max_connections=1)
+    await post(pool, server.url())
+    # No request to that origin follows: the pool notices the close by itself.
+    await eventually(lambda: pool.open_connections(server.url()) == 0)
+    assert pool.idle_connections(server.url()) == 0
+    await post(pool, server.url())
+    assert server.accepted == 2
+
+
+async def test_an_idle_connection_is_closed_after_the_idle_timeout(
+    serve: ServerFactory, make_pool: PoolFactory
+) -> None:
+    async def keeps(conn: Conn) -> None:
+        while await conn.read_request() is not None:
+            conn.send(answer())
+        conn.server.note_client_close()
+
+    server = await serve(keeps)
+    pool = make_pool(idle_timeout=0.05)
+    await post(pool, server.url())
+    await server.wait_client_closes()  # the client hung up on its own
+    await eventually(lambda: pool.open_connections(server.url()) == 0)
+    await post(pool, server.url())
+    assert server.accepted == 2
+
+
+async def test_a_connection_reused_in_time_is_not_closed_by_its_idle_timer(
+    serve: ServerFactory, make_pool: PoolFactory
+) -> None:
+    server = await serve(answer_all)
+    pool = make_pool(idle_timeout=0.2)
+    for _ in range(5):
+        await post(pool, server.url())
+        await asyncio.sleep(0.1)  # less than the idle timeout each time
+    assert server.accepted == 1
 
 
 # -- the same under uvloop, the loop ``tidings serve`` runs on ------------------------------

@@ -18,21 +18,25 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-def _too_large(limit: int) -> TidingsError:
+def _too_large(limit: int, setting: str | None) -> TidingsError:
+    where = f" ({setting})" if setting else ""
     return TidingsError(
-        413,
-        "body_too_large",
-        f"the request body is larger than {limit} bytes (TIDINGS_MAX_BODY_BYTES)",
+        413, "body_too_large", f"the request body is larger than {limit} bytes{where}"
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused with 413 as soon as it passes ``limit`` bytes."""
+async def read_body(
+    request: Request, limit: int, *, setting: str | None = "TIDINGS_MAX_BODY_BYTES"
+) -> bytes:
+    """The whole body, refused with 413 as soon as it passes ``limit`` bytes.
+
+    ``setting`` names what sets the limit, for the message; None for a fixed limit.
+    """
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
             if int(declared) > limit:
-                raise _too_large(limit)
+                raise _too_large(limit, setting)
         except ValueError:
             raise TidingsError(400, "bad_request", "Content-Length is not a number") from None
     chunks: list[bytes] = []
@@ -40,7 +44,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, setting)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -57,7 +61,14 @@ def parse_json(body: bytes) -> Any:
     if _LONG_INTEGER.search(body):
         # orjson turns integers beyond 64 bits into floats, silently changing them. Parse
         # exactly instead; such a number then fails validation with a clear error.
-        value = json.loads(body)
+        try:
+            value = json.loads(body)
+        except RecursionError:
+            # The exact parser recurses in C with Python's limit (about 1,000 levels, less
+            # than orjson's 1,024); a client's nesting must not end in a 500.
+            raise TidingsError(
+                400, "malformed_json", "the request body is nested too deeply to be read"
+            ) from None
     return value
 
 

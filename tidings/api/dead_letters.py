@@ -21,9 +21,9 @@ from tidings.api.responses import json_response
 from tidings.api.schemas import error_responses
 from tidings.envelope.timefmt import parse_iso
 from tidings.errors import TidingsError
-from tidings.ingest.dead_letters import DeadLetter, DeadLetterQuery
 from tidings.ingest.manager import IngestManager
 from tidings.ingest.mapping import REASON_CODES
+from tidings.store.dead_letters import DeadLetter, DeadLetterQuery
 
 
 class LetterId(Convertor[str]):
@@ -101,7 +101,9 @@ def make_cursor(order: str, seq: int) -> str:
 def apply_cursor(query: DeadLetterQuery, cursor: str) -> DeadLetterQuery:
     try:
         decoded = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        order, seq = decoded["o"], int(decoded["s"])
+        order, seq = decoded["o"], decoded["s"]
+        if type(seq) is not int or not 0 <= seq < 2**63:  # a seq the store can compare
+            raise ValueError(seq)
     except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise _bad("cursor", "cursor is not one this server made; pass `next` as is") from None
     if order != query.order:

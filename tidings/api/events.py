@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -32,6 +33,7 @@ from tidings.hub import Hub
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 EXPORT_PAGE = 1000
+log = logging.getLogger("tidings.api")
 CSV_COLUMNS = (
     "seq",
     "id",
@@ -53,6 +55,7 @@ _FILTER_DOC: dict[str, Any] = {
     "source": Q(None, description="comma list of sources"),
     "exclude_source": Q(None, description="comma list of sources to leave out"),
     "subject": Q(None, description="comma list of subjects"),
+    "trace_id": Q(None, description="comma list of trace ids"),
     "since": Q(None, description="received_at >= this ISO 8601 time"),
     "until": Q(None, description="received_at <= this ISO 8601 time"),
     "time_since": Q(None, description="the producer's time >= this"),
@@ -168,6 +171,7 @@ async def list_events(
     source: str | None = _FILTER_DOC["source"],
     exclude_source: str | None = _FILTER_DOC["exclude_source"],
     subject: str | None = _FILTER_DOC["subject"],
+    trace_id: str | None = _FILTER_DOC["trace_id"],
     since: str | None = _FILTER_DOC["since"],
     until: str | None = _FILTER_DOC["until"],
     time_since: str | None = _FILTER_DOC["time_since"],
@@ -200,6 +204,7 @@ async def export_events(
     format: str | None = Q(None, description="`ndjson` (default) or `csv`"),
     type: str | None = _FILTER_DOC["type"],
     source: str | None = _FILTER_DOC["source"],
+    trace_id: str | None = _FILTER_DOC["trace_id"],
     since: str | None = _FILTER_DOC["since"],
     until: str | None = _FILTER_DOC["until"],
     order: str | None = Q(None, description="`asc` (default) or `desc`"),
@@ -229,7 +234,12 @@ async def export_events(
             size = EXPORT_PAGE if total is None else min(EXPORT_PAGE, total - sent)
             if size <= 0:
                 return
-            events = await hub.store.query("default", replace(current, limit=size))
+            try:
+                events = await hub.store.query("default", replace(current, limit=size))
+            except Exception as error:  # the status line is long gone: say it in the body
+                log.warning("export ended early: the store read failed: %s", error)
+                yield _export_error(kind, sent)
+                return
             if not events:
                 return
             yield encode(events)
@@ -250,6 +260,14 @@ async def export_events(
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+def _export_error(kind: str, sent: int) -> bytes:
+    """The last line of an export cut short: an error object (NDJSON) or an ``error`` row."""
+    message = f"the store could not be read after {sent} events; the export is incomplete"
+    if kind == "ndjson":
+        return orjson.dumps({"error": {"code": "store_error", "message": message}}) + b"\n"
+    return _csv_row(["error", "store_error", message])
 
 
 def _ndjson_lines(events: list[Event]) -> bytes:

@@ -46,10 +46,7 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def prometheus(request: Request) -> Response:
-    store = _hub(request).store
-    size = getattr(store, "size_bytes", None)
-    if callable(size):
-        metrics.STORE_BYTES.set(size())
+    metrics.STORE_BYTES.set(await _hub(request).store.size_bytes())
     return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Literal
@@ -29,6 +30,8 @@ HISTORY_PARAMS = (
 )
 EXPORT_PARAMS = (*HISTORY_PARAMS, "format")
 MAX_LIMIT = 1000
+MAX_POSITION = 2**63 - 1  # positions are 64-bit signed integers in every store
+_DIGITS = re.compile(r"[0-9]{1,40}")  # ASCII digits; no sign, space, "_" or other scripts
 
 
 def _bad(name: str, message: str) -> TidingsError:
@@ -75,13 +78,13 @@ def _int(
     value = _single(params, name)
     if value is None or value == "":
         return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise _bad(name, f"{name} must be an integer, not {value!r}") from None
-    if number < low or (high is not None and number > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise _bad(name, f"{name} must be {bound}")
+    if not _DIGITS.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise _bad(name, f"{name} must be a non-negative integer, not {shown!r}")
+    number = int(value)
+    top = MAX_POSITION if high is None else high
+    if number < low or number > top:
+        raise _bad(name, f"{name} must be between {low} and {top}")
     return number
 
 
@@ -117,6 +120,11 @@ def _order(value: str) -> Literal["asc", "desc"]:
     return "asc" if value == "asc" else "desc"
 
 
+def _is_position(value: object) -> bool:
+    """A seq as the stores hold it: a JSON integer (never a bool) within 64 bits."""
+    return type(value) is int and 0 <= value <= MAX_POSITION
+
+
 def make_cursor(query: Query, last_seq: int) -> str:
     """An opaque cursor for the page after the one that ended at ``last_seq``."""
     raw = orjson.dumps({"o": query.order, "s": last_seq})
@@ -126,8 +134,8 @@ def make_cursor(query: Query, last_seq: int) -> str:
 def apply_cursor(query: Query, cursor: str) -> Query:
     try:
         decoded = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        order, seq = decoded["o"], int(decoded["s"])
-        if order not in ("asc", "desc"):
+        order, seq = decoded["o"], decoded["s"]
+        if order not in ("asc", "desc") or not _is_position(seq):
             raise ValueError(order)
     except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise _bad(

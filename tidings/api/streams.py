@@ -52,6 +52,7 @@ async def stream(
         None, description="leave out events from these sources (echo suppression)"
     ),
     subject: str | None = Q(None),
+    trace_id: str | None = Q(None, description="comma list of trace ids"),
     last_event_id: str | None = Q(
         None, description="resume after this position (the Last-Event-ID header wins)"
     ),

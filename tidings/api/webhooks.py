@@ -23,7 +23,11 @@ from tidings.store.deliveries import Attempt, Delivery, Endpoint
 
 router = APIRouter(tags=["webhooks"])
 TENANT = "default"
-_FILTER_KEYS = ("source", "exclude_source", "subject")
+_FILTER_KEYS = ("source", "exclude_source", "subject", "trace_id")
+# Header values often carry the receiver's credentials: after creation they are shown masked,
+# like the secret, and a PATCH that sends the mask back keeps the stored value.
+MASK = "********"
+ENDPOINT_BODY_LIMIT = 1 << 20  # an endpoint's definition is small; a fixed limit is plenty
 
 
 def _service(request: Request) -> DeliveryService:
@@ -67,6 +71,7 @@ class WebhookIn(BaseModel):
     source: str | list[str] | None = None
     exclude_source: str | list[str] | None = None
     subject: str | list[str] | None = None
+    trace_id: str | list[str] | None = None
     secret: Annotated[str, Field(min_length=MIN_SECRET_LENGTH, max_length=200)] | None = None
     active: bool = True
     description: Annotated[str, Field(max_length=1000)] | None = None
@@ -107,7 +112,7 @@ class ReplayIn(BaseModel):
 
 
 async def _parse(request: Request, model: type[BaseModel], *, allow_empty: bool = False) -> Any:
-    body = await read_body(request, 1 << 20)
+    body = await read_body(request, ENDPOINT_BODY_LIMIT, setting=None)
     if not body.strip() and allow_empty:
         data: Any = {}
     else:
@@ -129,7 +134,16 @@ async def _parse(request: Request, model: type[BaseModel], *, allow_empty: bool 
         raise invalid("the request is not valid", details) from None
 
 
-def endpoint_dict(endpoint: Endpoint, *, with_secret: bool = False) -> dict[str, Any]:
+def masked_headers(headers: dict[str, str]) -> dict[str, str]:
+    """The header names, each with the mask for its value."""
+    return dict.fromkeys(headers, MASK)
+
+
+def endpoint_dict(
+    endpoint: Endpoint, *, with_secret: bool = False, with_headers: bool = False
+) -> dict[str, Any]:
+    """An endpoint as the API shows it: the secret (on creation and rotation) and the header
+    values (on creation) only when the caller has just sent or been given them."""
     shown: dict[str, Any] = {
         "id": endpoint.id,
         "url": endpoint.url,
@@ -138,7 +152,7 @@ def endpoint_dict(endpoint: Endpoint, *, with_secret: bool = False) -> dict[str,
         "active": endpoint.active,
         "description": endpoint.description,
         "rate_limit": endpoint.rate_limit,
-        "headers": endpoint.headers,
+        "headers": endpoint.headers if with_headers else masked_headers(endpoint.headers),
         "created_at": format_us(endpoint.created_at_us),
         "disabled_reason": endpoint.disabled_reason,
     }
@@ -208,7 +222,7 @@ async def create_webhook(request: Request) -> Response:
     }
     endpoint = await _service(request).create(TENANT, values)
     return json_response(
-        endpoint_dict(endpoint, with_secret=True),
+        endpoint_dict(endpoint, with_secret=True, with_headers=True),
         201,
         headers={"Location": f"/v1/webhooks/{endpoint.id}"},
     )
@@ -245,6 +259,9 @@ async def patch_webhook(request: Request, webhook_id: str) -> Response:
             )
     if "headers" in changes and changes["headers"] is None:
         changes["headers"] = {}
+    elif MASK in (changes.get("headers") or {}).values():
+        current = (await _service(request).get(TENANT, webhook_id)).headers
+        changes["headers"] = _unmask(changes["headers"], current)
     endpoint = await _service(request).update(TENANT, webhook_id, changes)
     return json_response(endpoint_dict(endpoint))
 
@@ -269,6 +286,20 @@ async def rotate_secret(request: Request, webhook_id: str) -> Response:
     spec = await _parse(request, RotateIn, allow_empty=True)
     endpoint = await _service(request).rotate(TENANT, webhook_id, spec.secret)
     return json_response(endpoint_dict(endpoint, with_secret=True))
+
+
+def _unmask(headers: dict[str, str], current: dict[str, str]) -> dict[str, str]:
+    """``headers`` with each masked value replaced by the stored one of the same name."""
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        if value == MASK:
+            stored = next((v for k, v in current.items() if k.lower() == name.lower()), None)
+            if stored is None:
+                message = f"header {name!r} has no stored value to keep; send its value"
+                raise invalid(message, [{"loc": ["body", "headers", name], "msg": message}])
+            value = stored
+        kept[name] = value
+    return kept
 
 
 def _time(value: str | None, field: str) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from tidings.cli.filters import (
     SinceOption,
     SourceOption,
     SubjectOption,
+    TraceIdOption,
     TypeOption,
     UntilOption,
     WhereOption,
@@ -49,6 +51,19 @@ def _target(output: Path | None) -> Iterator[BinaryIO]:
         temporary.unlink(missing_ok=True)
 
 
+def _export_error(tail: bytes) -> str | None:
+    """The server's message when the export ended with its error line (NDJSON or CSV)."""
+    last = tail.rstrip(b"\n").rpartition(b"\n")[2]
+    if last.startswith(b'{"error":'):
+        try:
+            return str(json.loads(last)["error"]["message"])
+        except (ValueError, KeyError, TypeError):
+            return last.decode(errors="replace")
+    if last.startswith(b"error,store_error,"):
+        return last.decode(errors="replace").split(",", 2)[2].strip('"')
+    return None
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def export(
@@ -56,6 +71,7 @@ def register(app: typer.Typer) -> None:
         sources: SourceOption = None,
         exclude_sources: ExcludeSourceOption = None,
         subjects: SubjectOption = None,
+        trace_ids: TraceIdOption = None,
         where: WhereOption = None,
         since: SinceOption = None,
         until: UntilOption = None,
@@ -107,6 +123,7 @@ def register(app: typer.Typer) -> None:
             sources=sources,
             exclude_sources=exclude_sources,
             subjects=subjects,
+            trace_ids=trace_ids,
             where=where,
             since=since,
             until=until,
@@ -133,12 +150,17 @@ def register(app: typer.Typer) -> None:
             check(answer)
             with _target(output) as stream, progress:
                 task = progress.add_task("exporting", total=None, events=0)
+                tail = b""
                 for chunk in answer.iter_bytes():
                     stream.write(chunk)
                     size += len(chunk)
                     lines += chunk.count(b"\n")
+                    tail = (tail + chunk)[-4096:]
                     events = lines - 1 if format == "csv" else lines
                     progress.update(task, completed=size, events=max(events, 0))
+                cut_short = _export_error(tail)
+                if cut_short:  # the output file is not kept: it would look complete
+                    raise fail(f"the export is incomplete: {cut_short}")
         if not quiet:
             events = max(lines - 1, 0) if format == "csv" else lines
             target = f" to {output}" if output is not None and str(output) != "-" else ""

@@ -34,6 +34,10 @@ SubjectOption = Annotated[
     list[str] | None,
     typer.Option("--subject", help="Subjects, comma list or repeated.", show_default=False),
 ]
+TraceIdOption = Annotated[
+    list[str] | None,
+    typer.Option("--trace-id", help="Trace ids, comma list or repeated.", show_default=False),
+]
 WhereOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -96,6 +100,7 @@ def filter_params(
     sources: Iterable[str] | None = None,
     exclude_sources: Iterable[str] | None = None,
     subjects: Iterable[str] | None = None,
+    trace_ids: Iterable[str] | None = None,
     where: Iterable[str] | None = None,
     since: str | None = None,
     until: str | None = None,
@@ -109,6 +114,7 @@ def filter_params(
         ("source", sources),
         ("exclude_source", exclude_sources),
         ("subject", subjects),
+        ("trace_id", trace_ids),
     ):
         params.extend((name, value) for value in values or ())
     params.extend(parse_where(condition) for condition in where or ())

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from tidings.ingest.config import load_ingest_config
 from tidings.settings import ConfigError, Settings, load_settings
+from tidings.store.errors import StoreOpenError
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -23,6 +24,18 @@ def _settings(**overrides: object) -> Settings:
     except ConfigError as error:
         err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from None
+
+
+async def _check_store(settings: Settings) -> None:
+    """Open the store once before serving: it is migrated, and a store that cannot start
+    fails here with one line (ValueError) instead of a traceback from the server's start."""
+    from tidings.store import open_backend
+
+    backend = open_backend(
+        settings.store, settings.data_dir, synchronous=settings.sqlite_synchronous
+    )
+    await backend.open()
+    await backend.close()
 
 
 def _print_settings(settings: Settings) -> None:
@@ -80,11 +93,15 @@ def register(app: typer.Typer) -> None:
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        # httpx2 logs every request's full URL at info; a SmartThings confirmation URL carries
+        # the token that confirms the app.
+        logging.getLogger("httpx2").setLevel(logging.WARNING)
         _print_settings(settings)
         try:
+            asyncio.run(_check_store(settings))  # unreachable, refused, too new: one line
             run(settings)
-        except ValueError as error:  # an unusable store URL and the like
-            err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
+        except (ValueError, StoreOpenError) as error:  # an unusable store URL, file or directory
+            err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     @app.command()
@@ -111,10 +128,8 @@ def register(app: typer.Typer) -> None:
 
           tidings purge --older-than-days 7 --data-dir /var/lib/tidings
         """
-        from tidings.retention import purge_once
-        from tidings.store import open_store_from_url
-        from tidings.store.sqlite import SqliteStore
-        from tidings.store.sqlite.deliveries import SqliteDeliveryStore
+        from tidings.retention import purge_backend
+        from tidings.store import open_backend
 
         settings = _settings(data_dir=data_dir, store=store, config=config)
         days = settings.retention_days if older_than_days is None else older_than_days
@@ -125,21 +140,18 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(0)
 
         async def run() -> int:
-            the_store = open_store_from_url(
+            backend = open_backend(
                 settings.store, settings.data_dir, synchronous=settings.sqlite_synchronous
             )
-            await the_store.open()
-            try:
-                floor = None
-                if isinstance(the_store, SqliteStore):  # events a delivery still needs stay
-                    floor = SqliteDeliveryStore(the_store).retention_floor
-                return await purge_once(the_store, days, floor)
+            await backend.open()
+            try:  # events any sink still needs stay, as in the scheduled purge
+                return await purge_backend(backend, days)
             finally:
-                await the_store.close()
+                await backend.close()
 
         try:
             deleted = asyncio.run(run())
-        except ValueError as error:
-            err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
+        except (ValueError, StoreOpenError) as error:
+            err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         typer.echo(f"deleted {deleted} events received more than {days:g} days ago")

@@ -18,6 +18,7 @@ from tidings.cli.filters import (
     ExcludeSourceOption,
     SourceOption,
     SubjectOption,
+    TraceIdOption,
     TypeOption,
     WhereOption,
     filter_params,
@@ -97,6 +98,7 @@ def register(app: typer.Typer) -> None:
         sources: SourceOption = None,
         exclude_sources: ExcludeSourceOption = None,
         subjects: SubjectOption = None,
+        trace_ids: TraceIdOption = None,
         where: WhereOption = None,
         last_event_id: Annotated[
             int | None,
@@ -139,6 +141,7 @@ def register(app: typer.Typer) -> None:
             sources=sources,
             exclude_sources=exclude_sources,
             subjects=subjects,
+            trace_ids=trace_ids,
             where=where,
         )
         follower = Follower(as_json=as_json, limit=count)

@@ -29,9 +29,16 @@ def _print_json(body: Any) -> None:
     typer.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
 
 
+def _id_column(table: Table, ids: list[str]) -> None:
+    """An id column that is never folded or cut, however narrow the terminal: an id is
+    copied into the next command, so the other columns fold instead."""
+    table.add_column("id", no_wrap=True, min_width=max((len(i) for i in ids), default=2))
+
+
 def _endpoint_table(endpoints: list[dict[str, Any]]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("id", "url", "events", "active", "disabled_reason", "description"):
+    _id_column(table, [e["id"] for e in endpoints])
+    for name in ("url", "events", "active", "disabled_reason", "description"):
         table.add_column(name, overflow="fold")
     for e in endpoints:
         table.add_row(
@@ -208,7 +215,8 @@ def delete(webhook_id: str, url: UrlOption = None) -> None:
 
 def _delivery_table(deliveries: list[dict[str, Any]]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("id", "event seq", "status", "attempts", "last", "next attempt"):
+    _id_column(table, [d["id"] for d in deliveries])
+    for name in ("event seq", "status", "attempts", "last", "next attempt"):
         table.add_column(name, overflow="fold")
     for d in deliveries:
         last = d["attempts"][-1] if d["attempts"] else None

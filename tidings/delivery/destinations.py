@@ -2,10 +2,11 @@
 
 By default a destination that resolves to loopback, private, link-local, multicast, reserved
 or cloud-metadata addresses (also inside IPv4-mapped, NAT64 and 6to4 IPv6 addresses) is
-refused, at registration and again at every delivery, and the request goes to the address that
-was vetted (no window for DNS rebinding between the check and the connection).
-``TIDINGS_WEBHOOK_ALLOW_PRIVATE=true`` lifts this for local use and tests, except for cloud
-metadata services. The address rules are those of ``tidings.netguard``.
+refused, at registration and again at every delivery, and the request goes only to the
+addresses that were vetted, tried in turn (no window for DNS rebinding between the check and the
+connection, whatever the setting). ``TIDINGS_WEBHOOK_ALLOW_PRIVATE=true`` lets private and
+loopback addresses through for local use and tests, never cloud metadata services. The address
+rules are those of ``tidings.netguard``.
 """
 
 from __future__ import annotations
@@ -49,11 +50,16 @@ def is_public(address: IPAddress) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where to connect: the vetted address, and the name for Host and TLS (SNI)."""
+    """Where to connect: every vetted address, and the name for Host and TLS (SNI)."""
 
-    url: str  # the URL to request (host replaced by the vetted address when vetting applies)
-    host_header: str | None
-    sni_hostname: str | None
+    urls: tuple[str, ...]  # the URL with its host replaced by each vetted address, in order
+    host_header: str | None  # the URL's host[:port] when pinned; None when it names an address
+    sni_hostname: str | None  # the name for TLS when an https:// URL is pinned
+
+    @property
+    def url(self) -> str:
+        """The first address to try."""
+        return self.urls[0]
 
 
 async def resolve(host: str, port: int) -> list[IPAddress]:
@@ -66,14 +72,17 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise DestinationRefused(f"cannot resolve {host!r}: {error.strerror}") from None
-    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    found = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    return list(dict.fromkeys(found))  # in the resolver's order of preference, once each
 
 
 async def vet(url: str, allow_private: bool) -> Target:
-    """Check a destination and pick the address to connect to.
+    """Check a destination and pin the addresses to connect to, in every mode.
 
-    Cloud metadata services stay refused even when private destinations are allowed (the
-    rule of ``tidings.netguard``): nothing legitimate receives webhooks there.
+    Every address the name resolves to must be allowed (the connection may pick any), and the
+    request goes only to those addresses: a second lookup (DNS rebinding) never decides where
+    it goes. Cloud metadata services stay refused even when private destinations are allowed
+    (the rule of ``tidings.netguard``): nothing legitimate receives webhooks there.
     """
     scheme, host, port = check_url(url)
     if host.rstrip(".") in METADATA_HOSTS:
@@ -86,13 +95,21 @@ async def vet(url: str, allow_private: bool) -> Target:
         if problem:
             hint = "" if "metadata" in problem else f" (set {ALLOW_PRIVATE_ENV}=true to allow it)"
             raise DestinationRefused(f"{host!r} may not receive webhooks: {problem}{hint}")
-    if allow_private:
-        # Connect by name: a local receiver may listen on only one of localhost's addresses.
-        return Target(url, None, None)
-    chosen = addresses[0]
+    if _is_address(host):
+        return Target((url,), None, None)
     parts = urlsplit(url)
-    literal = f"[{chosen}]" if chosen.version == 6 else str(chosen)
-    netloc = f"{literal}:{parts.port}" if parts.port else literal
-    pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    pinned = []
+    for address in addresses:
+        literal = f"[{address}]" if address.version == 6 else str(address)
+        netloc = f"{literal}:{parts.port}" if parts.port else literal
+        pinned.append(urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)))
     host_header = parts.netloc.rsplit("@", 1)[-1]
-    return Target(pinned, host_header, host if scheme == "https" else None)
+    return Target(tuple(pinned), host_header, host if scheme == "https" else None)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -33,8 +33,14 @@ from tidings.envelope import Event
 from tidings.envelope.ids import uuid7
 from tidings.envelope.timefmt import now_us
 from tidings.store import Store
-from tidings.store.deliveries import Attempt, AttemptRecord, Delivery, Endpoint, Status
-from tidings.store.sqlite.deliveries import SqliteDeliveryStore
+from tidings.store.deliveries import (
+    Attempt,
+    AttemptRecord,
+    Delivery,
+    DeliveryStore,
+    Endpoint,
+    Status,
+)
 
 log = logging.getLogger("tidings.delivery")
 PAGE = 1000  # events read per dispatch round, at most
@@ -77,7 +83,7 @@ class Engine:
     def __init__(
         self,
         store: Store,
-        deliveries: SqliteDeliveryStore,
+        deliveries: DeliveryStore,
         sender: Sender,
         schedule: RetrySchedule,
         *,

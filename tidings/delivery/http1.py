@@ -8,10 +8,12 @@ and no HTTP/2, so this module is only that:
 
 * one pool of keep-alive connections per origin (scheme, host, port, TLS server name), idle ones
   reused newest first, at most ``max_connections`` open per origin; callers beyond the cap wait
-  in line (FIFO) within their deadline;
+  in line (FIFO) within their deadline; an idle connection is closed after ``idle_timeout``
+  seconds, and one the peer closes gives its slot back at once;
 * one request at a time per connection (no pipelining), written with one ``transport.write``;
-* the answer's status, headers and the first ``body_limit`` bytes of its body; the rest is read
-  and thrown away so the connection can be reused, unless it is huge (then the connection is
+* the answer's status, headers (at most ``header_limit`` bytes of head, so a hostile receiver
+  cannot grow memory) and the first ``body_limit`` bytes of its body; the rest is read and
+  thrown away so the connection can be reused, unless it is huge (then the connection is
   closed instead);
 * one deadline per request covering the wait for a connection, connect, TLS, write and read;
 * a reused connection that the peer had closed meanwhile (nothing of the answer arrived) is
@@ -37,6 +39,8 @@ import httptools
 
 DEFAULT_BODY_LIMIT: Final = 4096  # bytes of an answer's body kept
 DEFAULT_DRAIN_LIMIT: Final = 64 * 1024  # body bytes past the limit read to keep the connection
+DEFAULT_HEADER_LIMIT: Final = 64 * 1024  # bytes of an answer's status line and headers
+DEFAULT_IDLE_TIMEOUT: Final = 30.0  # seconds an unused keep-alive connection stays open
 CLOSE_WAIT_S: Final = 1.0  # how long close() waits for the aborted connections to be gone
 
 # RFC 9110 token characters: anything else in a header name could split or smuggle a header.
@@ -158,9 +162,16 @@ class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection carrying one request at a time; httptools calls back into it."""
 
     def __init__(
-        self, body_limit: int, drain_limit: int, forget: Callable[[_Connection], None]
+        self,
+        body_limit: int,
+        drain_limit: int,
+        forget: Callable[[_Connection], None],
+        header_limit: int = DEFAULT_HEADER_LIMIT,
+        origin_key: _OriginKey | None = None,
     ) -> None:
         self.transport: asyncio.Transport | None = None
+        self.origin_key = origin_key  # the pool's origin this connection belongs to
+        self.idle_timer: asyncio.TimerHandle | None = None  # closes it when unused too long
         self.exchanges = 0  # requests started on this connection
         self.closed = False  # connection_lost was called
         self.broken = False  # something makes it unfit for another request
@@ -171,6 +182,8 @@ class _Connection(asyncio.Protocol):
         self._forget = forget
         self._body_limit = body_limit
         self._drain_limit = drain_limit
+        self._header_limit = header_limit
+        self._head_seen = 0  # bytes received of the current answer before its headers ended
         self._done: asyncio.Future[Response] | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._reset_answer()
@@ -178,6 +191,7 @@ class _Connection(asyncio.Protocol):
     def _reset_answer(self) -> None:
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] = []
+        self._header_bytes = 0  # as sent: names, values, ": " and CRLF
         self._body = bytearray()
         self._body_seen = 0
         self._headers_done = False
@@ -194,6 +208,11 @@ class _Connection(asyncio.Protocol):
             and not transport.is_closing()
         )
 
+    def cancel_idle_timer(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
     def abort(self) -> None:
         """Drop the connection now; used whenever its state is uncertain."""
         self.broken = True
@@ -206,6 +225,7 @@ class _Connection(asyncio.Protocol):
             raise RemoteProtocolError("not connected")
         self.exchanges += 1
         self.received_any = False
+        self._head_seen = 0
         self.reusable = False
         self._parser = httptools.HttpResponseParser(self)
         self._reset_answer()
@@ -244,6 +264,8 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return
         self.received_any = True
+        if not self._headers_done:
+            self._head_seen += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -253,6 +275,16 @@ class _Connection(asyncio.Protocol):
             # Garbage after a complete answer leaves the answer as it was (_fail does nothing
             # then) but still makes the connection unfit for another request.
             self._fail(RemoteProtocolError(f"malformed answer: {error}"))
+            self.abort()
+            return
+        if self._header_bytes > self._header_limit or (
+            not self._headers_done and self._head_seen > self._header_limit
+        ):
+            # The parser buffers a header until it ends: stop before a peer that never ends
+            # one, or sends endless ones, grows memory without bound.
+            self._fail(
+                RemoteProtocolError(f"the answer's headers exceed {self._header_limit} bytes")
+            )
             self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -281,6 +313,9 @@ class _Connection(asyncio.Protocol):
         self._reset_answer()
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self._header_limit:
+            return  # refused after this feed; keep no more of them meanwhile
         self._headers.append((name, value))
         lower = name.lower()
         if lower == b"content-length" or (
@@ -308,6 +343,8 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self._done is None or self._done.done():
             return
+        if self._header_bytes > self._header_limit:
+            return  # refused once the parser returns
         if self._status == 101:
             self._fail(RemoteProtocolError("the server switched protocols"))
             self.abort()
@@ -342,6 +379,8 @@ class ConnectionPool:
         max_connections: int = 10,
         body_limit: int = DEFAULT_BODY_LIMIT,
         drain_limit: int = DEFAULT_DRAIN_LIMIT,
+        header_limit: int = DEFAULT_HEADER_LIMIT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if max_connections < 1:
@@ -349,6 +388,10 @@ class ConnectionPool:
         self.max_connections = max_connections  # per origin
         self.body_limit = body_limit
         self.drain_limit = drain_limit
+        self.header_limit = header_limit
+        # Receivers close idle connections too (often after 5-75 s); closing ours first frees
+        # the slot and the socket, and avoids most requests sent into a closing connection.
+        self.idle_timeout = idle_timeout
         self._ssl_context = ssl_context
         self._origins: dict[_OriginKey, _Origin] = {}
         self._connections: set[_Connection] = set()
@@ -366,6 +409,11 @@ class ConnectionPool:
         """Slots taken for the URL's origin: connecting, busy and idle connections."""
         origin = self._origins.get(self._key(_parse_url(url), server_hostname))
         return origin.open if origin is not None else 0
+
+    def idle_connections(self, url: str, server_hostname: str | None = None) -> int:
+        """Idle keep-alive connections kept for the URL's origin."""
+        origin = self._origins.get(self._key(_parse_url(url), server_hostname))
+        return len(origin.idle) if origin is not None else 0
 
     async def post(
         self,
@@ -401,6 +449,8 @@ class ConnectionPool:
                 waiter = origin.waiters.popleft()
                 if not waiter.done():
                     waiter.set_exception(PoolClosed("the client was closed"))
+            for connection in origin.idle:
+                connection.cancel_idle_timer()
             origin.idle.clear()
         self._origins.clear()
         connections = list(self._connections)
@@ -447,6 +497,7 @@ class ConnectionPool:
         """An idle connection (newest first), else a new one if under the cap, else wait."""
         while origin.idle:
             connection = origin.idle.pop()
+            connection.cancel_idle_timer()
             if connection.usable():
                 return connection
             connection.abort()
@@ -485,7 +536,9 @@ class ConnectionPool:
         loop = asyncio.get_running_loop()
 
         def factory() -> _Connection:
-            return _Connection(self.body_limit, self.drain_limit, self._connections.discard)
+            return _Connection(
+                self.body_limit, self.drain_limit, self._lost, self.header_limit, key
+            )
 
         try:
             if scheme == "https":
@@ -514,6 +567,18 @@ class ConnectionPool:
                 waiter.set_result(connection)
                 return
         origin.idle.append(connection)
+        loop = asyncio.get_running_loop()
+        connection.idle_timer = loop.call_later(self.idle_timeout, connection.abort)
+
+    def _lost(self, connection: _Connection) -> None:
+        """A connection ended. An idle one gives its slot back now: waiting for the next
+        request to that origin to notice would hold a socket and a slot for nothing."""
+        self._connections.discard(connection)
+        connection.cancel_idle_timer()
+        origin = self._origins.get(connection.origin_key) if connection.origin_key else None
+        if origin is not None and connection in origin.idle:
+            origin.idle.remove(connection)
+            self._release_slot(origin)
 
     def _release_slot(self, origin: _Origin) -> None:
         """A slot came free: the first waiter takes it over, else the origin has one less."""

@@ -20,10 +20,8 @@ from tidings.envelope.timefmt import now_us
 from tidings.errors import TidingsError
 from tidings.publish import Publisher
 from tidings.settings import Settings
-from tidings.store import Query, Store
+from tidings.store import Backend, Query
 from tidings.store.deliveries import Attempt, Delivery, Endpoint, Secret, Status
-from tidings.store.sqlite.deliveries import SqliteDeliveryStore
-from tidings.store.sqlite.store import SqliteStore
 from tidings.tasks import Supervisor
 
 log = logging.getLogger("tidings.delivery")
@@ -38,13 +36,11 @@ def _invalid(field: str, message: str) -> TidingsError:
 
 
 class DeliveryService:
-    def __init__(self, settings: Settings, store: Store, publisher: Publisher) -> None:
-        if not isinstance(store, SqliteStore):
-            raise TypeError("webhook delivery needs the SQLite store in this version")
+    def __init__(self, settings: Settings, backend: Backend, publisher: Publisher) -> None:
         self.settings = settings
-        self.store = store
+        self.store = backend.events  # the log deliveries are made from
         self.publisher = publisher
-        self.state = SqliteDeliveryStore(store)
+        self.state = backend.deliveries  # endpoints, cursors, deliveries, attempts
         self.sender = Sender(
             timeout_s=settings.webhook_timeout_s,
             allow_private=settings.webhook_allow_private,
@@ -54,7 +50,7 @@ class DeliveryService:
             parse_schedule(settings.webhook_retry_schedule), settings.webhook_throttle_s
         )
         self.engine = Engine(
-            store,
+            self.store,
             self.state,
             self.sender,
             self.schedule,

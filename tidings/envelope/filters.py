@@ -19,7 +19,7 @@ from tidings.envelope.model import Event
 from tidings.envelope.types import split_pattern, type_matches
 from tidings.errors import TidingsError
 
-FILTER_FIELDS = ("type", "source", "exclude_source", "subject")
+FILTER_FIELDS = ("type", "source", "exclude_source", "subject", "trace_id")
 _MISSING = object()
 # A path segment the stores can address: no double quote (it ends a quoted JSON path label),
 # no backslash or control character (JSON escapes them in keys, and SQLite compares a path
@@ -77,6 +77,7 @@ class Filter:
     exclude_sources: tuple[str, ...] = ()
     subjects: tuple[str, ...] = ()
     fields: tuple[FieldEquals, ...] = field(default=())
+    trace_ids: tuple[str, ...] = ()  # the correlation key users look events up by
 
     def matches(self, event: Event, *, types_checked: bool = False) -> bool:
         """Whether ``event`` passes; ``types_checked`` when an index already matched the type."""
@@ -92,6 +93,8 @@ class Filter:
             return False
         if self.subjects and event.subject not in self.subjects:
             return False
+        if self.trace_ids and event.trace_id not in self.trace_ids:
+            return False
         if self.fields:
             data, metadata = event.parsed()
             for condition in self.fields:
@@ -102,7 +105,12 @@ class Filter:
     @property
     def is_empty(self) -> bool:
         return not (
-            self.types or self.sources or self.exclude_sources or self.subjects or self.fields
+            self.types
+            or self.sources
+            or self.exclude_sources
+            or self.subjects
+            or self.trace_ids
+            or self.fields
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +124,8 @@ class Filter:
             out["exclude_source"] = ",".join(self.exclude_sources)
         if self.subjects:
             out["subject"] = ",".join(self.subjects)
+        if self.trace_ids:
+            out["trace_id"] = ",".join(self.trace_ids)
         for condition in self.fields:
             key = ".".join((condition.root, *condition.path))
             out[key] = condition.text
@@ -151,6 +161,7 @@ def parse_filter(
     sources: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     subjects: tuple[str, ...] = ()
+    trace_ids: tuple[str, ...] = ()
     fields: list[FieldEquals] = []
     for key, raw in params.items():
         if key in skip:
@@ -175,6 +186,8 @@ def parse_filter(
             exclude = values
         elif key == "subject":
             subjects = values
+        elif key == "trace_id":
+            trace_ids = values
         elif key.startswith(("data.", "metadata.")):
             root, _, path = key.partition(".")
             segments = tuple(path.split("."))
@@ -191,4 +204,4 @@ def parse_filter(
         else:
             known = ", ".join([*FILTER_FIELDS, "data.<path>", "metadata.<path>", *sorted(skip)])
             raise _error([location, key], f"unknown filter field {key!r}; known: {known}")
-    return Filter(types, sources, exclude, subjects, tuple(fields))
+    return Filter(types, sources, exclude, subjects, tuple(fields), trace_ids)

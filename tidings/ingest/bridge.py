@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
@@ -27,10 +27,17 @@ from paho.mqtt.reasoncodes import ReasonCode
 from tidings.envelope import Event
 from tidings.envelope.timefmt import format_us, now_us
 from tidings.ingest.backoff import Backoff
-from tidings.ingest.bridge_rules import BridgeRule, Page, PageAcks, parse_rules, plan_page
+from tidings.ingest.bridge_rules import (
+    BridgeRule,
+    Page,
+    PageAcks,
+    parse_rules,
+    plan_page,
+)
 from tidings.ingest.mqtt_config import MqttConfig
 from tidings.ingest.mqtt_link import Delivery, MqttLink
 from tidings.store import Store
+from tidings.store.sink_cursors import SinkCursors
 from tidings.tasks import Supervisor
 
 log = logging.getLogger("tidings.ingest.bridge")
@@ -38,15 +45,7 @@ PAGE = 256  # events read per page, and at most as many messages awaiting acknow
 POLL_S = 1.0  # a follower looks at the head this often even when no commit woke it
 CONNECT_TIMEOUT_S = 10.0
 CLIENT_SUFFIX = "-bridge"
-
-
-class SinkCursors(Protocol):
-    """Where durable sink positions live (``SqliteDeliveryStore`` has them)."""
-
-    async def sink_cursor(self, sink: str) -> int | None: ...
-
-    async def set_sink_cursor(self, sink: str, tenant: str, position: int, now_us: int) -> None:
-        """Move the cursor forward (never back) and remember when."""
+SINK_PREFIX = "mqtt:"  # the bridge's sink cursors, among those of other sinks
 
 
 def bridge_config(config: MqttConfig) -> MqttConfig:
@@ -180,13 +179,6 @@ class MqttBridge:
                 for f in self.followers
             ],
         }
-
-    async def retention_floor(self) -> int | None:
-        """The lowest position a rule still needs (its durable cursor + 1), None without
-        rules: retention keeps every event from there on."""
-        positions = [await self.cursors.sink_cursor(f.rule.sink) for f in self.followers]
-        known = [p for p in positions if p is not None]
-        return min(known) + 1 if known else None
 
     def _committed(self, events: list[Event]) -> None:
         for follower in self.followers:

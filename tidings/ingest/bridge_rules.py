@@ -22,6 +22,7 @@ from tidings.errors import TidingsError
 from tidings.ingest import topics
 from tidings.ingest.table import Table
 from tidings.settings import ConfigError
+from tidings.store.sink_cursors import SinkCursors
 
 log = logging.getLogger("tidings.ingest")
 
@@ -34,6 +35,7 @@ _KEYS = (
     "source",
     "exclude_source",
     "subject",
+    "trace_id",
     "data",
     "metadata",
     "topic",
@@ -193,7 +195,7 @@ class BridgeRule:
 
     index: int  # its place in the file, for messages (mqtt.publish[i])
     sink: str  # the durable cursor's name: mqtt:<hash of the canonical rule>
-    filter: Filter  # events, source, exclude_source, subject, data.* and metadata.*
+    filter: Filter  # events, source, exclude_source, subject, trace_id, data.* and metadata.*
     tenants: tuple[str, ...]  # empty: every tenant
     topic: TopicTemplate
     qos: int  # 0 or 1: a QoS 2 rule is published at 1
@@ -264,7 +266,7 @@ def parse_rule(raw: Any, index: int) -> BridgeRule:
     tenants = _strings(table, "tenant") or ()
     events = _strings(table, "events")
     params: dict[str, Any] = {"type": list(events) if events is not None else ["#"]}
-    for key in ("source", "exclude_source", "subject"):
+    for key in ("source", "exclude_source", "subject", "trace_id"):
         values = _strings(table, key)
         if values is not None:
             params[key] = list(values)
@@ -335,7 +337,7 @@ def sink_name(
 ) -> str:
     """``mqtt:`` and a hash of the rule in canonical form: list order, repeats and spelled-out
     defaults do not change it; any change of what is published or where does."""
-    canonical = {
+    canonical: dict[str, Any] = {
         "events": sorted(set(event_filter.types)),
         "tenant": sorted(set(tenants)),
         "source": sorted(set(event_filter.sources)),
@@ -349,6 +351,8 @@ def sink_name(
         "qos": qos,
         "retain": retain,
     }
+    if event_filter.trace_ids:  # only when set, so the names of existing rules stay the same
+        canonical["trace_id"] = sorted(set(event_filter.trace_ids))
     digest = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return SINK_PREFIX + digest[:20]
 
@@ -418,3 +422,17 @@ class PageAcks:
     @property
     def succeeded(self) -> bool:
         return not self.waiting and not self.refused
+
+
+async def forget_removed_rules(cursors: SinkCursors, rules: Sequence[BridgeRule]) -> None:
+    """Drop the cursor of every bridge rule no longer configured: retention keeps what every
+    stored cursor still needs, so a removed rule must stop holding events back."""
+    configured = {rule.sink for rule in rules}
+    for cursor in await cursors.list_sink_cursors():
+        if cursor.sink.startswith(SINK_PREFIX) and cursor.sink not in configured:
+            await cursors.delete_sink_cursor(cursor.sink)
+            logging.getLogger("tidings.ingest.bridge").info(
+                "MQTT bridge: %s is no longer configured; its cursor (position %d) is dropped",
+                cursor.sink,
+                cursor.position,
+            )

@@ -39,7 +39,14 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "hmac-sha256": ("secret", "header", "timestamp_header", "tolerance_s"),
     "github": ("secret",),
     "standard-webhooks": ("secret", "tolerance_s"),
-    "smartthings": ("secret", "public_key", "header", "timestamp_header", "tolerance_s"),
+    "smartthings": (
+        "secret",
+        "public_key",
+        "header",
+        "timestamp_header",
+        "tolerance_s",
+        "target_url",
+    ),
 }
 
 
@@ -51,6 +58,9 @@ class SourceConfig:
     verifier: VerifierName
     type: str  # the default type: for a payload without "type"
     check: Verifier = field(repr=False, compare=False)  # built from the secret or key
+    # SmartThings: this source's public URL, the CONFIRMATION answer's ``targetUrl`` (behind a
+    # proxy the request URL is not what SmartThings calls); None: the request URL.
+    target_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +127,17 @@ def parse_sources(raw: dict[str, Any], base: Path) -> dict[str, SourceConfig]:
         default_type = table.text("type", f"{name}.received")
         assert default_type is not None
         check_default_type(table, default_type)
-        sources[name] = SourceConfig(name, verifier, default_type, _verifier(table, verifier, base))
+        check = _verifier(table, verifier, base)
+        target_url = _target_url(table) if verifier == "smartthings" else None
+        sources[name] = SourceConfig(name, verifier, default_type, check, target_url)
     return sources
+
+
+def _target_url(table: Table) -> str | None:
+    url = table.text("target_url")
+    if url is not None and not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", url):
+        raise table.fail("target_url", "must be an absolute http:// or https:// URL")
+    return url
 
 
 def _verifier(table: Table, name: str, base: Path) -> Verifier:

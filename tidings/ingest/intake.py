@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from tidings.envelope import AppendResult, Limits, PublishContext
 from tidings.errors import TidingsError
 from tidings.ingest import metrics
-from tidings.ingest.dead_letters import DeadLetter, DeadLetterStore
 from tidings.ingest.mapping import Draft, Unmappable, to_candidates, unmappable_from
 from tidings.publish import Publisher
+from tidings.store.dead_letters import DeadLetter, DeadLetterStore
 
 log = logging.getLogger("tidings.ingest")
 

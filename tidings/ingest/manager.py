@@ -10,16 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from tidings import netguard
 from tidings.envelope import Limits
+from tidings.ingest.bridge_rules import forget_removed_rules
 from tidings.ingest.config import IngestConfig, SourceConfig, load_ingest_config
-from tidings.ingest.dead_letters import DeadLetterStore, open_dead_letters
 from tidings.ingest.intake import Intake
 from tidings.ingest.redrive import Redriver
 from tidings.ingest.webhooks import WebhookReceiver
 from tidings.publish import Publisher
-from tidings.settings import ConfigError, Settings
-from tidings.store import Store
-from tidings.store.sqlite import SqliteStore
-from tidings.store.sqlite.deliveries import SqliteDeliveryStore
+from tidings.settings import Settings
+from tidings.store import Backend
+from tidings.store.dead_letters import DeadLetterStore
 from tidings.streams.registry import StreamRegistry
 from tidings.tasks import Supervisor
 
@@ -42,13 +41,13 @@ class IngestManager:
         self,
         settings: Settings,
         publisher: Publisher,
-        store: Store,
+        backend: Backend,
         streams: StreamRegistry,
     ) -> None:
         self.settings = settings
         self.streams = streams  # told when an adapter loses or regains its source
         self.config = IngestConfig()  # read at start
-        self.dead_letters: DeadLetterStore = open_dead_letters(store)
+        self.dead_letters: DeadLetterStore = backend.dead_letters
         limits = Limits(max_event_bytes=settings.max_event_bytes, max_batch=settings.max_batch)
         self.intake = Intake(publisher, self.dead_letters, limits)
         self.webhooks = WebhookReceiver(self.intake, allow_private=allow_private(settings))
@@ -57,9 +56,8 @@ class IngestManager:
         self.mqtt: MqttIngest | None = None
         self.pg_notify: list[PgNotifyListener] = []
         self._stopping: asyncio.Task[None] | None = None
-        self.store = store  # the log the MQTT bridge follows
+        self.backend = backend  # the log the MQTT bridge follows, and its cursors
         self.bridge: MqttBridge | None = None  # the [[mqtt.publish]] rules, when there are any
-        self._configured = False  # the configuration was read: the bridge's rules are known
 
     @property
     def sources(self) -> Mapping[str, SourceConfig]:
@@ -76,12 +74,9 @@ class IngestManager:
         if self.config.pg_notify:
             from tidings.ingest.pg_notify import PgNotifyListener
         if mqtt is not None and mqtt.publish:
-            if not isinstance(self.store, SqliteStore):
-                raise ConfigError(
-                    "mqtt.publish: the MQTT bridge needs the SQLite store in this version"
-                )
-            self.bridge = MqttBridge(mqtt, self.store, SqliteDeliveryStore(self.store))
-        self._configured = True
+            self.bridge = MqttBridge(mqtt, self.backend.events, self.backend.sink_cursors)
+        rules = self.bridge.rules if self.bridge is not None else []
+        await forget_removed_rules(self.backend.sink_cursors, rules)
         if mqtt is not None:
             self.mqtt = MqttIngest(mqtt, self.intake, self.streams)
             self.mqtt.start(self.tasks)
@@ -124,10 +119,3 @@ class IngestManager:
             "mqtt_bridge": self.bridge.status() if self.bridge is not None else None,
             "pg_notify": [listener.status() for listener in self.pg_notify],
         }
-
-    async def retention_floor(self) -> int | None:
-        """The lowest position the MQTT bridge still needs; 0 (keep everything) until the
-        configuration is read, so a purge at start-up cannot outrun the bridge's cursors."""
-        if not self._configured:
-            return 0
-        return await self.bridge.retention_floor() if self.bridge is not None else None

@@ -18,11 +18,11 @@ from tidings.envelope.ids import trace_id_from_traceparent
 from tidings.errors import TidingsError
 from tidings.ingest import metrics
 from tidings.ingest.config import IngestConfig
-from tidings.ingest.dead_letters import DeadLetter, DeadLetterQuery, DeadLetterStore
 from tidings.ingest.inputs import read_mqtt, read_notification, read_webhook
 from tidings.ingest.intake import Intake, RawInput
 from tidings.ingest.mapping import Draft, Unmappable
 from tidings.ingest.mqtt_config import MQTT_SOURCE
+from tidings.store.dead_letters import DeadLetter, DeadLetterQuery, DeadLetterStore
 
 PAGE = 100  # dead letters read at a time by a bulk redrive
 MAX_FAILURES_LISTED = 100

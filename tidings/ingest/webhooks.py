@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 
@@ -84,7 +84,7 @@ class WebhookReceiver:
             return Answer(200, mapped.answer())
         if isinstance(mapped, Confirmation):
             await self.confirm(source, mapped)
-            return Answer(200, {"targetUrl": target_url})
+            return Answer(200, {"targetUrl": source.target_url or target_url})
         if isinstance(mapped, OtherLifecycle):
             log.info("SmartThings %s lifecycle on source %s", mapped.lifecycle, source.name)
             return Answer(200, mapped.answer())
@@ -97,22 +97,27 @@ class WebhookReceiver:
         status = 201 if any(not r.duplicate for r in results) else 200
         body: dict[str, Any] = {"events": [r.to_dict() for r in results]}
         if source.verifier == "smartthings":
-            body["eventData"] = {}  # what SmartThings expects back for an EVENT
+            # SmartThings documents 200 OK with {"eventData": {}} for every EVENT.
+            status = 200
+            body["eventData"] = {}
         return Answer(status, body)
 
     async def confirm(self, source: SourceConfig, confirmation: Confirmation) -> None:
         """Request the CONFIRMATION URL once, after vetting it like a webhook destination."""
         url = confirmation.url
+        # The URL carries the token that confirms the app: logged whole only at debug level.
         log.info(
             "SmartThings CONFIRMATION on source %s (app %s): %s",
             source.name,
             confirmation.app_id,
-            url,
+            redacted(url),
         )
+        log.debug("SmartThings confirmation URL: %s", url)
         try:
             addresses = await asyncio.to_thread(netguard.vet_url, url, self.allow_private)
         except netguard.UnsafeURL as error:
-            log.warning("SmartThings confirmation URL refused: %s", error)
+            shown = str(error).replace(url, redacted(url))
+            log.warning("SmartThings confirmation URL refused: %s", shown)
             raise TidingsError(
                 422, "confirmation_refused", f"the confirmationUrl was not requested: {error}"
             ) from None
@@ -127,6 +132,20 @@ class WebhookReceiver:
                 502, "confirmation_failed", f"the confirmationUrl answered HTTP {status}"
             )
         log.info("SmartThings app %s confirmed (HTTP %d)", confirmation.app_id, status)
+
+
+def redacted(url: str) -> str:
+    """``url`` without what may be a credential: query values, user info and fragment."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        return "<an invalid URL>"
+    query = "&".join(
+        f"{pair.split('=', 1)[0]}=<redacted>" for pair in parts.query.split("&") if pair
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _parked(outcome: Parked) -> Answer:

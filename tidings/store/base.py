@@ -12,6 +12,9 @@ from tidings.envelope import AppendResult, Candidate, Event, Filter
 CommitListener = Callable[[list[Event]], None]
 """Called in the event loop after each commit with its events, in seq order, once per commit."""
 
+GroupListener = Callable[[int, float], None]
+"""Told of each write group (metrics): candidates in it, seconds from its start to its commit."""
+
 
 @dataclass(frozen=True, slots=True)
 class Query:
@@ -40,7 +43,11 @@ class StoreStats:
 
 
 class Store(Protocol):
-    """Append events durably in seq order and read them back."""
+    """The event log: append events durably in seq order and read them back.
+
+    ``size_bytes`` and ``add_group_listener`` joined the protocol when the store became a
+    backend (they were probed for before); everything else is unchanged.
+    """
 
     async def open(self) -> None:
         """Create or migrate the schema and start the writer."""
@@ -97,3 +104,10 @@ class Store(Protocol):
         """Raise when the store cannot serve."""
 
     def add_commit_listener(self, listener: CommitListener) -> None: ...
+
+    def add_group_listener(self, listener: GroupListener) -> None:
+        """Be told of every write group (size, duration); a store without groups tells of
+        each append as a group of its own."""
+
+    async def size_bytes(self) -> int:
+        """About how many bytes the store occupies (files on disk, or the database's size)."""

@@ -37,6 +37,13 @@ class Stalled(Exception):
     """The socket accepted nothing for the stall time."""
 
 
+class StoreReadError(Exception):
+    """A catch-up read from the store failed: the stream says ``store_error`` and ends."""
+
+
+STORE_ERROR_MESSAGE = "events could not be read from the store; reconnect later"
+
+
 class Subscription:
     """One subscription of a connection (SSE has one, a WebSocket may have several)."""
 
@@ -89,6 +96,12 @@ class StreamConnection(ABC):
 
     @abstractmethod
     def encode_shutdown(self, retry_ms: int) -> bytes: ...
+
+    def encode_store_error(self, retry_ms: int) -> bytes:
+        """The last frame of a stream whose store read failed; clients wait ``retry_ms``."""
+        return self.encode_system(
+            "store_error", {"message": STORE_ERROR_MESSAGE, "retry_ms": retry_ms}
+        )
 
     @abstractmethod
     async def send(self, frames: list[bytes]) -> None:
@@ -195,7 +208,10 @@ class StreamConnection(ABC):
                     await self.write(batch)
                     batch = []
                 after = cursor.begin_read()
-                events = await self.store.read_after(cursor.tenant, after, PAGE, cursor.filter)
+                try:
+                    events = await self.store.read_after(cursor.tenant, after, PAGE, cursor.filter)
+                except Exception as error:  # a damaged page, an I/O error: no retry loop here
+                    raise StoreReadError(str(error)) from error
                 if self.subs.get(sub.id) is not sub:
                     continue  # unsubscribed (and perhaps its id reused) while reading
                 await self.write([self.encode_event(sub, e) for e in events])

@@ -12,8 +12,14 @@ from starlette.types import Receive, Scope, Send
 from tidings.envelope import Event, Filter
 from tidings.router.router import Router
 from tidings.store import Store
-from tidings.streams.connection import Stalled, StreamConnection, Subscription
-from tidings.streams.framing import SSE_HEADERS, sse_event, sse_frame
+from tidings.streams.connection import (
+    STORE_ERROR_MESSAGE,
+    Stalled,
+    StoreReadError,
+    StreamConnection,
+    Subscription,
+)
+from tidings.streams.framing import SSE_HEADERS, jittered_retry_ms, sse_event, sse_frame
 from tidings.streams.registry import StreamRegistry
 
 log = logging.getLogger("tidings.streams")
@@ -39,6 +45,10 @@ class SSEConnection(StreamConnection):
 
     def encode_system(self, code: str, details: dict[str, Any]) -> bytes:
         return sse_frame("system", {"code": code, **details})
+
+    def encode_store_error(self, retry_ms: int) -> bytes:
+        message = {"code": "store_error", "message": STORE_ERROR_MESSAGE, "retry_ms": retry_ms}
+        return sse_frame("system", message, retry_ms=retry_ms)  # EventSource waits as long
 
     def encode_shutdown(self, retry_ms: int) -> bytes:
         message = {
@@ -115,6 +125,15 @@ class SSEResponse(Response):
             if conn.shutdown_retry_ms is not None:
                 reason = "shutdown"
                 await _finish(send, self._stall_s)
+        except StoreReadError as error:
+            reason = "store_error"
+            log.warning("closing SSE connection %s: the store read failed: %s", conn.id, error)
+            try:
+                await conn.write([conn.encode_store_error(jittered_retry_ms(5000, 10_000))])
+                await _finish(send, self._stall_s)
+            except Stalled:
+                INCOMPLETE.expect()
+                self._registry.drop(conn)
         except Stalled:
             reason = "stalled"
             log.info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -14,8 +15,8 @@ from tidings.errors import TidingsError
 from tidings.router.router import Router
 from tidings.store import Store
 from tidings.streams import resume
-from tidings.streams.connection import Stalled, StreamConnection, Subscription
-from tidings.streams.framing import ws_event, ws_message
+from tidings.streams.connection import Stalled, StoreReadError, StreamConnection, Subscription
+from tidings.streams.framing import jittered_retry_ms, ws_event, ws_message
 from tidings.streams.registry import StreamRegistry
 
 log = logging.getLogger("tidings.streams")
@@ -23,6 +24,7 @@ MAX_SUBSCRIPTIONS = 100  # per socket
 MAX_MESSAGE_BYTES = 65_536  # a client message larger than this is refused
 CLOSE_GOING_AWAY_RESTART = 1012  # "service restart"
 CLOSE_POLICY = 1008  # used for a stalled (slow) consumer
+CLOSE_INTERNAL_ERROR = 1011  # the store could not be read
 
 
 class WebSocketConnection(StreamConnection):
@@ -87,6 +89,12 @@ async def serve_websocket(
         if conn.shutdown_retry_ms is not None:
             reason = "shutdown"
             await _close(websocket, CLOSE_GOING_AWAY_RESTART, "server shutting down", stall_s)
+    except StoreReadError as error:
+        reason = "store_error"
+        log.warning("closing WebSocket %s: the store read failed: %s", conn.id, error)
+        with contextlib.suppress(Stalled, WebSocketDisconnect, RuntimeError):
+            await conn.write([conn.encode_store_error(jittered_retry_ms(5000, 10_000))])
+        await _close(websocket, CLOSE_INTERNAL_ERROR, "store_error", 1.0)
     except Stalled:
         reason = "stalled"
         log.info("closing WebSocket %s: accepted nothing for %.0fs", conn.id, stall_s)

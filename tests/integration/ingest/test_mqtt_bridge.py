@@ -32,9 +32,9 @@ from tidings.envelope import Limits, PublishContext, candidates_from_json
 from tidings.ingest.backoff import Backoff
 from tidings.ingest.bridge import MqttBridge
 from tidings.ingest.mqtt_config import parse_mqtt
-from tidings.retention import purge_once
-from tidings.store.sqlite import SqliteStore
-from tidings.store.sqlite.deliveries import SqliteDeliveryStore
+from tidings.retention import purge_backend
+from tidings.store import Backend, Store, open_backend
+from tidings.store.sink_cursors import SinkCursors
 from tidings.tasks import Supervisor
 
 pytestmark = pytest.mark.mqtt
@@ -127,9 +127,16 @@ def broker(tmp_path: Path) -> Iterator[PersistentBroker]:
 
 @dataclass
 class Rig:
-    store: SqliteStore
-    cursors: SqliteDeliveryStore
+    backend: Backend
     broker: Broker
+
+    @property
+    def store(self) -> Store:
+        return self.backend.events
+
+    @property
+    def cursors(self) -> SinkCursors:
+        return self.backend.sink_cursors
 
     async def publish(self, *bodies: dict[str, Any], tenant: str = "default") -> list[int]:
         candidates, _ = candidates_from_json(list(bodies), PublishContext(tenant=tenant), Limits())
@@ -150,10 +157,10 @@ class Rig:
 
 @pytest.fixture
 async def rig(tmp_path: Path, broker: PersistentBroker) -> AsyncIterator[Rig]:
-    store = SqliteStore(tmp_path / "tidings.db")
-    await store.open()
-    yield Rig(store, SqliteDeliveryStore(store), broker)
-    await store.close()
+    backend = open_backend(f"sqlite:///{tmp_path / 'tidings.db'}", tmp_path)
+    await backend.open()
+    yield Rig(backend, broker)
+    await backend.close()
 
 
 async def until(check: Any, timeout: float = 15.0, what: str = "condition") -> None:
@@ -360,15 +367,15 @@ async def test_retention_keeps_what_a_rule_has_not_published_yet(rig: Rig) -> No
         await asyncio.to_thread(rig.broker.stop)
         await until(lambda: bridge.state != "connected", what="the bridge to notice")
         seqs = await rig.publish(*({"type": "kept.event"} for _ in range(5)))
-        floor = await bridge.retention_floor()
+        floor = await rig.backend.retention_floor()
         assert floor == seqs[0]  # the lowest cursor + 1: the first unpublished event
-        assert await purge_once(rig.store, 1e-12, bridge.retention_floor) == 0
+        assert await purge_backend(rig.backend, 1e-12) == 0
         assert len(await rig.store.read_log(0, seqs[-1], 100)) == 5
 
         await asyncio.to_thread(rig.broker.start)  # published now, and then purgeable
         await until(lambda: all(f.position == seqs[-1] for f in bridge.followers), what="cursors")
-        assert await bridge.retention_floor() == seqs[-1] + 1
-        assert await purge_once(rig.store, 1e-12, bridge.retention_floor) == 5
+        assert await rig.backend.retention_floor() == seqs[-1] + 1
+        assert await purge_backend(rig.backend, 1e-12) == 5
     finally:
         await bridge.stop(tasks)
 

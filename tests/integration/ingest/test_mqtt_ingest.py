@@ -21,14 +21,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tests.integration.ingest.harness import Broker, IngestServer, dead_letters, events, wait_for
 from tidings.envelope import Limits
 from tidings.ingest.backoff import Backoff
-from tidings.ingest.dead_letters import MemoryDeadLetters
 from tidings.ingest.intake import Intake
 from tidings.ingest.mqtt import MqttIngest
 from tidings.ingest.mqtt_config import parse_mqtt
 from tidings.publish import Publisher
 from tidings.streams.registry import StreamRegistry
 from tidings.tasks import Supervisor
-from tidings.testing import MemoryStore
+from tidings.testing import MemoryDeadLetters, MemoryStore
 
 pytestmark = pytest.mark.mqtt
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -16,14 +16,14 @@ from tests.integration.ingest.harness import IngestServer, dead_letters, events,
 from tidings.envelope import Limits
 from tidings.ingest.backoff import Backoff
 from tidings.ingest.config import PgNotifyConfig
-from tidings.ingest.dead_letters import DeadLetterQuery, MemoryDeadLetters
 from tidings.ingest.intake import Intake
 from tidings.ingest.pg_notify import PgNotifyListener
 from tidings.publish import Publisher
 from tidings.store import Query
+from tidings.store.dead_letters import DeadLetterQuery
 from tidings.streams.registry import StreamRegistry
 from tidings.tasks import Supervisor
-from tidings.testing import MemoryStore
+from tidings.testing import MemoryDeadLetters, MemoryStore
 
 pytestmark = pytest.mark.postgres
 DSN = "postgresql://postgres@127.0.0.1:5432/test"

@@ -33,6 +33,7 @@ GH_SECRET = "gh-secret-0123456789"
 DEV_SECRET = "devices-secret-0123"
 WHSEC = "whsec_" + base64.b64encode(b"standard webhooks key 32 bytes!!").decode()
 ST_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ST_TARGET_URL = "https://hub.example.com/v1/ingest/st_proxied"
 
 
 class Confirmations(http.server.BaseHTTPRequestHandler):
@@ -85,6 +86,11 @@ secret = "{WHSEC}"
 [sources.smartthings]
 verifier = "smartthings"
 public_key = "st.pem"
+
+[sources.st_proxied]
+verifier = "smartthings"
+public_key = "st.pem"
+target_url = "{ST_TARGET_URL}"
 """
     )
     return path
@@ -98,6 +104,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IngestServer]:
         "TIDINGS_CONFIG": str(config),
         "TIDINGS_MAX_BODY_BYTES": "65536",
         "TIDINGS_WEBHOOK_ALLOW_PRIVATE": "true",
+        "TIDINGS_LOG_LEVEL": "info",  # what a deployment logs; no credential may be in it
     }
     process = IngestServer(root / "data", env=env).start()
     yield process
@@ -307,14 +314,19 @@ def test_dead_letters_are_listed_with_filters_and_pages(client: httpx.Client) ->
         client.delete(f"/v1/dead-letters/{letter_id}")
 
 
-def test_smartthings_ping_confirmation_and_device_events(
-    client: httpx.Client, confirm_port: int
+def post_smartthings(
+    client: httpx.Client, payload: dict[str, Any], source: str = "smartthings"
+) -> httpx.Response:
+    body = orjson.dumps(payload)
+    path = f"/v1/ingest/{source}"
+    return client.post(path, content=body, headers=smartthings_headers(body, path=path))
+
+
+def test_smartthings_ping_confirmation_and_device_events_answer_as_documented(
+    client: httpx.Client, server: IngestServer, confirm_port: int
 ) -> None:
     def post(payload: dict[str, Any]) -> httpx.Response:
-        body = orjson.dumps(payload)
-        return client.post(
-            "/v1/ingest/smartthings", content=body, headers=smartthings_headers(body)
-        )
+        return post_smartthings(client, payload)
 
     ping = post({"lifecycle": "PING", "pingData": {"challenge": "c-123"}})
     assert (ping.status_code, ping.json()) == (200, {"pingData": {"challenge": "c-123"}})
@@ -325,7 +337,14 @@ def test_smartthings_ping_confirmation_and_device_events(
         {"lifecycle": "CONFIRMATION", "confirmationData": {"appId": "a1", "confirmationUrl": url}}
     )
     assert confirmation.status_code == 200, confirmation.text
+    assert confirmation.json() == {"targetUrl": f"{server.url}/v1/ingest/smartthings"}
     assert f"/apps/a1/confirm-registration?token={token}" in Confirmations.seen
+    log = wait_for(
+        lambda: (text := server.log()) and "confirmed (HTTP 200)" in text and text,
+        what="the confirmation to be logged",
+    )
+    assert "/apps/a1/confirm-registration?token=<redacted>" in log
+    assert token not in log  # the token confirms the app: never logged at info
 
     device = str(uuid.uuid4())
     event_id = str(uuid.uuid4())
@@ -354,9 +373,11 @@ def test_smartthings_ping_confirmation_and_device_events(
         },
     }
     first = post(payload)
-    assert first.status_code == 201, first.text
+    assert first.status_code == 200, first.text  # SmartThings expects 200 for every lifecycle
     assert first.json()["eventData"] == {}
-    assert post(payload).status_code == 200  # SmartThings retried: the eventId dedupes
+    assert first.json()["events"][0]["duplicate"] is False
+    again = post(payload)  # SmartThings retried: the eventId dedupes
+    assert again.status_code == 200 and again.json()["events"][0]["duplicate"] is True
     (event,) = events(str(client.base_url), subject=device)
     assert (event["type"], event["source"], event["idempotency_key"]) == (
         "device.switch.switch",
@@ -364,6 +385,24 @@ def test_smartthings_ping_confirmation_and_device_events(
         event_id,
     )
     assert event["data"]["value"] == "on"
+
+
+def test_a_smartthings_confirmation_answers_the_configured_target_url(
+    client: httpx.Client, confirm_port: int
+) -> None:
+    url = f"http://127.0.0.1:{confirm_port}/apps/a2/confirm-registration?token=t"
+    answer = post_smartthings(
+        client,
+        {"lifecycle": "CONFIRMATION", "confirmationData": {"appId": "a2", "confirmationUrl": url}},
+        source="st_proxied",
+    )
+    assert (answer.status_code, answer.json()) == (200, {"targetUrl": ST_TARGET_URL})
+
+
+@pytest.mark.parametrize("lifecycle", ["INSTALL", "UPDATE", "UNINSTALL", "CONFIGURATION"])
+def test_other_smartthings_lifecycles_answer_200(client: httpx.Client, lifecycle: str) -> None:
+    answer = post_smartthings(client, {"lifecycle": lifecycle})
+    assert answer.status_code == 200, answer.text
 
 
 def test_a_smartthings_request_signed_by_another_key_is_refused(client: httpx.Client) -> None:
@@ -376,10 +415,12 @@ def test_a_smartthings_request_signed_by_another_key_is_refused(client: httpx.Cl
     assert answer.json()["error"]["code"] == "invalid_signature"
 
 
-def smartthings_headers(body: bytes, key: rsa.RSAPrivateKey = ST_KEY) -> dict[str, str]:
+def smartthings_headers(
+    body: bytes, key: rsa.RSAPrivateKey = ST_KEY, path: str = "/v1/ingest/smartthings"
+) -> dict[str, str]:
     date = format_datetime(datetime.now(tz=UTC), usegmt=True)
     digest = "SHA-256=" + base64.b64encode(hashlib.sha256(body).digest()).decode()
-    signed = f"(request-target): post /v1/ingest/smartthings\ndigest: {digest}\ndate: {date}"
+    signed = f"(request-target): post {path}\ndigest: {digest}\ndate: {date}"
     signature = base64.b64encode(
         key.sign(signed.encode(), padding.PKCS1v15(), hashes.SHA256())
     ).decode()

@@ -42,9 +42,10 @@ def event(
     tenant: str = "default",
     data: str = "{}",
     metadata: str = "{}",
+    trace_id: str = "t" * 32,
 ) -> Event:
     return Event(
-        seq, f"id-{seq}", type, source, subject, 0, 0, "t" * 32, None, data, metadata, tenant
+        seq, f"id-{seq}", type, source, subject, 0, 0, trace_id, None, data, metadata, tenant
     )
 
 
@@ -317,6 +318,13 @@ def test_source_subject_tenant_and_data_filters_must_all_match() -> None:
     assert r.tenant == "acme"
 
 
+def test_a_rule_may_follow_only_some_traces() -> None:
+    r = rule(trace_id=["a" * 32, "b" * 32])
+    assert r.matches(event(trace_id="b" * 32))
+    assert not r.matches(event(trace_id="c" * 32))
+    assert r.filter.to_dict()["trace_id"] == f"{'a' * 32},{'b' * 32}"
+
+
 # -- sink names ---------------------------------------------------------------------------
 
 
@@ -351,6 +359,7 @@ def test_any_change_of_what_or_where_gives_a_new_sink_name() -> None:
         {"data": {"n": 1}},
         {"data": {"n": 2}},
         {"metadata": {"n": 1}},
+        {"trace_id": "t" * 32},
     ]
     names = [rule(**v).sink for v in variants]
     assert len(set(names)) == len(variants)

@@ -320,3 +320,15 @@ def test_a_pg_notify_source_named_like_a_webhook_source_is_refused() -> None:
 def test_an_empty_configuration_has_no_adapters() -> None:
     config = load_ingest_config(Settings())
     assert (config.sources, config.mqtt, config.pg_notify) == ({}, None, ())
+
+
+def test_a_smartthings_target_url_is_kept_and_must_be_absolute() -> None:
+    url = "https://hub.example.com/v1/ingest/st"
+    found = sources({"st": {"verifier": "smartthings", "secret": "s", "target_url": url}})
+    assert found["st"].target_url == url
+    assert sources({"st": {"verifier": "smartthings", "secret": "s"}})["st"].target_url is None
+    for bad in ("/v1/ingest/st", "ftp://hub/x", "https://", "https://a b/"):
+        raw = {"st": {"verifier": "smartthings", "secret": "s", "target_url": bad}}
+        refused(sources, raw, key="sources.st.target_url")
+    other = {"gh": {"verifier": "github", "secret": "s", "target_url": url}}
+    assert "unknown key" in refused(sources, other, key="sources.gh.target_url")

@@ -15,7 +15,6 @@ import pytest
 from tidings.envelope import Limits
 from tidings.errors import TidingsError
 from tidings.ingest.config import IngestConfig, PgNotifyConfig, SourceConfig
-from tidings.ingest.dead_letters import DeadLetterQuery, MemoryDeadLetters
 from tidings.ingest.intake import Intake, Parked, RawInput, Stored
 from tidings.ingest.mapping import Draft, Unmappable
 from tidings.ingest.redrive import Redriver
@@ -28,7 +27,8 @@ from tidings.ingest.signatures import (
 from tidings.ingest.webhooks import WebhookReceiver
 from tidings.publish import Publisher
 from tidings.store import Query
-from tidings.testing import MemoryStore
+from tidings.store.dead_letters import DeadLetterQuery
+from tidings.testing import MemoryDeadLetters, MemoryStore
 
 NOW = 1_790_000_000.0
 

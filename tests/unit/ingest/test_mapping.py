@@ -19,6 +19,7 @@ from tidings.ingest.mqtt import dlq_message, subscription_for
 from tidings.ingest.mqtt_config import Subscription
 from tidings.ingest.signatures import GithubVerifier
 from tidings.ingest.smartthings import Confirmation, OtherLifecycle, Ping
+from tidings.ingest.webhooks import redacted
 
 LIMITS = Limits(max_event_bytes=4096, max_batch=10)
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -446,3 +447,13 @@ def test_draft_metadata_is_merged_under_the_inputs_own() -> None:
         ]
     )
     assert orjson.loads(c.metadata_json) == {"topic": "mine", "x": 1, "y": 2}
+
+
+def test_a_confirmation_url_is_logged_without_its_query_values() -> None:
+    url = "https://api.smartthings.com:8443/apps/a1/confirm-registration?token=s3cr3t&x=1#f"
+    shown = redacted(url)
+    assert shown == (
+        "https://api.smartthings.com:8443/apps/a1/confirm-registration?token=<redacted>&x=<redacted>"
+    )
+    assert "s3cr3t" not in redacted("https://user:s3cr3t@example.com/")
+    assert redacted("http://[::1/") == "<an invalid URL>"

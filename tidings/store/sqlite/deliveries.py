@@ -296,15 +296,3 @@ class SqliteDeliveryStore:
             return DeliveryStats(by_status, oldest, recent)
 
         return await self._store.read(run)
-
-    async def sink_cursor(self, sink: str) -> int | None:
-        def run(conn: sqlite3.Connection) -> int | None:
-            row = conn.execute(Q["get_sink_cursor"], (sink,)).fetchone()
-            return int(row[0]) if row else None
-
-        return await self._store.read(run)
-
-    async def set_sink_cursor(self, sink: str, tenant: str, position: int, now_us: int) -> None:
-        await self._store.write(
-            lambda conn: conn.execute(Q["set_sink_cursor"], (sink, tenant, position, now_us))
-        )

@@ -116,11 +116,3 @@ SELECT MIN(created_at_us) FROM deliveries WHERE tenant = ? AND status = 'pending
 SELECT CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 'succeeded' ELSE 'failed' END, COUNT(*)
 FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
 WHERE d.tenant = ? AND a.at_us >= ? GROUP BY 1;
-
--- name: get_sink_cursor
-SELECT position FROM sink_cursors WHERE sink = ?;
-
--- name: set_sink_cursor
-INSERT INTO sink_cursors (sink, tenant, position, updated_at_us) VALUES (?, ?, ?, ?)
-ON CONFLICT (sink) DO UPDATE SET position = MAX(position, excluded.position),
-    updated_at_us = excluded.updated_at_us;

@@ -97,6 +97,9 @@ def filter_clause(flt: Filter) -> tuple[list[str], list[Any]]:
     if flt.subjects:
         conditions.append(f"subject IN ({_placeholders(len(flt.subjects))})")
         params.extend(flt.subjects)
+    if flt.trace_ids:
+        conditions.append(f"trace_id IN ({_placeholders(len(flt.trace_ids))})")
+        params.extend(flt.trace_ids)
     for condition in flt.fields:
         column = "data" if condition.root == "data" else "metadata"
         path = _json_path(condition.path)

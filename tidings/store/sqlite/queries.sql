@@ -29,6 +29,14 @@ FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?;
 -- name: position_before
 SELECT MAX(seq) FROM events WHERE tenant = ? AND received_at_us < ?;
 
+-- name: first_received_from
+SELECT seq FROM events WHERE tenant = ? AND received_at_us >= ?
+ORDER BY received_at_us, seq LIMIT 1;
+
+-- name: last_received_through
+SELECT seq FROM events WHERE tenant = ? AND received_at_us <= ?
+ORDER BY received_at_us DESC, seq DESC LIMIT 1;
+
 -- name: earliest
 SELECT MIN(seq) FROM events WHERE tenant = ?;
 

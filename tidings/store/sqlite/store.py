@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tidings.envelope import AppendResult, Candidate, Event, Filter
 from tidings.envelope.timefmt import format_us, now_us
 from tidings.errors import TidingsError
-from tidings.store.base import CommitListener, Query, StoreStats
+from tidings.store.base import CommitListener, GroupListener, Query, StoreStats
+from tidings.store.errors import StoreOpenError
 from tidings.store.sql import load_migrations, load_queries
 from tidings.store.sqlite.connection import SYNCHRONOUS_MODES, connect
 from tidings.store.sqlite.filter_sql import EVENT_COLUMNS, filter_clause, query_sql
+from tidings.store.sqlite.integrity import check_location, quick_check
 from tidings.store.sqlite.readers import ReaderPool
 from tidings.store.sqlite.writer import Writer
 
@@ -24,9 +29,7 @@ log = logging.getLogger("tidings.store")
 T = TypeVar("T")
 QUERIES = load_queries("tidings.store.sqlite", "queries.sql")
 STATS_TOP = 100  # types and sources listed in stats
-
-GroupListener = Callable[[int, float], None]
-"""Told of each write group: (candidates in it, seconds from BEGIN to COMMIT)."""
+PROBE_AFTER_S = 5.0  # readiness tries a write this long after the last failure, and no more often
 
 
 def _event(row: tuple[Any, ...]) -> Event:
@@ -36,7 +39,14 @@ def _event(row: tuple[Any, ...]) -> Event:
 class SqliteStore:
     """``Store`` on one SQLite file. Open it inside the event loop that will use it."""
 
-    def __init__(self, path: Path | str, *, synchronous: str = "FULL", readers: int = 4) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        synchronous: str = "FULL",
+        readers: int = 4,
+        quick_check_s: float = 0.0,
+    ) -> None:
         synchronous = synchronous.upper()
         if synchronous not in SYNCHRONOUS_MODES:
             raise ValueError(
@@ -44,32 +54,70 @@ class SqliteStore:
             )
         self.path = Path(path)  # the database file; -wal and -shm live beside it
         self._synchronous = synchronous  # FULL: acknowledged means on disk
+        self._quick_check_s = quick_check_s  # PRAGMA quick_check at open, for at most this; 0: off
         self._readers = ReaderPool(self.path, readers)
         self._writer: Writer | None = None
         self._listeners: list[CommitListener] = []  # told of every commit, in order
         self._group_listeners: list[GroupListener] = []  # metrics: group sizes, durations
         self._head = 0  # highest committed seq
+        self._last_probe = -PROBE_AFTER_S  # monotonic time of the last readiness write
 
     # -- life cycle ---------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Open the file, or raise ``StoreOpenError`` naming it and saying why not."""
         if self._writer is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         conn, self._head = await asyncio.to_thread(self._open_writer_connection)
-        self._writer = Writer(conn, QUERIES, asyncio.get_running_loop(), self._committed)
-        self._writer.start()
-        self._readers.open()
+        try:
+            writer = Writer(conn, QUERIES, asyncio.get_running_loop(), self._committed)
+            self._readers.open()
+        except sqlite3.Error as error:
+            conn.close()
+            raise StoreOpenError(str(self.path), f"SQLite cannot read it: {error}") from None
+        self._writer = writer
+        writer.start()
 
     def _open_writer_connection(self) -> tuple[sqlite3.Connection, int]:
-        conn = connect(self.path, synchronous=self._synchronous)
+        check_location(self.path)
         try:
+            conn = connect(self.path, synchronous=self._synchronous)
+        except sqlite3.Error as error:
+            raise StoreOpenError(str(self.path), f"SQLite cannot open it: {error}") from None
+        try:
+            self._quick_check(conn)
             migrate(conn)
             head = int(conn.execute(QUERIES["sequence_position"]).fetchone()[0])
+        except StoreOpenError:
+            conn.close()
+            raise
+        except (sqlite3.Error, RuntimeError) as error:  # damage, or a schema from the future
+            conn.close()
+            raise StoreOpenError(str(self.path), str(error)) from None
         except BaseException:
             conn.close()  # a refused schema must not leave the file open
             raise
         return conn, head
+
+    def _quick_check(self, conn: sqlite3.Connection) -> None:
+        if self._quick_check_s <= 0:
+            return
+        result = quick_check(conn, self._quick_check_s)
+        if not result.finished:
+            log.warning(
+                "PRAGMA quick_check of %s did not finish within %gs; starting without it "
+                "(TIDINGS_SQLITE_QUICK_CHECK_S)",
+                self.path,
+                self._quick_check_s,
+            )
+        elif result.problems:
+            raise StoreOpenError(
+                str(self.path),
+                f"PRAGMA quick_check found damage: {result.describe()}; restore a backup, or "
+                "salvage what is readable with the sqlite3 shell's .recover",
+            )
+        else:
+            log.info("PRAGMA quick_check of %s: ok in %.2fs", self.path, result.elapsed_s)
 
     async def close(self) -> None:
         if self._writer is None:
@@ -143,8 +191,14 @@ class SqliteStore:
         return await self._readers.run(read)
 
     async def query(self, tenant: str, query: Query) -> list[Event]:
-        sql, params = query_sql(tenant, query)
-        return await self._readers.run(lambda conn: [_event(r) for r in conn.execute(sql, params)])
+        def read(conn: sqlite3.Connection) -> list[Event]:
+            bounded = _time_window_as_positions(conn, tenant, query)
+            if bounded is None:
+                return []
+            sql, params = query_sql(tenant, bounded)
+            return [_event(r) for r in conn.execute(sql, params)]
+
+        return await self._readers.run(read)
 
     async def read_after(
         self, tenant: str, after: int, limit: int, filter: Filter | None = None
@@ -202,12 +256,16 @@ class SqliteStore:
                 by_hour=[{"hour": format_us(h * 3_600_000_000), "count": n} for h, n in hours],
                 head_seq=self._head,
                 earliest_seq=earliest,
-                size_bytes=self.size_bytes(),
+                size_bytes=self._file_bytes(),
             )
 
         return await self._readers.run(read)
 
-    def size_bytes(self) -> int:
+    async def size_bytes(self) -> int:
+        return self._file_bytes()
+
+    def _file_bytes(self) -> int:
+        """The database file with its WAL and shared-memory files beside it."""
         total = 0
         for suffix in ("", "-wal", "-shm"):
             file = Path(str(self.path) + suffix)
@@ -229,8 +287,47 @@ class SqliteStore:
         return await self._readers.run(fn)
 
     async def ping(self) -> None:
-        self._require_writer()
+        """Raise while the last write group failed (a full disk, an I/O error), else read.
+
+        Readiness follows the writer. Once no write has failed for ``PROBE_AFTER_S``, a small
+        write is tried (at most that often), so the store is ready again when space is back
+        even with no publishes: a load balancer sends none to a node that is not ready.
+        """
+        writer = self._require_writer()
+        if writer.failure is not None:
+            now = time.monotonic()
+            quiet = now - writer.failed_at >= PROBE_AFTER_S
+            if quiet and now - self._last_probe >= PROBE_AFTER_S:
+                self._last_probe = now
+                with contextlib.suppress(Exception):  # a failure is recorded by the writer
+                    await writer.call(_probe_write)
+                    writer.failure = None
+        if writer.failure is not None:
+            raise TidingsError(503, "store_unavailable", f"the last write failed: {writer.failure}")
         await self._readers.run(lambda conn: conn.execute(QUERIES["ping"]).fetchone())
+
+
+def _time_window_as_positions(conn: sqlite3.Connection, tenant: str, query: Query) -> Query | None:
+    """``query`` with its ``since``/``until`` turned into seq bounds; None: nothing can match.
+
+    received_at never decreases with seq, so a time window is a range of positions. Found in
+    the received_at index, it lets the page walk an index in seq order instead of sorting
+    the whole window (a quarter of a million rows: 300 ms against a few).
+    """
+    if query.since_us is None and query.until_us is None:
+        return query
+    after, before = query.after, query.before
+    if query.since_us is not None:
+        row = conn.execute(QUERIES["first_received_from"], (tenant, query.since_us)).fetchone()
+        if row is None:
+            return None
+        after = row[0] - 1 if after is None else max(after, row[0] - 1)
+    if query.until_us is not None:
+        row = conn.execute(QUERIES["last_received_through"], (tenant, query.until_us)).fetchone()
+        if row is None:
+            return None
+        before = row[0] + 1 if before is None else min(before, row[0] + 1)
+    return replace(query, since_us=None, until_us=None, after=after, before=before)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -283,6 +380,12 @@ def _purge_chunk(
     for tenant, seq in through.items():
         conn.execute(QUERIES["record_purge"], (tenant, seq, stamp))
     return len(rows)
+
+
+def _probe_write(conn: sqlite3.Connection) -> None:
+    """Rewrite the schema version unchanged: one page written, so the commit needs space."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    conn.execute(f"PRAGMA user_version = {version}")
 
 
 def _checkpoint_and_close(writer: Writer) -> None:

@@ -32,6 +32,18 @@ log = logging.getLogger("tidings.store")
 
 MAX_GROUP_EVENTS = 5000  # bounds one transaction's size and every caller's wait
 MAX_GROUP_CALLS = 64  # other writes per group, for the same reason
+# Errors that say the file cannot be written at all (disk full, I/O error, read-only, damage),
+# rather than that one caller's row was refused: they fail the whole group.
+STORAGE_FAILURES = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
 
 
 class _Conflict(Exception):
@@ -82,6 +94,10 @@ class Writer:
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="tidings-sqlite-writer", daemon=True)
         self._closed = False
+        # Why the last group failed to commit, None once one with events commits (readiness
+        # follows it).
+        self.failure: str | None = None
+        self.failed_at = 0.0  # time.monotonic() of the last failed group
         row = conn.execute(self._q["last_position"]).fetchone()
         self.last_received_us: int = row[1]  # received_at never goes backwards
 
@@ -161,6 +177,8 @@ class Writer:
             conn.execute("COMMIT")
         except Exception as error:  # the transaction itself failed: nothing of it is stored
             log.exception("commit failed")
+            self.failure = str(error) or type(error).__name__
+            self.failed_at = time.monotonic()
             _rollback(conn)
             failure = TidingsError(503, "store_unavailable", f"the store could not commit: {error}")
             for request in group:
@@ -170,6 +188,8 @@ class Writer:
                 call.error = error
             committed = []
         else:
+            if group:  # publishes commit again (small background writes may fit a full disk)
+                self.failure = None
             if committed:
                 self.last_received_us = received_us
         elapsed = time.perf_counter() - started
@@ -189,6 +209,8 @@ class Writer:
             request.outcome = conflict_error(conflict.index, conflict.key)
             request.events = []
         except Exception as error:  # a row SQLite refuses, or one that cannot be bound
+            if storage_failure(error):
+                raise  # the file, not the row: the group fails and readiness says so
             if guarded:
                 conn.execute("ROLLBACK TO caller")
             log.exception("append failed for one caller")
@@ -205,6 +227,8 @@ class Writer:
         try:
             call.outcome = call.fn(conn)
         except Exception as error:  # handed to its caller, who decides
+            if storage_failure(error):
+                raise
             conn.execute("ROLLBACK TO caller")
             call.error = error
         conn.execute("RELEASE caller")
@@ -266,6 +290,12 @@ def _finish_call(call: _Call) -> None:
         call.future.set_exception(call.error)
     else:
         call.future.set_result(call.outcome)
+
+
+def storage_failure(error: BaseException) -> bool:
+    """Whether ``error`` means the database file cannot be written (not a refused row)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in STORAGE_FAILURES
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -1,5 +1,5 @@
 -- Named queries of the dead letters (SQLite). The list query is assembled from the filters
--- given, in tidings/ingest/dead_letters.py, out of fixed fragments only.
+-- given, in tidings/store/sqlite/dead_letters.py, out of fixed fragments only.
 
 -- name: insert_dead_letter
 INSERT INTO dead_letters (tenant, id, source, reason_code, reason, raw, topic, headers,

@@ -1,0 +1,329 @@
+"""What only the PostgreSQL store has: commit order across processes, migrations, the plans
+its indexes make possible, start-up errors and the text PostgreSQL cannot hold."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import orjson
+import pytest
+
+from tests.contract.test_store_contract import candidate, everything
+from tidings.envelope import parse_filter
+from tidings.errors import TidingsError
+from tidings.store import Query
+from tidings.store.postgres import PostgresStore, StoreStartError
+from tidings.store.postgres.filter_sql import EVENT_COLUMNS, Params, filter_clause
+from tidings.store.postgres.migrate import latest_version, migrate
+from tidings.store.sql import load_migrations
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def pg_store(pg_url: str) -> AsyncIterator[PostgresStore]:
+    store = PostgresStore(pg_url, pool_size=4)
+    await store.open()
+    yield store
+    await store.close()
+
+
+# -- commit order ---------------------------------------------------------------------------
+
+
+async def test_a_reader_paging_by_seq_never_skips_an_event_two_writer_processes_commit(
+    pg_url: str,
+) -> None:
+    """Two processes group-commit concurrently while a reader pages ``seq > cursor``.
+
+    With a plain sequence, a group could commit seq 102 before another commits 101: the reader
+    would move its cursor past 101 and never see it. Positions are drawn under the log's
+    advisory lock, so every acknowledged event is seen, each once, in order.
+    """
+    bootstrap = PostgresStore(pg_url)
+    await bootstrap.open()  # the schema, before two processes race to create it
+    await bootstrap.close()
+    per_writer = 2500
+    writers = [
+        await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "tests.contract.pg_writer"),
+            *(pg_url, str(per_writer), "24", name),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for name in ("w1", "w2")
+    ]
+    outputs = [asyncio.create_task(w.communicate()) for w in writers]
+    conn = await asyncpg.connect(pg_url)
+    seen: list[int] = []
+    pages = 0
+    try:
+        cursor = 0
+        while True:
+            done = all(o.done() for o in outputs)  # taken before the read: one last pass
+            rows = await conn.fetch(
+                "SELECT seq FROM events WHERE seq > $1 ORDER BY seq LIMIT 200", cursor
+            )
+            if rows:
+                seen.extend(r[0] for r in rows)
+                cursor = rows[-1][0]
+                pages += 1
+            elif done:
+                break
+            else:
+                await asyncio.sleep(0.001)
+    finally:
+        await conn.close()
+    acknowledged: list[int] = []
+    for writer, output in zip(writers, outputs, strict=True):
+        out, err = await output
+        assert writer.returncode == 0, err.decode()
+        acknowledged.extend(orjson.loads(out))
+
+    assert len(acknowledged) > 2 * per_writer  # every seventh publish is a batch of two
+    assert pages > 10  # the reader really paged while the writers wrote
+    assert seen == sorted(set(seen))
+    assert seen == sorted(acknowledged)
+
+
+async def test_seqs_drawn_by_a_rolled_back_group_leave_a_hole_no_later_commit_fills(
+    pg_store: PostgresStore, pg_url: str
+) -> None:
+    [first] = await pg_store.append([candidate()])
+    conn = await asyncpg.connect(pg_url)
+    try:
+        async with conn.transaction():
+            drawn = await conn.fetchval("SELECT nextval('events_seq')")
+            await conn.execute("SELECT 1")
+        # a group that failed after drawing (the transaction rolled back above)
+    finally:
+        await conn.close()
+    [after] = await pg_store.append([candidate()])
+
+    assert drawn == first.seq + 1
+    assert after.seq == drawn + 1
+    assert await pg_store.read_log(0, after.seq, 10) != []
+    assert [e.seq for e in await everything(pg_store)] == [first.seq, after.seq]
+
+
+# -- migrations -----------------------------------------------------------------------------
+
+
+async def _schema(conn: asyncpg.Connection) -> list[tuple[str, str, str]]:
+    rows = await conn.fetch(
+        """
+        SELECT table_name, column_name, data_type FROM information_schema.columns
+        WHERE table_schema = current_schema() ORDER BY 1, 2
+        """
+    )
+    indexes = await conn.fetch(
+        "SELECT tablename, indexname, replace(indexdef, current_schema() || '.', '') "
+        "FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1, 2"
+    )
+    return [tuple(r) for r in rows] + [tuple(r) for r in indexes]
+
+
+@pytest.mark.parametrize("start", range(latest_version()))
+async def test_migrating_from_every_earlier_version_gives_the_schema_of_a_new_database(
+    pg_url: str, pg_database: str, start: int
+) -> None:
+    from tests.pg import create_schema, url
+
+    fresh_url = url(pg_database, create_schema(pg_database))
+    fresh = await asyncpg.connect(fresh_url)
+    old = await asyncpg.connect(pg_url)
+    try:
+        assert await migrate(fresh) == latest_version()
+        if start:
+            assert await migrate(old, target=start) == start
+            await old.execute(  # data written by the older version survives
+                "INSERT INTO purges (tenant, purged_through, purged_at_us) VALUES ('t', 7, 1)"
+            )
+        assert await migrate(old) == latest_version()
+        assert await migrate(old) == latest_version()  # again: nothing to do
+
+        assert await _schema(old) == await _schema(fresh)
+        if start:
+            assert await old.fetchval("SELECT purged_through FROM purges") == 7
+    finally:
+        await fresh.close()
+        await old.close()
+
+
+async def test_every_migration_is_numbered_without_gaps() -> None:
+    versions = [v for v, _, _ in load_migrations("tidings.store.postgres.migrations")]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+async def test_a_schema_newer_than_the_code_refuses_to_open_and_changes_nothing(
+    pg_store: PostgresStore, pg_url: str
+) -> None:
+    await pg_store.append([candidate()])
+    await pg_store.close()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("UPDATE tidings_schema SET version = version + 1")
+        with pytest.raises(StoreStartError, match="newer than this Tidings knows") as raised:
+            await PostgresStore(pg_url).open()
+        assert "\n" not in str(raised.value)
+        assert await conn.fetchval("SELECT count(*) FROM events") == 1
+    finally:
+        await conn.close()
+
+
+async def test_a_failing_migration_leaves_nothing_half_done(pg_url: str) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("CREATE TABLE webhooks (taken integer)")  # 0002 will collide
+        with pytest.raises(asyncpg.DuplicateTableError):
+            await migrate(conn)
+        assert await conn.fetchval("SELECT to_regclass('events')") is None
+        assert await conn.fetchval("SELECT to_regclass('tidings_schema')") is None
+    finally:
+        await conn.close()
+
+
+# -- start-up errors ------------------------------------------------------------------------
+
+
+async def test_an_unreachable_server_fails_start_up_with_one_line() -> None:
+    from tests.integration.server import free_port
+
+    store = PostgresStore(f"postgresql://postgres@127.0.0.1:{free_port()}/nothing")
+    with pytest.raises(StoreStartError, match="cannot reach PostgreSQL at") as raised:
+        await store.open()
+    assert "\n" not in str(raised.value)
+
+
+async def test_a_missing_database_fails_start_up_naming_it() -> None:
+    store = PostgresStore("postgresql://postgres@127.0.0.1:5432/tidings_no_such_database")
+    with pytest.raises(StoreStartError, match="does not exist"):
+        await store.open()
+
+
+async def test_a_user_without_permission_to_create_tables_fails_start_up_naming_it(
+    pg_database: str, pg_url: str
+) -> None:
+    from tests.pg import url
+
+    conn = await asyncpg.connect(url(pg_database))
+    role = "tidings_reader_" + pg_url.rsplit("=", 1)[1]
+    try:
+        await conn.execute(f"CREATE ROLE {role} LOGIN")
+        await conn.execute(f"GRANT USAGE ON SCHEMA {pg_url.rsplit('=', 1)[1]} TO {role}")
+        store = PostgresStore(pg_url.replace("postgres@", f"{role}@"))
+        with pytest.raises(StoreStartError, match="no permission to create the tables"):
+            await store.open()
+    finally:
+        await conn.execute(f"DROP OWNED BY {role}")
+        await conn.execute(f"DROP ROLE {role}")
+        await conn.close()
+
+
+# -- what PostgreSQL cannot hold, and plans -------------------------------------------------
+
+
+async def test_data_with_a_nul_character_is_stored_served_as_published_and_filtered(
+    pg_store: PostgresStore,
+) -> None:
+    [stored] = await pg_store.append([candidate(data={"name": "a\x00b", "n": 1})])
+    await pg_store.append([candidate(data={"name": "a\ufffdb", "n": 2})])
+
+    event = await pg_store.get("default", stored.id)
+    assert event is not None and event.data == {"name": "a\x00b", "n": 1}
+    found = await pg_store.query(
+        "default", Query(filter=parse_filter({"data.name": "a\x00b"}), order="asc")
+    )
+    assert [e.id for e in found] == [stored.id]
+
+
+async def test_a_text_field_with_a_nul_character_is_refused_alone_with_422(
+    pg_store: PostgresStore,
+) -> None:
+    bad = replace(candidate(), subject="a\x00b")
+    results = await asyncio.gather(
+        pg_store.append([candidate(id="before")]),
+        pg_store.append([bad]),
+        pg_store.append([candidate(id="after")]),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[1], TidingsError) and results[1].status == 422
+    assert [e.id for e in await everything(pg_store)] == ["before", "after"]
+
+
+@pytest.mark.parametrize(
+    ("params", "index"),
+    [
+        ({"type": "kind.3"}, "events_by_type"),
+        ({"source": "source-3"}, "events_by_source"),
+        ({"subject": "device-3"}, "events_by_subject"),
+        ({"data.category": "c3"}, "events_data"),
+        ({"metadata.kind": "k3"}, "events_metadata"),
+    ],
+)
+async def test_each_filter_can_use_its_index(
+    pg_store: PostgresStore, params: dict[str, str], index: str
+) -> None:
+    """The SQL a selective filter becomes is one its index serves (EXPLAIN after ANALYZE).
+
+    docs/topics/ordering.md shows the plans on a million events."""
+    await pg_store.append(
+        [
+            candidate(
+                f"kind.{n % 97}",
+                source=f"source-{n % 89}",
+                subject=f"device-{n % 83}",
+                data={"category": f"c{n % 79}"},
+                metadata={"kind": f"k{n % 73}"},
+            )
+            for n in range(3000)
+        ]
+    )
+    await pg_store.run(lambda conn: conn.execute("ANALYZE events"))
+    sql_params = Params("default")
+    where = " AND ".join(["tenant = $1", *filter_clause(parse_filter(params), sql_params)])
+    sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq DESC LIMIT 100"
+
+    async def explain(conn: asyncpg.Connection) -> str:
+        async with conn.transaction():
+            rows = await conn.fetch("EXPLAIN " + sql, *sql_params.values)
+        return "\n".join(r[0] for r in rows)
+
+    assert index in await pg_store.run(explain)
+
+
+async def test_a_lost_server_answers_503_and_the_store_recovers_by_itself(
+    pg_store: PostgresStore, pg_url: str
+) -> None:
+    await pg_store.append([candidate()])
+    admin = await asyncpg.connect(pg_url)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'tidings' AND pid <> pg_backend_pid() "
+            "AND datname = current_database()"
+        )
+    finally:
+        await admin.close()
+
+    outcomes = []
+    for _ in range(3):  # each dead pooled connection may fail once, then is replaced
+        try:
+            await pg_store.append([candidate()])
+            outcomes.append("stored")
+        except TidingsError as error:
+            assert (error.status, error.code) == (503, "store_unavailable")
+            outcomes.append("503")
+    await pg_store.ping()
+    assert outcomes[-1] == "stored"
+    assert len(await everything(pg_store)) == 1 + outcomes.count("stored")

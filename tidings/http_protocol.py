@@ -1,0 +1,221 @@
+"""uvicorn's httptools protocol with the limits a server facing the network needs.
+
+As uvicorn ships it, a connection that never sends a request is held for ever, a request's
+headers may grow without bound and take as long as they like (slowloris), and a process
+accepts connections until it runs out of descriptors, after which even ``/healthz`` goes
+unanswered. This protocol adds, per connection:
+
+- a deadline for the request line and headers (``TIDINGS_HEADER_TIMEOUT_S``), counted from
+  the connection's opening or the request's first byte; keep-alive idleness between requests
+  stays uvicorn's ``timeout_keep_alive`` (``TIDINGS_KEEPALIVE_S``);
+- a size limit on the request line and headers (``TIDINGS_MAX_HEADER_BYTES``): 414 or 431;
+- a cap on open connections (``TIDINGS_MAX_CONNECTIONS``): a new connection over it makes
+  the longest-idle one close, or is answered 503 when every connection is busy;
+
+and answers malformed requests with the error shape instead of uvicorn's plain text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, ClassVar
+
+import httptools
+import orjson
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from tidings.connection_limits import CapReport, ConnectionLimits, IdleConnections
+
+log = logging.getLogger("tidings.http")
+
+
+class _Refused(Exception):
+    """Raised in a parser callback to stop parsing; ``_refusal`` holds the answer."""
+
+
+class ConnectionGuard:
+    """What every connection of one server shares: the limits, the idle set, the report."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        self.idle: IdleConnections[GuardedHttpProtocol] = IdleConnections()
+        self.report = CapReport(limits.max_connections)
+
+    def note_cap(self, loop: asyncio.AbstractEventLoop, *, refused: bool) -> None:
+        line = self.report.note(loop.time(), refused=refused)
+        if line is not None:
+            log.warning(line)
+
+
+def error_bytes(status: int, code: str, message: str, default_headers: list[Any]) -> bytes:
+    """A complete ``Connection: close`` response carrying the error shape."""
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    head = [STATUS_LINE[status]]
+    for name, value in default_headers:
+        head += [name, b": ", value, b"\r\n"]
+    head += [
+        b"content-type: application/json\r\n",
+        b"content-length: " + str(len(body)).encode() + b"\r\n",
+        b"connection: close\r\n",
+    ]
+    if status == 503:
+        head.append(b"retry-after: 1\r\n")
+    return b"".join([*head, b"\r\n", body])
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """One HTTP connection under the guard's limits (see the module's docstring)."""
+
+    guard: ClassVar[ConnectionGuard]  # set on the subclass made by ``guarded_protocol``
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._reading_headers = True  # between requests or inside a request's headers
+        self._header_bytes = 0  # bytes received while reading this request's headers
+        self._request_begun = False  # a byte of the current request has arrived
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._refusal: tuple[int, str, str] | None = None  # set by a callback that stops parsing
+
+    # -- the connection ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        guard = self.guard
+        if len(self.connections) > guard.limits.max_connections:
+            victim = guard.idle.take_oldest(besides=self)
+            if victim is None:
+                guard.note_cap(self.loop, refused=True)
+                self._answer_and_close(
+                    503, "too_many_connections", "the server holds as many connections as it may"
+                )
+                return
+            guard.note_cap(self.loop, refused=False)
+            victim.transport.close()
+        self._await_request()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        self.guard.idle.busy(self)
+        super().connection_lost(exc)
+
+    def _await_request(self) -> None:
+        """Idle until the next request's headers are complete, within the header deadline."""
+        self._reading_headers = True
+        self._header_bytes = 0
+        self._request_begun = False
+        self.guard.idle.idle(self)
+        self._cancel_header_timer()
+        self._header_timer = self.loop.call_later(
+            self.guard.limits.header_timeout_s, self._header_timeout
+        )
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self._request_begun:
+            self._answer_and_close(
+                408,
+                "request_timeout",
+                f"the request headers did not arrive within "
+                f"{self.guard.limits.header_timeout_s:g}s",
+            )
+        else:  # a connection that never asked for anything gets no answer
+            self.transport.close()
+
+    def _answer_and_close(self, status: int, code: str, message: str) -> None:
+        self._cancel_header_timer()
+        self.guard.idle.busy(self)
+        if not self.transport.is_closing():
+            self.transport.write(
+                error_bytes(status, code, message, self.server_state.default_headers)
+            )
+            self.transport.close()
+
+    # -- bytes in ----------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self._unset_keepalive_if_required()
+        if self._reading_headers:
+            self._header_bytes += len(data)
+            if not self._request_begun:
+                # the keep-alive wait ended: the header deadline counts from this request
+                self._request_begun = True
+                self._restart_header_timer()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError as error:
+            refusal, self._refusal = self._refusal, None
+            if refusal is not None:  # raised by a callback below, which said why
+                self._answer_and_close(*refusal)
+            else:
+                self.send_400_response(str(error) or type(error).__name__)
+            return
+        if self._reading_headers and self._header_bytes > self.guard.limits.max_header_bytes:
+            self._answer_and_close(*self._oversize())
+
+    def _oversize(self) -> tuple[int, str, str]:
+        limit = self.guard.limits.max_header_bytes
+        if not self.headers:  # still on the request line
+            return 414, "uri_too_long", f"the request line is longer than {limit} bytes"
+        message = f"the request line and headers are larger than {limit} bytes"
+        return 431, "headers_too_large", message
+
+    def _restart_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._header_timer = self.loop.call_later(
+            self.guard.limits.header_timeout_s, self._header_timeout
+        )
+
+    def send_400_response(self, msg: str) -> None:
+        log.debug("malformed request from %s: %s", self.client, msg)
+        self._answer_and_close(400, "bad_request", f"the request is not valid HTTP: {msg}")
+
+    # -- parser callbacks ---------------------------------------------------------------
+
+    def on_headers_complete(self) -> None:
+        self._reading_headers = False
+        self._cancel_header_timer()
+        self.guard.idle.busy(self)
+        # Headers that arrived whole in one read are measured here (``data_received`` sees
+        # only those still incomplete after a read).
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.guard.limits.max_header_bytes:
+            self._refusal = self._oversize()
+            raise _Refused
+        try:
+            super().on_headers_complete()
+        except httptools.HttpParserInvalidURLError as error:
+            self._refusal = (400, "bad_request", f"the request target is not a valid URL: {error}")
+            raise _Refused from None
+
+    def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # then the next request's headers are complete
+        super().on_response_complete()
+        if not pipelined and not self.transport.is_closing():
+            self._await_request()
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpProtocol]:
+    """A protocol class for one server (uvicorn's ``http=``): its connections share a guard."""
+    return type("TidingsHttpProtocol", (GuardedHttpProtocol,), {"guard": ConnectionGuard(limits)})

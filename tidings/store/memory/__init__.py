@@ -1,0 +1,1 @@
+"""In-memory implementations of the state protocols, re-exported by ``tidings.testing``."""

@@ -1,0 +1,303 @@
+"""``DeliveryStore`` on PostgreSQL: every node may dispatch and deliver; due deliveries are
+claimed with ``FOR UPDATE SKIP LOCKED`` so two nodes never lease the same one."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+
+from tidings.store.deliveries import (
+    Attempt,
+    AttemptRecord,
+    Delivery,
+    DeliveryStats,
+    Endpoint,
+    Secret,
+    Status,
+)
+from tidings.store.postgres.store import PostgresStore
+from tidings.store.sql import load_queries
+
+T = TypeVar("T")
+Q = load_queries("tidings.store.postgres", "deliveries.sql")
+PURGE_CHUNK = 1000
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _endpoint(row: Any) -> Endpoint:
+    return Endpoint(
+        id=row["id"],
+        tenant=row["tenant"],
+        url=row["url"],
+        events=orjson.loads(row["events"]),
+        filter=orjson.loads(row["filter"]),
+        secrets=[Secret(s["secret"], s.get("expires_at_us")) for s in orjson.loads(row["secrets"])],
+        active=row["active"],
+        description=row["description"],
+        rate_limit=row["rate_limit"],
+        headers=orjson.loads(row["headers"]),
+        created_at_us=row["created_at_us"],
+        updated_at_us=row["updated_at_us"],
+        disabled_reason=row["disabled_reason"],
+        cursor=row["cursor"],
+        failing_since_us=row["failing_since_us"],
+    )
+
+
+def _secrets(endpoint: Endpoint) -> str:
+    return _dumps(
+        [{"secret": s.secret, "expires_at_us": s.expires_at_us} for s in endpoint.secrets]
+    )
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(*row)
+
+
+async def _attempts(conn: Any, delivery_id: str) -> list[Attempt]:
+    return [Attempt(*r) for r in await conn.fetch(Q["select_attempts"], delivery_id)]
+
+
+class PostgresDeliveryStore:
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store  # its pool
+
+    async def _write(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        """``fn(conn)`` in one transaction."""
+
+        async def run(conn: Any) -> T:
+            async with conn.transaction():
+                return await fn(conn)
+
+        return await self._store.run(run)
+
+    async def create_endpoint(self, endpoint: Endpoint) -> None:
+        e = endpoint
+        args = (
+            e.id,
+            e.tenant,
+            e.url,
+            _dumps(e.events),
+            _dumps(e.filter),
+            _secrets(e),
+            e.active,
+            e.description,
+            e.rate_limit,
+            _dumps(e.headers),
+            e.created_at_us,
+            e.updated_at_us,
+            e.disabled_reason,
+            e.cursor,
+            e.failing_since_us,
+        )
+        await self._store.run(lambda conn: conn.execute(Q["insert_endpoint"], *args))
+
+    async def save_endpoint(self, endpoint: Endpoint) -> None:
+        e = endpoint
+        args = (
+            e.url,
+            _dumps(e.events),
+            _dumps(e.filter),
+            _secrets(e),
+            e.active,
+            e.description,
+            e.rate_limit,
+            _dumps(e.headers),
+            e.updated_at_us,
+            e.disabled_reason,
+            e.failing_since_us,
+            e.tenant,
+            e.id,
+        )
+        await self._store.run(lambda conn: conn.execute(Q["update_endpoint"], *args))
+
+    async def delete_endpoint(self, tenant: str, endpoint_id: str, now_us: int = 0) -> bool:
+        async def run(conn: Any) -> bool:
+            await conn.execute(Q["cancel_pending"], now_us, tenant, endpoint_id)
+            status: str = await conn.execute(Q["delete_endpoint"], tenant, endpoint_id)
+            return status != "DELETE 0"
+
+        return await self._write(run)
+
+    async def get_endpoint(self, tenant: str, endpoint_id: str) -> Endpoint | None:
+        async def run(conn: Any) -> Endpoint | None:
+            row = await conn.fetchrow(Q["select_endpoint"], tenant, endpoint_id)
+            return _endpoint(row) if row else None
+
+        return await self._store.run(run)
+
+    async def list_endpoints(self, tenant: str | None) -> list[Endpoint]:
+        async def run(conn: Any) -> list[Endpoint]:
+            return [_endpoint(r) for r in await conn.fetch(Q["select_endpoints"], tenant)]
+
+        return await self._store.run(run)
+
+    async def dispatch(
+        self,
+        deliveries: Sequence[Delivery],
+        cursors: dict[str, int],
+        lease_until_us: int | None = None,
+    ) -> None:
+        rows = [
+            (
+                d.id,
+                d.tenant,
+                d.webhook_id,
+                d.event_seq,
+                d.event_id,
+                d.message_id,
+                d.status,
+                d.attempts,
+                d.max_attempts,
+                d.next_attempt_at_us,
+                lease_until_us,
+                d.created_at_us,
+                d.updated_at_us,
+            )
+            for d in deliveries
+        ]
+        moves = [(position, endpoint_id) for endpoint_id, position in cursors.items()]
+
+        async def run(conn: Any) -> None:
+            if rows:
+                await conn.executemany(Q["insert_delivery"], rows)
+            if moves:
+                await conn.executemany(Q["move_cursor"], moves)
+
+        await self._write(run)
+
+    async def claim_due(self, now_us: int, limit: int, lease_until_us: int) -> list[Delivery]:
+        """Lease up to ``limit`` due deliveries, the longest-waiting first; rows another node
+        is claiming at the same moment are skipped, not waited for."""
+
+        async def run(conn: Any) -> list[Delivery]:
+            rows = await conn.fetch(Q["claim_due"], now_us, limit, lease_until_us)
+            return sorted(map(_delivery, rows), key=lambda d: d.next_attempt_at_us or 0)
+
+        return await self._store.run(run)
+
+    async def record(self, records: Sequence[AttemptRecord], now_us: int) -> None:
+        """Log the attempts and settle their deliveries; each endpoint is updated once."""
+        attempts = [
+            (
+                r.delivery_id,
+                r.attempt.n,
+                r.attempt.at_us,
+                r.attempt.status_code,
+                r.attempt.latency_ms,
+                r.attempt.error,
+                r.attempt.response_body,
+            )
+            for r in records
+        ]
+        settled = [
+            (r.status, r.attempt.n, r.next_attempt_at_us, now_us, r.delivery_id) for r in records
+        ]
+        # In completion order: a success clears an endpoint's run of failures, and a failure
+        # starts one unless one is running; only the batch's net effect is written.
+        cleared: set[str] = set()
+        first_failure: dict[str, int] = {}
+        for r in records:
+            if r.succeeded:
+                cleared.add(r.webhook_id)
+                first_failure.pop(r.webhook_id, None)
+            else:
+                first_failure.setdefault(r.webhook_id, r.attempt.at_us)
+
+        async def run(conn: Any) -> None:
+            if attempts:
+                await conn.executemany(Q["insert_attempt"], attempts)
+                await conn.executemany(Q["finish_attempt"], settled)
+            if cleared:
+                await conn.executemany(Q["endpoint_succeeded"], [(w,) for w in sorted(cleared)])
+            if first_failure:
+                failed = sorted((at, w) for w, at in first_failure.items())
+                await conn.executemany(Q["endpoint_failed"], failed)
+
+        await self._write(run)
+
+    async def release_leases(self) -> None:
+        await self._store.run(lambda conn: conn.execute(Q["release_leases"]))
+
+    async def cancel_pending(self, tenant: str, endpoint_id: str, now_us: int = 0) -> int:
+        async def run(conn: Any) -> int:
+            status: str = await conn.execute(Q["cancel_pending"], now_us, tenant, endpoint_id)
+            return int(status.rsplit(" ", 1)[1])
+
+        return await self._store.run(run)
+
+    async def cancel_deliveries(self, delivery_ids: Sequence[str], now_us: int) -> None:
+        rows = [(now_us, delivery_id) for delivery_id in delivery_ids]
+        if rows:
+            await self._write(lambda conn: conn.executemany(Q["cancel_delivery"], rows))
+
+    async def get_delivery(
+        self, tenant: str, delivery_id: str
+    ) -> tuple[Delivery, list[Attempt]] | None:
+        async def run(conn: Any) -> tuple[Delivery, list[Attempt]] | None:
+            row = await conn.fetchrow(Q["select_delivery"], tenant, delivery_id)
+            if row is None:
+                return None
+            return _delivery(row), await _attempts(conn, delivery_id)
+
+        return await self._store.run(run)
+
+    async def list_deliveries(
+        self, tenant: str, endpoint_id: str, status: Status | None, limit: int, before: str | None
+    ) -> list[tuple[Delivery, list[Attempt]]]:
+        async def run(conn: Any) -> list[tuple[Delivery, list[Attempt]]]:
+            rows = await conn.fetch(
+                Q["select_deliveries"], tenant, endpoint_id, status, before, limit
+            )
+            found = [_delivery(r) for r in rows]
+            return [(d, await _attempts(conn, d.id)) for d in found]
+
+        return await self._store.run(run)
+
+    async def retry_delivery(self, tenant: str, delivery_id: str, now_us: int) -> Delivery | None:
+        async def run(conn: Any) -> Delivery | None:
+            await conn.execute(Q["retry_delivery"], now_us, now_us, tenant, delivery_id)
+            row = await conn.fetchrow(Q["select_delivery"], tenant, delivery_id)
+            return _delivery(row) if row else None
+
+        return await self._write(run)
+
+    async def retention_floor(self) -> int | None:
+        async def run(conn: Any) -> int | None:
+            values = [await conn.fetchval(Q[name]) for name in ("floor_pending", "floor_cursors")]
+            present = [int(v) for v in values if v is not None]
+            return min(present) if present else None
+
+        return await self._store.run(run)
+
+    async def purge_finished(self, older_than_us: int) -> int:
+        async def chunk(conn: Any) -> int:
+            rows = await conn.fetch(Q["purge_finished_chunk"], older_than_us, PURGE_CHUNK)
+            ids = [r[0] for r in rows]
+            if ids:
+                await conn.executemany(Q["delete_attempts"], [(i,) for i in ids])
+            return len(ids)
+
+        total = 0
+        while True:
+            deleted = await self._write(chunk)
+            total += deleted
+            if deleted < PURGE_CHUNK:
+                return total
+
+    async def stats(self, tenant: str, now_us: int) -> DeliveryStats:
+        async def run(conn: Any) -> DeliveryStats:
+            by_status = {r[0]: int(r[1]) for r in await conn.fetch(Q["count_by_status"], tenant)}
+            oldest = await conn.fetchval(Q["oldest_pending"], tenant)
+            recent = {
+                r[0]: int(r[1])
+                for r in await conn.fetch(Q["attempts_since"], tenant, now_us - 3_600_000_000)
+            }
+            return DeliveryStats(by_status, oldest, recent)
+
+        return await self._store.run(run)

@@ -1,0 +1,19 @@
+-- Named queries of the sink cursors (PostgreSQL).
+
+-- name: get_sink_cursor
+SELECT position FROM sink_cursors WHERE sink = $1;
+
+-- name: set_sink_cursor
+INSERT INTO sink_cursors (sink, tenant, position, updated_at_us) VALUES ($1, $2, $3, $4)
+ON CONFLICT (sink) DO UPDATE SET
+    position = GREATEST(sink_cursors.position, excluded.position),
+    updated_at_us = excluded.updated_at_us;
+
+-- name: list_sink_cursors
+SELECT sink, tenant, position, updated_at_us FROM sink_cursors ORDER BY sink;
+
+-- name: delete_sink_cursor
+DELETE FROM sink_cursors WHERE sink = $1;
+
+-- name: floor_sink_cursors
+SELECT min(position) + 1 FROM sink_cursors;
