@@ -206,3 +206,21 @@ async def test_the_async_client_publishes_queries_and_streams(hub: ServerProcess
         with pytest.raises(TidingsError) as raised:
             await client.get_event("nope")
         assert raised.value.code == "event_not_found"
+
+
+def test_a_cloudevent_with_a_non_ascii_id_is_acknowledged_with_an_encoded_location(
+    hub: ServerProcess,
+) -> None:
+    import httpx2
+
+    event_id = "J\u00b4\u0104\u00ea"
+    body = {"specversion": "1.0", "id": event_id, "source": unique(), "type": "door.opened"}
+    answer = httpx2.post(
+        hub.url + "/v1/events",
+        json=body,
+        headers={"Content-Type": "application/cloudevents+json"},
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["Location"] == "/v1/events/J%C2%B4%C4%84%C3%AA"
+    with Client(hub.url) as client:
+        assert client.get_event(event_id).source == body["source"]
