@@ -121,7 +121,7 @@ def event_json(i: int) -> str:
     )
 
 
-def request_bytes(host: str, port: int, i: int, batch: int) -> bytes:
+def request_bytes(host: str, port: int, i: int, batch: int, api_key: str | None = None) -> bytes:
     if batch == 1:
         body = event_json(i)
     else:
@@ -129,7 +129,9 @@ def request_bytes(host: str, port: int, i: int, batch: int) -> bytes:
     data = body.encode()
     head = (
         f"POST {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(data)}\r\n\r\n"
+        f"Content-Length: {len(data)}\r\n"
+        + (f"X-API-Key: {api_key}\r\n" if api_key else "")
+        + "\r\n"
     )
     return head.encode() + data
 
@@ -235,7 +237,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         now = time.perf_counter()
         due = min(total, int((now - t0) * args.rate) + 1) if now >= t0 else 0
         while sent < due:
-            payload = request_bytes(args.host, args.port, sent, args.batch)
+            payload = request_bytes(args.host, args.port, sent, args.batch, args.api_key)
             scheduled = t0 + sent / args.rate
             task = asyncio.create_task(
                 one(pool, payload, scheduled, window_end, args.timeout, tally)
@@ -287,6 +289,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, required=True, help="requests per second")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of schedule")
     parser.add_argument("--batch", type=int, default=1, help="events per request")
+    parser.add_argument("--api-key", help="sent as X-API-Key (a server that requires keys)")
     parser.add_argument("--connections", type=int, default=32, help="opened before the start")
     parser.add_argument("--max-connections", type=int, default=2048)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")

@@ -12,12 +12,15 @@ unanswered. This protocol adds, per connection:
 - a cap on open connections (``TIDINGS_MAX_CONNECTIONS``): a new connection over it makes
   the longest-idle one close, or is answered 503 when every connection is busy;
 
-and answers malformed requests with the error shape instead of uvicorn's plain text.
+and answers malformed requests (WebSocket handshakes included) with the error shape instead
+of the plain text of uvicorn and the WebSocket library.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 from typing import Any, ClassVar
 
@@ -66,6 +69,23 @@ def error_bytes(status: int, code: str, message: str, default_headers: list[Any]
     return b"".join([*head, b"\r\n", body])
 
 
+def websocket_handshake_problem(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """What makes a WebSocket upgrade request invalid (RFC 6455 4.2.1), or None."""
+    values = dict(headers)
+    key = values.get(b"sec-websocket-key")
+    if key is None:
+        return "the request is not a valid WebSocket handshake: Sec-WebSocket-Key is missing"
+    try:
+        decoded = base64.b64decode(key, validate=True)
+    except binascii.Error:
+        decoded = b""
+    if len(decoded) != 16:
+        return "the request is not a valid WebSocket handshake: Sec-WebSocket-Key is not 16 bytes"
+    if values.get(b"sec-websocket-version") != b"13":
+        return "the request is not a valid WebSocket handshake: Sec-WebSocket-Version must be 13"
+    return None
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     """One HTTP connection under the guard's limits (see the module's docstring)."""
 
@@ -100,23 +120,27 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 return
             guard.note_cap(self.loop, refused=False)
             victim.transport.close()
-        self._await_request()
+        self._await_request(deadline=True)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
         self.guard.idle.busy(self)
         super().connection_lost(exc)
 
-    def _await_request(self) -> None:
-        """Idle until the next request's headers are complete, within the header deadline."""
+    def _await_request(self, *, deadline: bool) -> None:
+        """Idle until the next request's headers are complete.
+
+        A new connection must start its request within the header deadline; between two
+        requests uvicorn's keep-alive timer applies instead, and the deadline starts with the
+        next request's first byte.
+        """
         self._reading_headers = True
         self._header_bytes = 0
         self._request_begun = False
         self.guard.idle.idle(self)
         self._cancel_header_timer()
-        self._header_timer = self.loop.call_later(
-            self.guard.limits.header_timeout_s, self._header_timeout
-        )
+        if deadline:
+            self._restart_header_timer()
 
     def _cancel_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -160,6 +184,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
+                problem = websocket_handshake_problem(self.headers)
+                if problem is not None:  # else the WebSocket library answers in plain text
+                    self._answer_and_close(400, "bad_request", problem)
+                    return
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
@@ -213,7 +241,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         pipelined = bool(self.pipeline)  # then the next request's headers are complete
         super().on_response_complete()
         if not pipelined and not self.transport.is_closing():
-            self._await_request()
+            self._await_request(deadline=False)
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpProtocol]:

@@ -6,6 +6,8 @@ import asyncio
 import logging
 
 from tidings import metrics
+from tidings.auth.audit import Auditor
+from tidings.auth.service import AuthService, auth_enabled
 from tidings.backplane import Announcement, Backplane, open_backplane_from_url
 from tidings.delivery.service import DeliveryService
 from tidings.envelope import Event, Limits
@@ -44,6 +46,9 @@ class Hub:
         self.limits = Limits(max_event_bytes=settings.max_event_bytes, max_batch=settings.max_batch)
         self.tasks = Supervisor()
         self.streams = StreamRegistry()
+        # audit events, in the tenant's own log, while keys are required
+        self.auditor = Auditor(self.publisher, self.limits, enabled=auth_enabled(settings))
+        self.auth = AuthService(settings, self.backend.auth, self.auditor, self.streams)
         self.ingest = IngestManager(settings, self.publisher, self.backend, self.streams)
         self.router: Router | None = None  # built once the store is open and knows its head
         self.delivery: DeliveryService | None = None  # outbound webhooks, once started
@@ -74,6 +79,7 @@ class Hub:
             ),
         )
         self.tasks.start("router-head-check", self._check_head)
+        await self.auth.start(self.tasks)
         await self.ingest.start()  # last: input is taken only once everything can handle it
 
     def _committed(self, events: list[Event]) -> None:
@@ -128,6 +134,7 @@ class Hub:
         assert self._shutdown is not None
         await self._shutdown
         await self.tasks.stop()
+        await self.auditor.drain()
         if self.delivery is not None:
             # in-flight attempts end, their results are written, leases are released
             await self.delivery.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import signal
 import socket
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from tidings.api.app import create_asgi
+from tidings.auth.service import is_loopback
 from tidings.connection_limits import ConnectionLimits, connection_cap, raise_open_files_limit
 from tidings.http_protocol import guarded_protocol
 from tidings.hub import Hub
@@ -91,8 +93,41 @@ class TidingsServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+class MaskKeys(logging.Filter):
+    """Masks ``access_token=`` in access log lines: a key in a URL must not reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(a, str) and "access_token=" in a for a in record.args
+        ):
+            record.args = tuple(
+                _TOKEN.sub(r"\1********", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
+_TOKEN = re.compile(r"(access_token=)[^&\s]*")
+
+
+def warn_if_open(settings: Settings, auth_on: bool) -> None:
+    """Listening beyond this machine without keys lets anyone read and change everything."""
+    if auth_on or is_loopback(settings.host):
+        return
+    log.warning(
+        "\n" + "!" * 78 + "\n"
+        "  AUTH IS OFF on %s, which is not a loopback address. Anyone who can reach this\n"
+        "  port can read every event, publish, register webhooks and delete dead letters.\n"
+        "  Unset TIDINGS_AUTH=off (or drop --no-auth) unless a proxy in front authenticates.\n"
+        + "!"
+        * 78,
+        settings.host,
+    )
+
+
 def build_server(settings: Settings) -> TidingsServer:
     hub = Hub(settings)
+    warn_if_open(settings, hub.auth.enabled)
+    logging.getLogger("uvicorn.access").addFilter(MaskKeys())
     app = create_asgi(settings, hub)
     open_files = raise_open_files_limit()
     cap, warning = connection_cap(open_files, settings.max_connections)

@@ -21,7 +21,7 @@ from pydantic_settings import (
 )
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
-_SECRET_KEY = re.compile(r"secret|password|token|private", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"secret|password|token|private|bootstrap_key", re.IGNORECASE)
 # The password of a URL's user info; the user may be empty, as in redis://:pw@host.
 _URL_PASSWORD = re.compile(r"(//[^:/@]*:)[^@/]+@")
 _SETTINGS_FIELD = re.compile(r'field "(\w+)"')
@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(65_536, ge=1024)  # request line and headers together
     max_connections: int | None = Field(None, ge=1)  # default: sized from the open-files limit
     url: str = "http://127.0.0.1:8000"  # the server that client commands talk to
+    # Auth (DESIGN.md section 4): None is on unless the host is a loopback address.
+    auth: bool | None = None
+    bootstrap_key: str | None = Field(None, min_length=32, max_length=256)  # first root key
+    cors_origins: str | None = None  # comma list of browser origins allowed
     # Tables of the config file read by the ingest adapters (DESIGN.md section 6).
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
     mqtt: dict[str, Any] | None = None
@@ -79,6 +83,31 @@ class Settings(BaseSettings):
         from tidings.delivery.schedule import parse_schedule
 
         parse_schedule(value)
+        return value
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("on", "off"):
+            return value.strip().lower() == "on"
+        return value
+
+    @field_validator("bootstrap_key")
+    @classmethod
+    def _usable_key(cls, value: str | None) -> str | None:
+        from tidings.auth.keys import malformed
+
+        problem = malformed(value) if value is not None else None
+        if problem:
+            raise ValueError(problem.replace("the API key", "the bootstrap key"))
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _valid_origins(cls, value: str | None) -> str | None:
+        from tidings.auth.origins import parse_origins
+
+        parse_origins(value)
         return value
 
     @property

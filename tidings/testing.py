@@ -12,10 +12,12 @@ import logging
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 from tidings.envelope import AppendResult, Candidate, Event, Filter
 from tidings.envelope.timefmt import format_us, now_us
 from tidings.errors import TidingsError
+from tidings.store.auth import ApiKey, Tenant
 from tidings.store.backend import Backend
 from tidings.store.base import CommitListener, GroupListener, Query, StoreStats
 from tidings.store.idempotency import conflict_error, same_content
@@ -23,6 +25,7 @@ from tidings.store.memory.deliveries import MemoryDeliveryStore
 from tidings.store.memory.state import MemoryDeadLetters, MemoryLeases, MemorySinkCursors
 
 __all__ = [
+    "MemoryAuthStore",
     "MemoryDeadLetters",
     "MemoryDeliveryStore",
     "MemoryLeases",
@@ -276,4 +279,52 @@ def memory_backend(store: MemoryStore | None = None) -> Backend:
         sink_cursors=MemorySinkCursors(),
         dead_letters=MemoryDeadLetters(),
         leases=MemoryLeases(),
+        auth=MemoryAuthStore(),
     )
+
+
+class MemoryAuthStore:
+    """``AuthStore`` held in dicts; ``default`` exists from the start, as in every backend."""
+
+    def __init__(self, *, clock: Callable[[], int] = now_us) -> None:
+        self._tenants: dict[str, Tenant] = {"default": Tenant("default", "default", clock())}
+        self._keys: dict[str, ApiKey] = {}  # by id, in creation order
+
+    async def create_tenant(self, tenant: Tenant) -> bool:
+        if tenant.id in self._tenants:
+            return False
+        self._tenants[tenant.id] = tenant
+        return True
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        return self._tenants.get(tenant_id)
+
+    async def list_tenants(self) -> list[Tenant]:
+        return sorted(self._tenants.values(), key=lambda t: (t.created_at_us, t.id))
+
+    async def create_key(self, key: ApiKey) -> None:
+        if key.tenant not in self._tenants:
+            raise ValueError(f"no tenant {key.tenant!r}")
+        if key.id in self._keys or any(k.hash == key.hash for k in self._keys.values()):
+            raise ValueError("a key with this id or secret exists")
+        self._keys[key.id] = key
+
+    async def get_key(self, key_id: str) -> ApiKey | None:
+        return self._keys.get(key_id)
+
+    async def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        return next((k for k in self._keys.values() if k.hash == key_hash), None)
+
+    async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
+        found = [k for k in self._keys.values() if tenant is None or k.tenant == tenant]
+        return sorted(found, key=lambda k: (k.created_at_us, k.id))
+
+    async def revoke_key(self, key_id: str, at_us: int) -> ApiKey | None:
+        key = self._keys.get(key_id)
+        if key is None or key.revoked_at_us is not None:
+            return None
+        self._keys[key_id] = revoked = replace(key, revoked_at_us=at_us)
+        return revoked
+
+    async def count_active_keys(self) -> int:
+        return sum(1 for k in self._keys.values() if k.revoked_at_us is None)

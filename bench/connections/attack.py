@@ -35,6 +35,7 @@ class Tally:
     held_s: list[float] = field(default_factory=list)  # how long each closed one was held
     open_now: int = 0
     open_max: int = 0
+    held_to_end: int = 0  # connections still open when the attack stopped
     bytes_sent: int = 0
     answers: dict[str, int] = field(default_factory=dict)  # first status line seen -> count
 
@@ -86,6 +87,8 @@ class Attack:
             self.tally.held_s.append(time.monotonic() - since)
             status = first.split(b"\r\n", 1)[0].decode(errors="replace")[:40] or "(closed)"
             self.tally.answers[status] = self.tally.answers.get(status, 0) + 1
+        else:
+            self.tally.held_to_end += 1
         writer.transport.abort()
 
     async def send(self, writer: asyncio.StreamWriter, data: bytes) -> None:

@@ -1,11 +1,12 @@
 """Tidings under connection attacks, with and without its connection limits, in one run.
 
-For each server (``without``: the code at ``--baseline``, extracted with ``git archive``;
-``with``: this checkout) and each attack (20,000 idle sockets, 30 slowloris clients, ten
-endless 50 MB headers), a fresh server is started, the attack runs for ``--seconds`` beside a
-``/healthz`` probe (a new connection every 0.25 s, 5 s timeout), and the server's resident
-memory and open sockets are sampled every second from /proc. Prints Markdown tables and
-writes JSON to bench/results/.
+For each server and each attack (20,000 idle sockets, 30 slowloris clients, ten endless 50 MB
+headers) a fresh server is started, the attack runs for ``--seconds`` beside a ``/healthz``
+probe (a new connection every 0.25 s, 5 s timeout), and the server's resident memory, open
+sockets and CPU are read from /proc. The servers: ``without``, the code at ``--baseline``
+(extracted with ``git archive``); ``with``, this checkout; ``with-cap``, this checkout holding
+at most ``--cap`` connections (idle attack only, so that the cap is reached). Prints a
+Markdown table and writes JSON to bench/results/.
 
   .venv/bin/python bench/connections/run.py --baseline ed55a4e
 """
@@ -118,8 +119,17 @@ class Sampler(threading.Thread):
         }
 
 
-def start_server(code: Path, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(code), "TIDINGS_LOG_LEVEL": "info"}
+def cpu_seconds(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def start_server(
+    code: Path, data_dir: Path, log: Path, extra: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(code), "TIDINGS_LOG_LEVEL": "info", **extra}
     command = [sys.executable, "-m", "tidings", "serve", "--port", str(PORT)]
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -161,10 +171,13 @@ def attack_commands(attack: str, args: argparse.Namespace) -> list[list[str]]:
     return [[*base, "--count", str(args.headers), "--header-mb", str(args.header_mb)]]
 
 
-def run_one(server: str, code: Path, attack: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_one(
+    server: str, code: Path, env: dict[str, str], attack: str, args: argparse.Namespace
+) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix=f"conn-{server}-{attack}-"))
     log = work / "server.log"
-    proc = start_server(code, work / "data", log)
+    proc = start_server(code, work / "data", log, env)
+    cpu_before = cpu_seconds(proc.pid)
     idle_rss, _, idle_sockets = server_stats(proc.pid)
     sampler = Sampler(proc.pid, PORT)
     sampler.start()
@@ -182,6 +195,7 @@ def run_one(server: str, code: Path, attack: str, args: argparse.Namespace) -> d
     time.sleep(max(0.0, started + args.seconds - time.monotonic()))  # the whole window
     sampler.stopping.set()
     sampler.join()
+    server_cpu = cpu_seconds(proc.pid) - cpu_before
     recovered = healthz(PORT)[1] == "200"
     alive = proc.poll() is None
     stop_server(proc)
@@ -194,6 +208,7 @@ def run_one(server: str, code: Path, attack: str, args: argparse.Namespace) -> d
         **sampler.report(),
         "answered_after": recovered,
         "alive_after": alive,
+        "server_cpu_s": round(server_cpu, 1),
         "cap_log_lines": text.count("connection cap reached"),
         "log_tail": text.strip().splitlines()[-3:],
         "attacker": {
@@ -202,6 +217,7 @@ def run_one(server: str, code: Path, attack: str, args: argparse.Namespace) -> d
             "closed_by_server": sum(r["closed_by_server"] for r in reports),
             "open_max": sum(r["open_max"] for r in reports),
             "held_s_max": max((r["held_s_max"] or 0) for r in reports),
+            "held_to_end": sum(r["held_to_end"] for r in reports),
             "answers": _merge(r["answers"] for r in reports),
             "cpu_s": round(
                 (after.children_user - before.children_user)
@@ -225,18 +241,20 @@ def _merge(dicts: Any) -> dict[str, int]:
 def table(results: list[dict[str, Any]]) -> str:
     head = (
         "| attack | server | attacker sockets open (max) | server sockets (max) | "
-        "longest held (s) | RSS MB before / max | /healthz ok / failed | "
-        "/healthz p50 / p99 / max ms | answers after | cap log lines | attacker CPU s |"
+        "longest held, closed ones (s) | held to the end | RSS MB before / max | "
+        "/healthz ok / failed | /healthz p50 / p99 / max ms | cap log lines | "
+        "server CPU s | attacker CPU s |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in results:
         a = r["attacker"]
         lines.append(
             f"| {r['attack']} | {r['server']} | {a['open_max']} | {r['sockets_max']} | "
-            f"{a['held_s_max']} | {r['rss_mb_before']} / {r['rss_mb_max']} | "
+            f"{a['held_s_max']} | {a['held_to_end']} | "
+            f"{r['rss_mb_before']} / {r['rss_mb_max']} | "
             f"{r['healthz_ok']} / {r['healthz_failed']} | {r['healthz_p50_ms']} / "
-            f"{r['healthz_p99_ms']} / {r['healthz_max_ms']} | {r['answered_after']} | "
-            f"{r['cap_log_lines']} | {a['cpu_s']} |"
+            f"{r['healthz_p99_ms']} / {r['healthz_max_ms']} | "
+            f"{r['cap_log_lines']} | {r['server_cpu_s']} | {a['cpu_s']} |"
         )
     return "\n".join(lines)
 
@@ -250,7 +268,10 @@ def main() -> None:
     parser.add_argument("--headers", type=int, default=10)
     parser.add_argument("--header-mb", type=int, default=50)
     parser.add_argument("--attacks", default="idle,slowloris,headers")
-    parser.add_argument("--servers", default="without,with")
+    parser.add_argument("--servers", default="without,with,with-cap")
+    parser.add_argument(
+        "--cap", type=int, default=5000, help="with-cap: TIDINGS_MAX_CONNECTIONS (idle only)"
+    )
     args = parser.parse_args()
 
     baseline = Path(tempfile.mkdtemp(prefix="tidings-baseline-"))
@@ -258,11 +279,16 @@ def main() -> None:
         ["git", "archive", args.baseline], cwd=ROOT, capture_output=True, check=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
-    codes = {"without": baseline, "with": ROOT}
+    servers = {
+        "without": (baseline, {}),
+        "with": (ROOT, {}),
+        "with-cap": (ROOT, {"TIDINGS_MAX_CONNECTIONS": str(args.cap)}),
+    }
     results = [
-        run_one(server, codes[server], attack, args)
+        run_one(server, *servers[server], attack, args)
         for attack in args.attacks.split(",")
         for server in args.servers.split(",")
+        if server != "with-cap" or attack == "idle"  # the cap matters only with many sockets
     ]
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

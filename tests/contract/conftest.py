@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tidings.envelope.timefmt import now_us
-from tidings.store import Backend, Store, open_backend
+from tidings.store import AuthStore, Backend, Store, open_backend
 from tidings.store.dead_letters import DeadLetterStore
 from tidings.store.deliveries import DeliveryStore
 from tidings.store.leases import Leases
@@ -216,6 +216,11 @@ LEASES = [
     pytest.param(_memory_backend, id="memory"),
     pytest.param(_postgres_backend, id="postgres", marks=pytest.mark.postgres),
 ]
+AUTH_STORES = [
+    pytest.param(_sqlite_backend, id="sqlite"),
+    pytest.param(_memory_backend, id="memory"),
+    pytest.param(_postgres_backend, id="postgres", marks=pytest.mark.postgres),
+]
 
 
 async def _opened(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
@@ -261,3 +266,10 @@ async def dead_letters(
 async def leases(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Leases]:
     async for opened in _opened(request, tmp_path):
         yield opened.leases
+
+
+@pytest.fixture(params=AUTH_STORES)
+async def auth_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AuthStore]:
+    """Tenants and keys of each backend, open and holding only ``default``."""
+    async for opened in _opened(request, tmp_path):
+        yield opened.auth

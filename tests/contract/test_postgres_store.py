@@ -269,6 +269,7 @@ async def test_a_text_field_with_a_nul_character_is_refused_alone_with_422(
         ({"subject": "device-3"}, "events_by_subject"),
         ({"data.category": "c3"}, "events_data"),
         ({"metadata.kind": "k3"}, "events_metadata"),
+        ({"trace_id": f"{3:032x}"}, "events_by_trace"),
     ],
 )
 async def test_each_filter_can_use_its_index(
@@ -285,6 +286,7 @@ async def test_each_filter_can_use_its_index(
                 subject=f"device-{n % 83}",
                 data={"category": f"c{n % 79}"},
                 metadata={"kind": f"k{n % 73}"},
+                trace_id=f"{n % 71 + 1:032x}",
             )
             for n in range(3000)
         ]

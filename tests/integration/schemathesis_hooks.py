@@ -9,12 +9,13 @@ import schemathesis
 
 @schemathesis.hook
 def before_call(context: schemathesis.HookContext, case: schemathesis.Case, **kwargs: Any) -> None:
-    """Three values the generated cases get wrong whatever the document says, set right here:
+    """Values the generated cases get wrong whatever the document says, set right here:
 
     * a cursor is a token the server made; any other is rightly refused, so none is invented
       (the client and query tests follow real cursors);
     * an endpoint's host is resolved at registration and invented names have no DNS here, so
       every URL points at this machine (the server allows private destinations);
+    * a key's tenant must exist, so a new key goes to the ``default`` tenant;
     * ``payload`` is another name for ``data``, so an event has one of the two; the document
       says so (``not: {required: [data, payload]}``) but the boundary cases ignore ``not``;
     * integers in an event's free-form ``data`` and ``metadata`` must fit in 64 bits (said in
@@ -29,6 +30,12 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, **kw
         and isinstance(case.body.get("url"), str)
     ):
         case.body["url"] = "http://127.0.0.1:9/hook"
+    if (
+        case.operation.path == "/v1/keys"
+        and isinstance(case.body, dict)
+        and case.body.get("tenant")
+    ):
+        case.body["tenant"] = "default"
     if case.operation.path == "/v1/events" and case.operation.method.lower() == "post":
         case.body = _fit_integers(case.body)
         events = case.body if isinstance(case.body, list) else [case.body]

@@ -421,6 +421,7 @@ HELP_MENTIONS = {
     "export": ["--format", "--output", "TIDINGS_URL"],
     "serve": ["--host", "--port", "--data-dir", "--store", "--config", "--log-level"],
     "purge": ["--older-than-days", "--data-dir"],
+    "backup": ["--data-dir", "--store", "--overwrite"],
 }
 
 

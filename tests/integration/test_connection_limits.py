@@ -139,8 +139,19 @@ def test_a_megabyte_query_string_gets_414_in_the_error_shape(server: ServerProce
         b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",
         b"GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n",
         b"GET /healthz HTTP/1.1\r\nBad Header Name: x\r\n\r\n",
+        b"GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        b"GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: abc\r\nSec-WebSocket-Version: 13\r\n\r\n",
     ],
-    ids=["control-char-in-content-type", "no-request-line", "version", "url", "header-name"],
+    ids=[
+        "control-char-in-content-type",
+        "no-request-line",
+        "version",
+        "url",
+        "header-name",
+        "websocket-without-key",
+        "websocket-bad-key",
+    ],
 )
 def test_malformed_requests_get_400_in_the_error_shape(
     server: ServerProcess, request_bytes: bytes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tidings.connection_limits import CapReport, IdleConnections, connection_budget, connection_cap
+from tidings.http_protocol import websocket_handshake_problem
 
 
 def test_the_budget_keeps_descriptors_for_the_store_and_deliveries() -> None:
@@ -39,3 +40,12 @@ def test_the_report_says_what_happened_at_most_once_per_period() -> None:
     assert report.note(2.0, refused=True) is None
     line = report.note(10.5, refused=False)
     assert line is not None and "2 idle connection(s) closed and 1 new one(s) refused" in line
+
+
+def test_a_websocket_handshake_needs_a_16_byte_key_and_version_13() -> None:
+    good = [(b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="), (b"sec-websocket-version", b"13")]
+    assert websocket_handshake_problem(good) is None
+    assert "missing" in str(websocket_handshake_problem(good[1:]))
+    assert "16 bytes" in str(websocket_handshake_problem([(b"sec-websocket-key", b"abc"), good[1]]))
+    old = [good[0], (b"sec-websocket-version", b"8")]
+    assert "must be 13" in str(websocket_handshake_problem(old))

@@ -1,4 +1,4 @@
-"""The delivery engine on a real SQLite store with a stand-in sender (no HTTP).
+"""The delivery engine on the in-memory backend with a stand-in sender (no HTTP, no disk).
 
 Dispatch rounds (their delivery and match budgets, the per-endpoint queue cap, filters), the
 batched event reads for claimed retries, and the attempt loop end to end: send, record, retry.
@@ -12,7 +12,6 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -33,9 +32,8 @@ from tidings.envelope import (
     candidates_from_json,
 )
 from tidings.envelope.timefmt import now_us
-from tidings.store.deliveries import Attempt, Delivery, Endpoint, Secret
-from tidings.store.sqlite import SqliteStore
-from tidings.store.sqlite.deliveries import SqliteDeliveryStore
+from tidings.store.deliveries import Attempt, Delivery, DeliveryStore, Endpoint, Secret
+from tidings.testing import MemoryDeliveryStore, MemoryStore
 
 OK = 200
 
@@ -45,7 +43,7 @@ def candidate(type_: str, tenant: str = DEFAULT_TENANT, **data: Any) -> Candidat
     return candidates_from_json(body, PublishContext(tenant=tenant), Limits())[0][0]
 
 
-async def append(store: SqliteStore, types: list[str], tenant: str = DEFAULT_TENANT) -> list[int]:
+async def append(store: MemoryStore, types: list[str], tenant: str = DEFAULT_TENANT) -> list[int]:
     results = await store.append([candidate(t, tenant) for t in types])
     return [r.seq for r in results]
 
@@ -73,9 +71,9 @@ class StandInSender:
 
 
 class Harness:
-    def __init__(self, store: SqliteStore, sender: StandInSender, schedule: str = "0,1") -> None:
+    def __init__(self, store: MemoryStore, sender: StandInSender, schedule: str = "0,1") -> None:
         self.store = store
-        self.state = SqliteDeliveryStore(store)
+        self.state: DeliveryStore = MemoryDeliveryStore()
         self.sender = sender
         self.disabled: list[tuple[str, str]] = []
 
@@ -133,8 +131,8 @@ class Harness:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore(tmp_path / "tidings.db")
+async def store() -> AsyncIterator[MemoryStore]:
+    store = MemoryStore()
     await store.open()
     yield store
     await store.close()
@@ -144,7 +142,7 @@ ReadCall = tuple[int, int, int]
 
 
 @pytest.fixture
-def reads(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> list[ReadCall]:
+def reads(store: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> list[ReadCall]:
     """Every ``read_log(after, through, limit)`` call made on the store."""
     calls: list[ReadCall] = []
     original = store.read_log
@@ -183,7 +181,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.
 
 
 async def test_a_round_creates_about_the_budget_and_later_rounds_the_rest(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "DISPATCH_BUDGET", 10)
     h = Harness(store, StandInSender())
@@ -221,7 +219,7 @@ async def test_a_round_creates_about_the_budget_and_later_rounds_the_rest(
 
 
 async def test_the_budget_reached_at_the_last_event_read_finishes_the_round(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "DISPATCH_BUDGET", 4)
     h = Harness(store, StandInSender())
@@ -236,7 +234,7 @@ async def test_the_budget_reached_at_the_last_event_read_finishes_the_round(
 
 
 async def test_the_match_budget_limits_the_events_read_per_round(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, reads: list[ReadCall]
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch, reads: list[ReadCall]
 ) -> None:
     monkeypatch.setattr(engine_module, "MATCH_BUDGET", 6)
     h = Harness(store, StandInSender())
@@ -268,7 +266,7 @@ async def test_the_match_budget_limits_the_events_read_per_round(
 
 
 async def test_an_endpoint_with_a_full_queue_waits_while_others_advance(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "MAX_QUEUED_FIRST", 4)
     monkeypatch.setattr(engine_module, "MIN_QUEUED_PER_ENDPOINT", 2)  # cap: max(2, 4 // 2)
@@ -298,7 +296,7 @@ async def test_an_endpoint_with_a_full_queue_waits_while_others_advance(
 
 
 async def test_endpoints_get_only_the_events_of_their_types_and_tenant(
-    store: SqliteStore,
+    store: MemoryStore,
 ) -> None:
     h = Harness(store, StandInSender())
     pattern = await h.add_endpoint("wh_pattern", events=["a.*"])
@@ -323,7 +321,7 @@ async def test_endpoints_get_only_the_events_of_their_types_and_tenant(
 
 
 async def test_load_events_reads_runs_of_positions_and_leaves_missing_ones_none(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, reads: list[ReadCall]
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch, reads: list[ReadCall]
 ) -> None:
     monkeypatch.setattr(engine_module, "EVENT_SPAN", 10)
     h = Harness(store, StandInSender())
@@ -355,7 +353,7 @@ async def test_load_events_reads_runs_of_positions_and_leaves_missing_ones_none(
     ]
 
 
-async def test_load_events_with_the_default_span(store: SqliteStore, reads: list[ReadCall]) -> None:
+async def test_load_events_with_the_default_span(store: MemoryStore, reads: list[ReadCall]) -> None:
     assert engine_module.EVENT_SPAN == 1000
     h = Harness(store, StandInSender())
     a = await h.add_endpoint("wh_a")
@@ -377,7 +375,7 @@ async def test_load_events_with_the_default_span(store: SqliteStore, reads: list
 
 
 async def test_the_pump_sends_every_queued_delivery_and_the_recorder_settles_them(
-    store: SqliteStore,
+    store: MemoryStore,
 ) -> None:
     sender = StandInSender(latency_ms=1.5)
     h = Harness(store, sender)
@@ -411,7 +409,7 @@ async def test_the_pump_sends_every_queued_delivery_and_the_recorder_settles_the
 
 
 async def test_a_failed_attempt_is_retried_by_the_claim_loop_when_due(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock(now_us())
     monkeypatch.setattr(engine_module, "now_us", clock)
@@ -462,7 +460,7 @@ async def test_a_failed_attempt_is_retried_by_the_claim_loop_when_due(
     assert h.disabled == []
 
 
-async def test_a_410_fails_the_delivery_and_disables_the_endpoint(store: SqliteStore) -> None:
+async def test_a_410_fails_the_delivery_and_disables_the_endpoint(store: MemoryStore) -> None:
     sender = StandInSender(410)
     h = Harness(store, sender)
     endpoint = await h.add_endpoint("wh_gone")
@@ -481,7 +479,7 @@ async def test_a_410_fails_the_delivery_and_disables_the_endpoint(store: SqliteS
     assert h.disabled == [(endpoint.id, "the receiver answered 410 Gone")]
 
 
-async def test_delivery_ids_are_unique_across_rounds(store: SqliteStore) -> None:
+async def test_delivery_ids_are_unique_across_rounds(store: MemoryStore) -> None:
     h = Harness(store, StandInSender())
     endpoint = await h.add_endpoint("wh_a")
     for _ in range(3):
@@ -493,7 +491,7 @@ async def test_delivery_ids_are_unique_across_rounds(store: SqliteStore) -> None
 
 
 async def test_rounds_are_a_quarter_of_the_budget_while_publishing_comes_first(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engine_module, "DISPATCH_BUDGET", 8)
     h = Harness(store, StandInSender())

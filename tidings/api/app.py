@@ -7,13 +7,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from tidings import __version__, web
-from tidings.api import dead_letters, errors, events, ingest, ops, streams, webhooks
+from tidings.api import dead_letters, errors, events, ingest, keys, ops, streams, webhooks
 from tidings.api import openapi as openapi_document
 from tidings.api.fast_paths import FastPaths
 from tidings.api.middleware import RequestMetrics
 from tidings.api.schemas import EVENT_IN_SCHEMA
+from tidings.auth.middleware import AuthMiddleware
+from tidings.auth.origins import parse_origins
 from tidings.hub import Hub
 from tidings.settings import Settings
 
@@ -46,15 +50,36 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(dead_letters.router)
     app.include_router(ops.router)
+    app.include_router(keys.router)
     web.install(app)
     app.add_middleware(RequestMetrics)
     _add_schemas(app)
     return app
 
 
-def create_asgi(settings: Settings, hub: Hub | None = None) -> FastPaths:
-    """What the server runs: the app, with publishes and streams answered in front of it."""
-    return FastPaths(create_app(settings, hub))
+def create_asgi(settings: Settings, hub: Hub | None = None) -> ASGIApp:
+    """What the server runs: the app, with publishes and streams answered in front of it,
+    all of it behind auth (and CORS, for the origins of TIDINGS_CORS_ORIGINS)."""
+    fast = FastPaths(create_app(settings, hub))
+    asgi: ASGIApp = AuthMiddleware(fast, fast.hub.auth)
+    origins = parse_origins(settings.cors_origins)
+    if origins:
+        asgi = CORSMiddleware(
+            asgi,
+            allow_origins=list(origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=[
+                "X-API-Key",
+                "Authorization",
+                "Content-Type",
+                "Last-Event-ID",
+                "Idempotency-Key",
+                "traceparent",
+            ],
+            expose_headers=["Location", "Retry-After"],
+            max_age=600,
+        )
+    return asgi
 
 
 def _add_schemas(app: FastAPI) -> None:

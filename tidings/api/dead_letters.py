@@ -19,6 +19,7 @@ from tidings.api.ingest import ingest_of
 from tidings.api.params import multi_dict
 from tidings.api.responses import json_response
 from tidings.api.schemas import error_responses
+from tidings.auth.principal import principal_of
 from tidings.envelope.timefmt import parse_iso
 from tidings.errors import TidingsError
 from tidings.ingest.manager import IngestManager
@@ -129,8 +130,13 @@ def _list_query(params: Mapping[str, Any]) -> DeadLetterQuery:
     return apply_cursor(query, cursor) if isinstance(cursor, str) and cursor else query
 
 
-async def _letter(manager: IngestManager, letter_id: str) -> DeadLetter:
-    letter = await manager.dead_letters.get(letter_id)
+async def _audit(request: Request, action: str, data: dict[str, Any]) -> None:
+    actor = principal_of(request.scope)
+    await request.app.state.hub.auditor.record(actor.tenant, "dead_letter", action, actor, data)
+
+
+async def _letter(manager: IngestManager, letter_id: str, tenant: str) -> DeadLetter:
+    letter = await manager.dead_letters.get(letter_id, tenant)
     if letter is None:
         raise TidingsError(404, "dead_letter_not_found", f"no dead letter with id {letter_id!r}")
     return letter
@@ -150,7 +156,9 @@ async def list_dead_letters(
 ) -> Response:
     manager = ingest_of(request)
     query = _list_query(multi_dict(request.query_params))
-    letters = await manager.dead_letters.find(replace(query, limit=query.limit + 1))
+    letters = await manager.dead_letters.find(
+        replace(query, limit=query.limit + 1), principal_of(request.scope).tenant
+    )
     more = len(letters) > query.limit
     letters = letters[: query.limit]
     next_cursor = make_cursor(query.order, letters[-1].seq) if more and letters else None
@@ -172,14 +180,16 @@ async def redrive_many(request: Request) -> Response:
             raise TidingsError(400, "invalid_parameter", "the body must be a JSON object")
         params.update({k: v for k, v in given.items() if v is not None})
     query = parse_filters(params, FILTERS)
-    return json_response(await manager.redriver.redrive_many(query))
+    outcome = await manager.redriver.redrive_many(query, principal_of(request.scope).tenant)
+    await _audit(request, "redriven", {"filter": params, **outcome})
+    return json_response(outcome)
 
 
 @router.get(
     "/{letter_id:dead_letter_id}", summary="One dead letter", responses=error_responses(404)
 )
 async def get_dead_letter(request: Request, letter_id: str) -> Response:
-    letter = await _letter(ingest_of(request), letter_id)
+    letter = await _letter(ingest_of(request), letter_id, principal_of(request.scope).tenant)
     return json_response(letter.to_dict())
 
 
@@ -191,8 +201,9 @@ async def get_dead_letter(request: Request, letter_id: str) -> Response:
 )
 async def delete_dead_letter(request: Request, letter_id: str) -> Response:
     manager = ingest_of(request)
-    if not await manager.dead_letters.delete(letter_id):
+    if not await manager.dead_letters.delete(letter_id, principal_of(request.scope).tenant):
         raise TidingsError(404, "dead_letter_not_found", f"no dead letter with id {letter_id!r}")
+    await _audit(request, "deleted", {"dead_letter": letter_id})
     return Response(status_code=204)
 
 
@@ -203,6 +214,7 @@ async def delete_dead_letter(request: Request, letter_id: str) -> Response:
 )
 async def redrive_one(request: Request, letter_id: str) -> Response:
     manager = ingest_of(request)
-    letter = await _letter(manager, letter_id)
+    letter = await _letter(manager, letter_id, principal_of(request.scope).tenant)
     results = await manager.redriver.redrive(letter)
+    await _audit(request, "redriven", {"dead_letter": letter.id, "events": len(results)})
     return json_response({"dead_letter": letter.id, "events": [r.to_dict() for r in results]})

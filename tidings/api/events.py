@@ -26,6 +26,7 @@ from tidings.api.schemas import (
     EventPage,
     error_responses,
 )
+from tidings.auth.principal import principal_of
 from tidings.envelope import Candidate, Event, PublishContext, candidates_from_json
 from tidings.envelope import cloudevents as ce
 from tidings.envelope.ids import trace_id_from_traceparent
@@ -86,6 +87,7 @@ def _context(request: Request) -> PublishContext:
     return PublishContext(
         trace_id=trace_id_from_traceparent(request.headers.get("traceparent")),
         idempotency_key=key,
+        tenant=principal_of(request.scope).tenant,
     )
 
 
@@ -123,6 +125,7 @@ async def publish(request: Request) -> Response:
     binary = "ce-specversion" in request.headers  # binary mode; the lookup ignores case
     kind = media_type(request)
     candidates, batch = await _candidates(request, hub, binary, kind)
+    hub.auth.check_rate(principal_of(request.scope), len(candidates))
     transport = "cloudevents" if binary or kind.startswith("application/cloudevents") else "http"
     try:
         results = await hub.publisher.publish(candidates, transport=transport, started=started)
@@ -188,7 +191,8 @@ async def list_events(
 ) -> Response:
     hub = hub_of(request)
     query = parse_query(request.query_params)
-    events = await hub.store.query("default", replace(query, limit=query.limit + 1))
+    tenant = principal_of(request.scope).tenant
+    events = await hub.store.query(tenant, replace(query, limit=query.limit + 1))
     more = len(events) > query.limit
     events = events[: query.limit]
     next_cursor = make_cursor(query, events[-1].seq) if more and events else None
@@ -228,6 +232,7 @@ async def export_events(
             query, before=head + 1 if query.before is None else min(query.before, head + 1)
         )
     total = query.limit or None
+    tenant = principal_of(request.scope).tenant
     encode = _ndjson_lines if kind == "ndjson" else _csv_lines
 
     async def pages() -> AsyncIterator[bytes]:
@@ -239,7 +244,7 @@ async def export_events(
             if size <= 0:
                 return
             try:
-                events = await hub.store.query("default", replace(current, limit=size))
+                events = await hub.store.query(tenant, replace(current, limit=size))
             except Exception as error:  # the status line is long gone: say it in the body
                 log.warning("export ended early: the store read failed: %s", error)
                 yield _export_error(kind, sent)
@@ -314,7 +319,7 @@ def _csv_lines(events: list[Event]) -> bytes:
     responses=error_responses(404),
 )
 async def get_event(request: Request, event_id: str) -> Response:
-    event = await hub_of(request).store.get("default", event_id)
+    event = await hub_of(request).store.get(principal_of(request.scope).tenant, event_id)
     if event is None:
         raise TidingsError(404, "event_not_found", f"no event with id {event_id!r}")
     if ce.STRUCTURED in request.headers.get("accept", ""):

@@ -19,6 +19,7 @@ from tidings.delivery.sender import RESERVED_HEADERS
 from tidings.ingest.mapping import REASON_CODES
 
 MAX_SEQ = (1 << 63) - 1
+TENANT_ID = "^[a-z0-9][a-z0-9-]{0,62}$"
 EMPTY = {"type": "string", "maxLength": 0}  # ``?after=`` is the same as leaving it out
 
 
@@ -70,11 +71,43 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "limit": _or_empty({"type": "integer", "minimum": 1, "maximum": 1000}),
     "type": _TYPE_LIST,
     "reason": _REASON_LIST,
+    "tenant": {"type": "string", "pattern": TENANT_ID},
 }
 # The deliveries list is validated by FastAPI: an empty value is refused there.
 STRICT_PARAMETERS: dict[str, dict[str, Any]] = {
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
     "status": {"type": "string", "enum": ["pending", "succeeded", "failed", "cancelled"]},
+}
+_NULL = {"type": "null"}
+# The bodies of the routes that read raw JSON (so FastAPI cannot derive them).
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("/v1/keys", "post"): {
+        "type": "object",
+        "required": ["name", "scopes"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "scopes": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "enum": ["publish", "subscribe", "admin", "root"]},
+            },
+            "tenant": {"anyOf": [{"type": "string", "pattern": TENANT_ID}, _NULL]},
+            "rate_limit": {
+                "anyOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000}, _NULL]
+            },
+            "max_streams": {"type": "integer", "minimum": 0, "maximum": 100_000},
+        },
+    },
+    ("/v1/tenants", "post"): {
+        "type": "object",
+        "required": ["id"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "pattern": TENANT_ID},
+            "name": {"anyOf": [{"type": "string", "maxLength": 200}, _NULL]},
+        },
+    },
 }
 _PRINTABLE = "^[^\\x00-\\x1f\\x7f]+$"  # as the event input's id and source
 # A CloudEvent as the publish route reads it (structured mode, or an item of a batch).
@@ -120,6 +153,11 @@ ANSWERS: dict[tuple[str, str, str], type[BaseModel]] = {
     ("/v1/dead-letters/{letter_id}/redrive", "post", "200"): models.RedrivenOne,
     ("/v1/stats", "get", "200"): models.Stats,
     ("/healthz", "get", "200"): models.Health,
+    ("/v1/keys", "post", "201"): models.KeyOut,
+    ("/v1/keys", "get", "200"): models.KeyList,
+    ("/v1/keys/{key_id}", "get", "200"): models.KeyOut,
+    ("/v1/tenants", "post", "201"): models.TenantOut,
+    ("/v1/tenants", "get", "200"): models.TenantList,
     ("/readyz", "get", "200"): models.Health,
 }
 
@@ -181,6 +219,8 @@ def _error_shape_everywhere(operation: dict[str, Any]) -> None:
     """Every error status answers the error shape; a body can be malformed (400), too large
     (413) or of another media type (415)."""
     responses = operation.setdefault("responses", {})
+    if any(p.get("in") == "query" for p in operation.get("parameters", [])):
+        responses.setdefault("400", {"description": "a parameter is not valid"})
     if "requestBody" in operation:
         for status in ("400", "413"):
             responses.setdefault(status, {"description": "refused"})
@@ -281,6 +321,13 @@ def _streams(schema: dict[str, Any]) -> None:
     }
 
 
+def _refusals_of_auth(schema: dict[str, Any]) -> None:
+    """``GET /v1/keys?tenant=`` judges the tenant as the bodies do: 422 ``invalid_tenant``."""
+    operation = schema["paths"].get("/v1/keys", {}).get("get")
+    if operation is not None:
+        operation["responses"].setdefault("422", {"description": "not a tenant id"})
+
+
 def tighten(schema: dict[str, Any]) -> None:
     """Make the generated document say exactly what the server accepts and answers."""
     _components(schema, ErrorBody, *set(ANSWERS.values()), *FRAMES)
@@ -289,6 +336,11 @@ def tighten(schema: dict[str, Any]) -> None:
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             _tighten_parameters(path, operation)
+            if (path, method) in BODIES:
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": BODIES[(path, method)]}},
+                }
             for (answer_path, answer_method, status), model in ANSWERS.items():
                 if (answer_path, answer_method) == (path, method):
                     response = operation["responses"].setdefault(status, {"description": "ok"})
@@ -296,6 +348,7 @@ def tighten(schema: dict[str, Any]) -> None:
     _webhook_bodies(schema)
     _publish_batches(schema)
     _streams(schema)
+    _refusals_of_auth(schema)
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             if isinstance(operation, dict) and "responses" in operation:

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from tidings import __version__, metrics
 from tidings.api.responses import json_response
 from tidings.api.schemas import error_responses
+from tidings.auth.principal import principal_of
 from tidings.hub import Hub
 
 router = APIRouter(tags=["operations"])
@@ -53,7 +54,8 @@ async def prometheus(request: Request) -> Response:
 @router.get("/v1/stats", summary="Counts by type, source and hour; store size", tags=["events"])
 async def stats(request: Request) -> Response:
     hub = _hub(request)
-    s = await hub.store.stats("default")
+    tenant = principal_of(request.scope).tenant
+    s = await hub.store.stats(tenant)
     return json_response(
         {
             "events": {
@@ -68,7 +70,7 @@ async def stats(request: Request) -> Response:
                 "size_bytes": s.size_bytes,
                 "retention_days": hub.settings.retention_days,
             },
-            "streams": hub.streams.stats(),
-            "deliveries": await hub.delivery.stats("default") if hub.delivery else None,
+            "streams": hub.streams.stats(tenant),
+            "deliveries": await hub.delivery.stats(tenant) if hub.delivery else None,
         }
     )

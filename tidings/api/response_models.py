@@ -134,3 +134,30 @@ class ShutdownFrame(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     retry_ms: int = Field(description="wait this long (jittered) before reconnecting")
+
+
+class KeyOut(BaseModel):
+    id: str
+    key: str | None = Field(None, description="the key itself: only in the answer to create")
+    prefix: str
+    name: str
+    scopes: list[Literal["publish", "subscribe", "admin", "root"]]
+    tenant: str
+    rate_limit: float | None
+    max_streams: int
+    created_at: str
+    revoked_at: str | None = None
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+
+
+class TenantOut(BaseModel):
+    id: str
+    name: str | None
+    created_at: str
+
+
+class TenantList(BaseModel):
+    tenants: list[TenantOut]

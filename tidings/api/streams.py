@@ -10,6 +10,7 @@ from starlette.responses import Response
 from tidings.api.events import HUB_SCOPE_KEY
 from tidings.api.params import multi_dict
 from tidings.api.schemas import error_responses
+from tidings.auth.principal import principal_of
 from tidings.envelope import parse_filter
 from tidings.errors import TidingsError
 from tidings.hub import Hub
@@ -19,7 +20,7 @@ from tidings.streams.sse import SSEResponse
 from tidings.streams.websocket import serve_websocket
 
 router = APIRouter(tags=["streams"])
-STREAM_PARAMS = ("last_event_id", "since")
+STREAM_PARAMS = ("last_event_id", "since", "access_token")
 
 
 def _hub(request: Request | WebSocket) -> Hub:
@@ -66,17 +67,18 @@ async def stream(
             "the server is shutting down; reconnect shortly",
             headers={"Retry-After": "2"},
         )
+    tenant = principal_of(request.scope).tenant
     params = multi_dict(request.query_params)
     flt = parse_filter(params, ignore=STREAM_PARAMS)
     start = await resume.resolve(
         hub.store,
-        "default",
+        tenant,
         header=request.headers.get("last-event-id"),
         last_event_id=request.query_params.get("last_event_id"),
         since=request.query_params.get("since"),
     )
     truncated = (
-        await resume.truncation(hub.store, "default", start.position)
+        await resume.truncation(hub.store, tenant, start.position)
         if start.position is not None
         else None
     )
@@ -84,7 +86,7 @@ async def stream(
         store=hub.store,
         router=_router(hub),
         registry=hub.streams,
-        tenant="default",
+        tenant=tenant,
         filter=flt,
         position=start.position,
         truncated=truncated,
@@ -107,7 +109,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
         store=hub.store,
         router=hub.router,
         registry=hub.streams,
-        tenant="default",
+        tenant=principal_of(websocket.scope).tenant,
         heartbeat_s=hub.settings.heartbeat_s,
         stall_s=hub.settings.stream_stall_s,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi import Query as Q
@@ -12,6 +13,7 @@ from starlette.responses import Response
 from tidings.api.body import parse_json, read_body
 from tidings.api.responses import json_response
 from tidings.api.schemas import error_responses
+from tidings.auth.principal import principal_of
 from tidings.delivery.sender import RESERVED_HEADERS
 from tidings.delivery.service import DeliveryService
 from tidings.delivery.signing import MIN_SECRET_LENGTH
@@ -22,12 +24,27 @@ from tidings.errors import TidingsError, invalid
 from tidings.store.deliveries import Attempt, Delivery, Endpoint
 
 router = APIRouter(tags=["webhooks"])
-TENANT = "default"
 _FILTER_KEYS = ("source", "exclude_source", "subject", "trace_id")
 # Header values often carry the receiver's credentials: after creation they are shown masked,
 # like the secret, and a PATCH that sends the mask back keeps the stored value.
 MASK = "********"
 ENDPOINT_BODY_LIMIT = 1 << 20  # an endpoint's definition is small; a fixed limit is plenty
+
+
+def _tenant(request: Request) -> str:
+    return principal_of(request.scope).tenant
+
+
+async def _audit(request: Request, action: str, endpoint_id: str, data: dict[str, Any]) -> None:
+    actor = principal_of(request.scope)
+    await request.app.state.hub.auditor.record(
+        actor.tenant,
+        "webhook",
+        action,
+        actor,
+        {"webhook": endpoint_id, **data},
+        subject=endpoint_id,
+    )
 
 
 def _service(request: Request) -> DeliveryService:
@@ -222,7 +239,10 @@ async def create_webhook(request: Request) -> Response:
         "rate_limit": spec.rate_limit,
         "headers": spec.headers,
     }
-    endpoint = await _service(request).create(TENANT, values)
+    endpoint = await _service(request).create(_tenant(request), values)
+    # Audit events are readable with the subscribe scope: no secret, header or URL path.
+    shown = {"host": urlsplit(endpoint.url).hostname, "events": endpoint.events}
+    await _audit(request, "created", endpoint.id, shown)
     return json_response(
         endpoint_dict(endpoint, with_secret=True, with_headers=True),
         201,
@@ -232,13 +252,13 @@ async def create_webhook(request: Request) -> Response:
 
 @router.get("/v1/webhooks", summary="List endpoints")
 async def list_webhooks(request: Request) -> Response:
-    endpoints = await _service(request).list_endpoints(TENANT)
+    endpoints = await _service(request).list_endpoints(_tenant(request))
     return json_response({"webhooks": [endpoint_dict(e) for e in endpoints]})
 
 
 @router.get("/v1/webhooks/{webhook_id}", summary="One endpoint", responses=error_responses(404))
 async def get_webhook(request: Request, webhook_id: str) -> Response:
-    return json_response(endpoint_dict(await _service(request).get(TENANT, webhook_id)))
+    return json_response(endpoint_dict(await _service(request).get(_tenant(request), webhook_id)))
 
 
 @router.patch(
@@ -262,9 +282,10 @@ async def patch_webhook(request: Request, webhook_id: str) -> Response:
     if "headers" in changes and changes["headers"] is None:
         changes["headers"] = {}
     elif MASK in (changes.get("headers") or {}).values():
-        current = (await _service(request).get(TENANT, webhook_id)).headers
+        current = (await _service(request).get(_tenant(request), webhook_id)).headers
         changes["headers"] = _unmask(changes["headers"], current)
-    endpoint = await _service(request).update(TENANT, webhook_id, changes)
+    endpoint = await _service(request).update(_tenant(request), webhook_id, changes)
+    await _audit(request, "changed", endpoint.id, {"changes": sorted(changes)})
     return json_response(endpoint_dict(endpoint))
 
 
@@ -275,7 +296,8 @@ async def patch_webhook(request: Request, webhook_id: str) -> Response:
     responses=error_responses(404),
 )
 async def delete_webhook(request: Request, webhook_id: str) -> Response:
-    await _service(request).delete(TENANT, webhook_id)
+    await _service(request).delete(_tenant(request), webhook_id)
+    await _audit(request, "deleted", webhook_id, {})
     return Response(status_code=204)
 
 
@@ -286,7 +308,8 @@ async def delete_webhook(request: Request, webhook_id: str) -> Response:
 )
 async def rotate_secret(request: Request, webhook_id: str) -> Response:
     spec = await _parse(request, RotateIn, allow_empty=True)
-    endpoint = await _service(request).rotate(TENANT, webhook_id, spec.secret)
+    endpoint = await _service(request).rotate(_tenant(request), webhook_id, spec.secret)
+    await _audit(request, "rotated", endpoint.id, {})
     return json_response(endpoint_dict(endpoint, with_secret=True))
 
 
@@ -322,7 +345,17 @@ def _time(value: str | None, field: str) -> int | None:
 async def replay(request: Request, webhook_id: str) -> Response:
     spec = await _parse(request, ReplayIn, allow_empty=True)
     count = await _service(request).replay(
-        TENANT, webhook_id, _time(spec.since, "since"), _time(spec.until, "until"), spec.only_failed
+        _tenant(request),
+        webhook_id,
+        _time(spec.since, "since"),
+        _time(spec.until, "until"),
+        spec.only_failed,
+    )
+    await _audit(
+        request,
+        "replayed",
+        webhook_id,
+        {"since": spec.since, "until": spec.until, "only_failed": spec.only_failed, "count": count},
     )
     return json_response({"replayed": count}, 202)
 
@@ -339,7 +372,9 @@ async def list_deliveries(
     limit: int = Q(50, ge=1, le=1000),
     cursor: str | None = Q(None, description="the `next` of the previous page"),
 ) -> Response:
-    found = await _service(request).deliveries(TENANT, webhook_id, status, limit + 1, cursor)
+    found = await _service(request).deliveries(
+        _tenant(request), webhook_id, status, limit + 1, cursor
+    )
     more = len(found) > limit
     page = found[:limit]
     next_cursor = page[-1][0].id if more and page else None
@@ -354,7 +389,7 @@ async def list_deliveries(
     responses=error_responses(404),
 )
 async def get_delivery(request: Request, delivery_id: str) -> Response:
-    delivery, attempts = await _service(request).delivery(TENANT, delivery_id)
+    delivery, attempts = await _service(request).delivery(_tenant(request), delivery_id)
     return json_response(delivery_dict(delivery, attempts))
 
 
@@ -365,5 +400,5 @@ async def get_delivery(request: Request, delivery_id: str) -> Response:
     responses=error_responses(404, 409, 410),
 )
 async def retry_delivery(request: Request, delivery_id: str) -> Response:
-    delivery, attempts = await _service(request).retry(TENANT, delivery_id)
+    delivery, attempts = await _service(request).retry(_tenant(request), delivery_id)
     return json_response(delivery_dict(delivery, attempts), 202)

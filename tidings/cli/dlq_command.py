@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tidings.cli.filters import resolve_time
-from tidings.cli.http import USAGE, UrlOption, answer_json, check, connect, err, fail
+from tidings.cli.http import USAGE, KeyOption, UrlOption, answer_json, check, connect, err, fail
 
 out = Console(highlight=False, soft_wrap=True)
 dlq = typer.Typer(
@@ -104,6 +104,7 @@ def list_(
     follow: Annotated[bool, typer.Option("--all", help="Follow the pages to the end.")] = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """List dead letters, newest first.
 
@@ -142,6 +143,7 @@ def show(
     letter_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's id.")],
     as_json: JsonOption = False,
     url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Show one dead letter with its whole raw input."""
     with connect(url) as client:
@@ -171,6 +173,7 @@ def redrive(
     ] = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Map dead letters again with their source's current configuration.
 
@@ -215,6 +218,7 @@ def redrive(
 def delete(
     letter_id: Annotated[str, typer.Argument(metavar="ID", help="The dead letter's id.")],
     url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Delete one dead letter (its input is gone for good)."""
     with connect(url) as client:

@@ -26,7 +26,7 @@ from tidings.cli.filters import (
     WhereOption,
     filter_params,
 )
-from tidings.cli.http import USAGE, UrlOption, check, connect, err, fail
+from tidings.cli.http import USAGE, KeyOption, UrlOption, check, connect, err, fail
 
 
 @contextmanager
@@ -101,6 +101,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")
         ] = False,
         url: UrlOption = None,
+        key: KeyOption = None,
     ) -> None:
         """Export stored events that match the filters, oldest first, streamed as they are read.
 

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Annotated, Any
 
 import httpx2
@@ -31,6 +32,37 @@ UrlOption = Annotated[
         show_default=False,
     ),
 ]
+
+_given_key: ContextVar[str | None] = ContextVar("tidings_cli_key", default=None)
+
+
+def _remember_key(value: str | None) -> str | None:
+    """Keep ``--key`` for ``connect`` (helpers between a command and its requests need not
+    pass it along)."""
+    _given_key.set(value)
+    return value
+
+
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        help="API key for a server that requires keys (env TIDINGS_KEY).",
+        callback=_remember_key,
+        show_default=False,
+    ),
+]
+
+
+def api_key() -> str | None:
+    """``--key``, else ``TIDINGS_KEY``, else none."""
+    return _given_key.get() or os.environ.get("TIDINGS_KEY") or None
+
+
+def auth_headers() -> dict[str, str]:
+    key = api_key()
+    return {"X-API-Key": key} if key else {}
+
 
 # Exit codes: 1 when the server refused or could not be reached, 2 for a wrong command line.
 FAILED = 1
@@ -102,6 +134,8 @@ def print_error(message: str) -> None:
 def print_server_error(error: ServerError, prefix: str = "") -> None:
     """``error: <code>: <message>`` then one indented line per detail."""
     print_error(escape(f"{prefix}{error.code}: {error.message}"))
+    if error.status == 401:
+        err.print("  this server requires an API key: pass --key or set TIDINGS_KEY", markup=False)
     for detail in error.details:
         if isinstance(detail, dict):
             err.print(
@@ -146,7 +180,7 @@ def connect(url: str | None, *, read_timeout: float = 60.0) -> Iterator[httpx2.C
     """One client for the whole command; expected failures become an error line and an exit."""
     base = server_url(url)
     timeout = httpx2.Timeout(read_timeout, connect=10.0)
-    headers = {"User-Agent": f"tidings-cli/{__version__}"}
+    headers = {"User-Agent": f"tidings-cli/{__version__}", **auth_headers()}
     try:
         with httpx2.Client(base_url=base, timeout=timeout, headers=headers) as client:
             yield client

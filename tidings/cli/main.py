@@ -6,8 +6,10 @@ import typer
 
 from tidings import __version__
 from tidings.cli import (
+    backup_command,
     client_commands,
     dlq_command,
+    keys_command,
     serve_command,
     tail_command,
     webhooks_command,
@@ -42,6 +44,8 @@ client_commands.register(app)
 tail_command.register(app)
 webhooks_command.register(app)
 dlq_command.register(app)
+backup_command.register(app)
+keys_command.register(app)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, Te
 from tidings.cli.http import (
     FAILED,
     USAGE,
+    KeyOption,
     ServerError,
     UrlOption,
     answer_json,
@@ -229,6 +230,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--json", help="Print the server's answer as JSON.")
         ] = False,
         url: UrlOption = None,
+        key: KeyOption = None,
     ) -> None:
         """Publish one event, or every event of an NDJSON file.
 

@@ -23,7 +23,7 @@ from tidings.cli.filters import (
     WhereOption,
     filter_params,
 )
-from tidings.cli.http import UrlOption, answer_json, connect, err
+from tidings.cli.http import KeyOption, UrlOption, answer_json, connect, err
 
 DATA_WIDTH = 60  # characters of data shown in the table before it is cut
 
@@ -86,6 +86,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--json", help="One JSON object per line: the events as stored.")
         ] = False,
         url: UrlOption = None,
+        key: KeyOption = None,
     ) -> None:
         """Show stored events that match the filters, newest first.
 

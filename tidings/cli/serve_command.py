@@ -60,13 +60,21 @@ def register(app: typer.Typer) -> None:
             None, "--data-dir", help="SQLite data directory (env TIDINGS_DATA_DIR, default ./data)."
         ),
         store: str | None = typer.Option(
-            None, "--store", help="Store URL, sqlite:///path (env TIDINGS_STORE)."
+            None,
+            "--store",
+            help="Store URL: sqlite:///path or postgresql://... (env TIDINGS_STORE).",
         ),
         config: Path | None = typer.Option(
             None, "--config", help="TOML config file (env TIDINGS_CONFIG)."
         ),
         log_level: str | None = typer.Option(
             None, "--log-level", help="critical|error|warning|info|debug (env TIDINGS_LOG_LEVEL)."
+        ),
+        auth: bool | None = typer.Option(
+            None,
+            "--auth/--no-auth",
+            help="Require API keys (env TIDINGS_AUTH=on|off; default: off on loopback only).",
+            show_default=False,
         ),
     ) -> None:
         """Run the hub: HTTP API, store and background work.
@@ -82,7 +90,13 @@ def register(app: typer.Typer) -> None:
         from tidings.server import serve as run
 
         settings = _settings(
-            host=host, port=port, data_dir=data_dir, store=store, config=config, log_level=log_level
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            store=store,
+            config=config,
+            log_level=log_level,
+            auth=auth,
         )
         try:  # sources, MQTT and PG NOTIFY tables: refuse a bad one before anything starts
             load_ingest_config(settings)
@@ -128,6 +142,8 @@ def register(app: typer.Typer) -> None:
 
           tidings purge --older-than-days 7 --data-dir /var/lib/tidings
         """
+        from tidings.auth.audit import record_purge
+        from tidings.auth.service import auth_enabled
         from tidings.retention import purge_backend
         from tidings.store import open_backend
 
@@ -145,7 +161,10 @@ def register(app: typer.Typer) -> None:
             )
             await backend.open()
             try:  # events any sink still needs stay, as in the scheduled purge
-                return await purge_backend(backend, days)
+                deleted = await purge_backend(backend, days)
+                if auth_enabled(settings):  # with keys required, the trail says who purged
+                    await record_purge(backend.events, days, deleted)
+                return deleted
             finally:
                 await backend.close()
 

@@ -26,8 +26,10 @@ from tidings.cli.filters import (
 )
 from tidings.cli.http import (
     FAILED,
+    KeyOption,
     ServerError,
     UrlOption,
+    auth_headers,
     err,
     explain,
     print_server_error,
@@ -122,6 +124,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         url: UrlOption = None,
+        key: KeyOption = None,
     ) -> None:
         """Follow events live. Reconnects by itself and resumes with no gap and no duplicate.
 
@@ -157,7 +160,11 @@ def follow(base: str, params: list[tuple[str, str]], follower: Follower, since: 
     """Connect, print, and reconnect until the event count is reached (or forever)."""
     backoff = 1.0
     timeout = httpx2.Timeout(10.0, read=READ_TIMEOUT_S)
-    headers_base = {"User-Agent": f"tidings-cli/{__version__}", "Accept": "text/event-stream"}
+    headers_base = {
+        "User-Agent": f"tidings-cli/{__version__}",
+        "Accept": "text/event-stream",
+        **auth_headers(),
+    }
     with httpx2.Client(base_url=base, timeout=timeout, headers=headers_base) as client:
         while True:
             query: list[tuple[str, str | int | float | bool | None]] = list(params)

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tidings.cli.filters import resolve_time
-from tidings.cli.http import UrlOption, answer_json, check, connect, err
+from tidings.cli.http import KeyOption, UrlOption, answer_json, check, connect, err
 
 out = Console(highlight=False, soft_wrap=True)
 webhooks = typer.Typer(
@@ -106,6 +106,7 @@ def add(
     inactive: Annotated[bool, typer.Option("--inactive", help="Register it disabled.")] = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Register an endpoint. Prints its id and signing secret.
 
@@ -141,7 +142,7 @@ def add(
 
 
 @webhooks.command("list")
-def list_(as_json: JsonOption = False, url: UrlOption = None) -> None:
+def list_(as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = None) -> None:
     """List the endpoints.
 
     Examples:
@@ -159,7 +160,9 @@ def list_(as_json: JsonOption = False, url: UrlOption = None) -> None:
 
 
 @webhooks.command("show")
-def show(webhook_id: str, as_json: JsonOption = False, url: UrlOption = None) -> None:
+def show(
+    webhook_id: str, as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = None
+) -> None:
     """Show one endpoint.
 
     Examples:
@@ -179,7 +182,7 @@ def _set_active(webhook_id: str, active: bool, url: str | None) -> None:
 
 
 @webhooks.command("enable")
-def enable(webhook_id: str, url: UrlOption = None) -> None:
+def enable(webhook_id: str, url: UrlOption = None, key: KeyOption = None) -> None:
     """Enable an endpoint: it receives events from now on (replay sends what it missed).
 
     Examples:
@@ -190,7 +193,7 @@ def enable(webhook_id: str, url: UrlOption = None) -> None:
 
 
 @webhooks.command("disable")
-def disable(webhook_id: str, url: UrlOption = None) -> None:
+def disable(webhook_id: str, url: UrlOption = None, key: KeyOption = None) -> None:
     """Disable an endpoint: it receives nothing and its pending deliveries are cancelled.
 
     Examples:
@@ -201,7 +204,7 @@ def disable(webhook_id: str, url: UrlOption = None) -> None:
 
 
 @webhooks.command("delete")
-def delete(webhook_id: str, url: UrlOption = None) -> None:
+def delete(webhook_id: str, url: UrlOption = None, key: KeyOption = None) -> None:
     """Delete an endpoint (its pending deliveries are cancelled).
 
     Examples:
@@ -250,6 +253,7 @@ def deliveries(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 50,
     as_json: JsonOption = False,
     url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """An endpoint's deliveries, newest first, with their attempts.
 
@@ -273,7 +277,9 @@ def deliveries(
 
 
 @webhooks.command("retry")
-def retry(delivery_id: str, as_json: JsonOption = False, url: UrlOption = None) -> None:
+def retry(
+    delivery_id: str, as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = None
+) -> None:
     """Send one delivery again now.
 
     Examples:
@@ -302,6 +308,7 @@ def replay(
         bool, typer.Option("--only-failed", help="Only events whose delivery failed.")
     ] = False,
     url: UrlOption = None,
+    key: KeyOption = None,
 ) -> None:
     """Send a window of events again under the endpoint's current filter (same webhook-id).
 

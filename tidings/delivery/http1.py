@@ -8,8 +8,9 @@ and no HTTP/2, so this module is only that:
 
 * one pool of keep-alive connections per origin (scheme, host, port, TLS server name), idle ones
   reused newest first, at most ``max_connections`` open per origin; callers beyond the cap wait
-  in line (FIFO) within their deadline; an idle connection is closed after ``idle_timeout``
-  seconds, and one the peer closes gives its slot back at once;
+  in line (FIFO) within their deadline; a connection idle for ``idle_timeout`` seconds is not
+  reused and is closed (one pool-wide timer looks every half of it), and one the peer closes
+  gives its slot back at once;
 * one request at a time per connection (no pipelining), written with one ``transport.write``;
 * the answer's status, headers (at most ``header_limit`` bytes of head, so a hostile receiver
   cannot grow memory) and the first ``body_limit`` bytes of its body; the rest is read and
@@ -171,7 +172,7 @@ class _Connection(asyncio.Protocol):
     ) -> None:
         self.transport: asyncio.Transport | None = None
         self.origin_key = origin_key  # the pool's origin this connection belongs to
-        self.idle_timer: asyncio.TimerHandle | None = None  # closes it when unused too long
+        self.idle_since = 0.0  # loop time it was last put back idle
         self.exchanges = 0  # requests started on this connection
         self.closed = False  # connection_lost was called
         self.broken = False  # something makes it unfit for another request
@@ -207,11 +208,6 @@ class _Connection(asyncio.Protocol):
             and transport is not None
             and not transport.is_closing()
         )
-
-    def cancel_idle_timer(self) -> None:
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
 
     def abort(self) -> None:
         """Drop the connection now; used whenever its state is uncertain."""
@@ -395,6 +391,7 @@ class ConnectionPool:
         self._ssl_context = ssl_context
         self._origins: dict[_OriginKey, _Origin] = {}
         self._connections: set[_Connection] = set()
+        self._sweep: asyncio.TimerHandle | None = None  # the next look for expired idle ones
         self._closed = False
 
     @property
@@ -444,13 +441,14 @@ class ConnectionPool:
     async def close(self) -> None:
         """Abort every connection and refuse further requests; requests in flight fail."""
         self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for origin in self._origins.values():
             while origin.waiters:
                 waiter = origin.waiters.popleft()
                 if not waiter.done():
                     waiter.set_exception(PoolClosed("the client was closed"))
-            for connection in origin.idle:
-                connection.cancel_idle_timer()
             origin.idle.clear()
         self._origins.clear()
         connections = list(self._connections)
@@ -495,10 +493,10 @@ class ConnectionPool:
 
     async def _checkout(self, origin: _Origin) -> _Connection:
         """An idle connection (newest first), else a new one if under the cap, else wait."""
+        stale = asyncio.get_running_loop().time() - self.idle_timeout
         while origin.idle:
             connection = origin.idle.pop()
-            connection.cancel_idle_timer()
-            if connection.usable():
+            if connection.usable() and connection.idle_since > stale:
                 return connection
             connection.abort()
             origin.open -= 1  # no waiters while connections are idle: nobody to hand it to
@@ -566,15 +564,34 @@ class ConnectionPool:
             if not waiter.done():
                 waiter.set_result(connection)
                 return
-        origin.idle.append(connection)
         loop = asyncio.get_running_loop()
-        connection.idle_timer = loop.call_later(self.idle_timeout, connection.abort)
+        connection.idle_since = loop.time()
+        origin.idle.append(connection)
+        if self._sweep is None:
+            self._sweep = loop.call_later(self.idle_timeout / 2, self._expire_idle)
+
+    def _expire_idle(self) -> None:
+        """Close the connections idle for ``idle_timeout`` or longer. One timer for the pool,
+        not one per request: checking a connection in costs a time stamp."""
+        self._sweep = None
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        cutoff = loop.time() - self.idle_timeout
+        kept = False
+        for origin in list(self._origins.values()):
+            for connection in list(origin.idle):
+                if connection.idle_since <= cutoff:
+                    connection.abort()  # connection_lost gives its slot back
+                else:
+                    kept = True
+        if kept:
+            self._sweep = loop.call_later(self.idle_timeout / 2, self._expire_idle)
 
     def _lost(self, connection: _Connection) -> None:
         """A connection ended. An idle one gives its slot back now: waiting for the next
         request to that origin to notice would hold a socket and a slot for nothing."""
         self._connections.discard(connection)
-        connection.cancel_idle_timer()
         origin = self._origins.get(connection.origin_key) if connection.origin_key else None
         if origin is not None and connection in origin.idle:
             origin.idle.remove(connection)

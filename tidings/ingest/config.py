@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from tidings import extras
+from tidings.envelope import DEFAULT_TENANT
 from tidings.ingest.mqtt_config import MQTT_SOURCE, MqttConfig, parse_mqtt
 from tidings.ingest.signatures import (
     GithubVerifier,
@@ -24,7 +25,7 @@ from tidings.ingest.signatures import (
     Verifier,
     standard_webhooks_key,
 )
-from tidings.ingest.table import Table, check_default_type
+from tidings.ingest.table import Table, check_default_type, read_tenant
 from tidings.settings import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class SourceConfig:
     # SmartThings: this source's public URL, the CONFIRMATION answer's ``targetUrl`` (behind a
     # proxy the request URL is not what SmartThings calls); None: the request URL.
     target_url: str | None = None
+    tenant: str = DEFAULT_TENANT  # whose log the source's events and dead letters go to
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ class PgNotifyConfig:
     source: str = "pg_notify"
     heartbeat_s: float = 5.0  # how often the listening connection is checked
     lock_retry_s: float = 5.0  # how often a standby node tries to take over
+    tenant: str = DEFAULT_TENANT  # whose log the notifications' events go to
 
     @property
     def lock_key(self) -> int:
@@ -123,13 +126,14 @@ def parse_sources(raw: dict[str, Any], base: Path) -> dict[str, SourceConfig]:
             raise table.fail(
                 "verifier", f"unknown verifier {verifier!r}; expected one of {', '.join(VERIFIERS)}"
             )
-        table.only(("verifier", "type", *_KEYS[verifier]))
+        table.only(("verifier", "type", "tenant", *_KEYS[verifier]))
         default_type = table.text("type", f"{name}.received")
         assert default_type is not None
         check_default_type(table, default_type)
+        tenant = read_tenant(table)
         check = _verifier(table, verifier, base)
         target_url = _target_url(table) if verifier == "smartthings" else None
-        sources[name] = SourceConfig(name, verifier, default_type, check, target_url)
+        sources[name] = SourceConfig(name, verifier, default_type, check, target_url, tenant)
     return sources
 
 
@@ -213,7 +217,7 @@ def parse_pg_notify(raw: Any) -> tuple[PgNotifyConfig, ...]:
     found: list[PgNotifyConfig] = []
     for index, item in enumerate(raw):
         table = Table(item, f"pg_notify[{index}]")
-        table.only(("dsn", "channel", "type", "source", "heartbeat_s", "lock_retry_s"))
+        table.only(("dsn", "channel", "type", "source", "heartbeat_s", "lock_retry_s", "tenant"))
         dsn = table.text("dsn", required=True)
         channel = table.text("channel", required=True)
         source = table.text("source", "pg_notify")
@@ -234,6 +238,7 @@ def parse_pg_notify(raw: Any) -> tuple[PgNotifyConfig, ...]:
             source,
             table.number("heartbeat_s", 5.0),
             table.number("lock_retry_s", 5.0),
+            read_tenant(table),
         )
         if any((e.source, e.channel) == (source, channel) for e in found):
             raise table.fail("channel", f"{channel!r} is listed twice for source {source!r}")

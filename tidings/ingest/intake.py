@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tidings.envelope import AppendResult, Limits, PublishContext
+from tidings.envelope import DEFAULT_TENANT, AppendResult, Limits, PublishContext
 from tidings.errors import TidingsError
 from tidings.ingest import metrics
 from tidings.ingest.mapping import Draft, Unmappable, to_candidates, unmappable_from
@@ -32,6 +32,7 @@ class RawInput:
     raw: bytes
     topic: str | None = None  # the MQTT topic or the PG NOTIFY channel
     headers: dict[str, str] = field(default_factory=dict)  # what a webhook mapping reads
+    tenant: str = DEFAULT_TENANT  # whose log its events and dead letter go to
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,10 @@ class Intake:
     ) -> list[AppendResult]:
         """Map and store; ``Unmappable`` when the input (not the store) is the problem."""
         candidates = to_candidates(
-            build(), ctx or PublishContext(), self.limits, dedupe_prefix=dedupe_prefix
+            build(),
+            ctx or PublishContext(tenant=item.tenant),
+            self.limits,
+            dedupe_prefix=dedupe_prefix,
         )
         if not candidates:
             return []
@@ -98,6 +102,7 @@ class Intake:
             raw=item.raw,
             topic=item.topic,
             headers=item.headers,
+            tenant=item.tenant,
         )
         metrics.dead_letter(item.source, problem.code)
         log.warning(

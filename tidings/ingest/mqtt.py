@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from tidings.envelope import DEFAULT_TENANT
 from tidings.envelope.timefmt import format_us
 from tidings.errors import TidingsError
 from tidings.ingest import metrics
@@ -179,8 +180,9 @@ class MqttIngest:
     async def _commit(self, delivery: Delivery) -> bool:
         """Store or park one message; False when the store could not commit it."""
         self.counts["received"] += 1
-        item = RawInput(MQTT_SOURCE, "mqtt", delivery.payload, delivery.topic)
         sub = subscription_for(self.config.subscribe, delivery.topic)
+        tenant = sub.tenant if sub is not None else DEFAULT_TENANT
+        item = RawInput(MQTT_SOURCE, "mqtt", delivery.payload, delivery.topic, tenant=tenant)
 
         def build() -> list[Draft]:
             if sub is None:

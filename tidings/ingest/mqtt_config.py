@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
+from tidings.envelope import DEFAULT_TENANT
 from tidings.ingest import topics
-from tidings.ingest.table import Table
+from tidings.ingest.table import Table, read_tenant
 from tidings.settings import ConfigError
 
 log = logging.getLogger("tidings.ingest")
@@ -25,6 +26,7 @@ class Subscription:
     qos: int  # 0 or 1: a QoS 2 subscription is taken at 1, see docs/ingest.md
     strip_prefix: str | None = None
     dlq_prefix: str | None = None
+    tenant: str = DEFAULT_TENANT  # whose log its messages' events and dead letters go to
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,7 @@ def _subscriptions(raw: Any) -> tuple[Subscription, ...]:
     found = []
     for index, item in enumerate(raw):
         table = Table(item, f"mqtt.subscribe[{index}]")
-        table.only(("filter", "qos", "strip_prefix", "dlq_prefix"))
+        table.only(("filter", "qos", "strip_prefix", "dlq_prefix", "tenant"))
         topic_filter = table.text("filter", required=True)
         assert topic_filter is not None
         problem = topics.filter_error(topic_filter)
@@ -131,7 +133,13 @@ def _subscriptions(raw: Any) -> tuple[Subscription, ...]:
                     raise table.fail(key, f"{value!r} {problem}")
             prefixes[key] = value
         found.append(
-            Subscription(topic_filter, qos, prefixes["strip_prefix"], prefixes["dlq_prefix"])
+            Subscription(
+                topic_filter,
+                qos,
+                prefixes["strip_prefix"],
+                prefixes["dlq_prefix"],
+                read_tenant(table),
+            )
         )
     return tuple(found)
 

@@ -152,7 +152,9 @@ class PgNotifyListener:
 
     async def _commit(self, payload: bytes) -> None:
         self.counts["received"] += 1
-        item = RawInput(self.config.source, "pg_notify", payload, self.config.channel)
+        item = RawInput(
+            self.config.source, "pg_notify", payload, self.config.channel, tenant=self.config.tenant
+        )
         try:
             outcome = await self.intake.take(item, lambda: read_notification(self.config, payload))
         except TidingsError as error:

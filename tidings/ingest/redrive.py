@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from tidings.envelope import AppendResult, PublishContext
+from tidings.envelope import DEFAULT_TENANT, AppendResult, PublishContext
 from tidings.envelope.ids import trace_id_from_traceparent
 from tidings.errors import TidingsError
 from tidings.ingest import metrics
@@ -77,10 +77,15 @@ class Redriver:
     async def redrive(self, letter: DeadLetter) -> list[AppendResult]:
         """Store the dead letter's events and delete it; 422 ``redrive_failed`` if it still
         cannot be stored (it is kept)."""
-        ctx = PublishContext(trace_id=trace_id_from_traceparent(letter.headers.get("traceparent")))
+        ctx = PublishContext(
+            trace_id=trace_id_from_traceparent(letter.headers.get("traceparent")),
+            tenant=letter.tenant,
+        )
         try:
             transport, build = plan(self.config(), letter)
-            item = RawInput(letter.source, transport, letter.raw, letter.topic, letter.headers)
+            item = RawInput(
+                letter.source, transport, letter.raw, letter.topic, letter.headers, letter.tenant
+            )
             results = await self.intake.publish(item, build, ctx, dedupe_prefix=f"dl:{letter.id}")
         except Unmappable as problem:
             metrics.redriven(letter.source, False)
@@ -89,16 +94,18 @@ class Redriver:
         metrics.redriven(letter.source, True)
         return results
 
-    async def redrive_many(self, query: DeadLetterQuery) -> dict[str, Any]:
+    async def redrive_many(
+        self, query: DeadLetterQuery, tenant: str = DEFAULT_TENANT
+    ) -> dict[str, Any]:
         """Redrive every dead letter matching ``query`` that existed when the call began,
         oldest first; counts, and the first failures with their errors."""
-        last = await self.dead_letters.last_seq()
+        last = await self.dead_letters.last_seq(tenant)
         after = query.after or 0
         redriven = failed = events = 0
         failures: list[dict[str, str]] = []
         while True:
             page = await self.dead_letters.find(
-                replace(query, after=after, before=last + 1, order="asc", limit=PAGE)
+                replace(query, after=after, before=last + 1, order="asc", limit=PAGE), tenant
             )
             for letter in page:
                 try:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tidings.envelope import type_error
+from tidings.auth.scopes import TENANT_ID
+from tidings.envelope import DEFAULT_TENANT, type_error
 from tidings.settings import ConfigError
 
 log = logging.getLogger("tidings.ingest")
@@ -64,3 +65,11 @@ def check_default_type(table: Table, default_type: str) -> None:
             default_type,
             problem,
         )
+
+
+def read_tenant(table: Table) -> str:
+    """``tenant = "..."``: whose log the input's events and dead letters go to."""
+    tenant = table.text("tenant", DEFAULT_TENANT)
+    if tenant is None or not TENANT_ID.fullmatch(tenant):
+        raise table.fail("tenant", f"{tenant!r} is not a tenant id ([a-z0-9][a-z0-9-]{{0,62}})")
+    return tenant

@@ -74,7 +74,7 @@ class WebhookReceiver:
             metrics.refused(source.name, error.code)
             raise
         headers = {k: v for k in MAPPED_HEADERS if (v := request.headers.get(k)) is not None}
-        item = RawInput(source.name, "webhook", request.body, None, headers)
+        item = RawInput(source.name, "webhook", request.body, None, headers, source.tenant)
         try:
             mapped = read_webhook(source, request.body, request.headers)
         except Unmappable as problem:
@@ -89,7 +89,9 @@ class WebhookReceiver:
             log.info("SmartThings %s lifecycle on source %s", mapped.lifecycle, source.name)
             return Answer(200, mapped.answer())
         drafts: list[Draft] = mapped
-        ctx = PublishContext(trace_id=trace_id_from_traceparent(headers.get("traceparent")))
+        ctx = PublishContext(
+            trace_id=trace_id_from_traceparent(headers.get("traceparent")), tenant=source.tenant
+        )
         outcome = await self.intake.take(item, lambda: drafts, ctx)
         if isinstance(outcome, Parked):
             return _parked(outcome)

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from tidings.backplane import Announcement
 from tidings.envelope import Event
+from tidings.ingest.backoff import Backoff
 from tidings.router.gaps import GapTracker
 from tidings.router.trie import SubscriptionIndex
 from tidings.store import Store
@@ -17,6 +18,7 @@ from tidings.streams.cursor import Cursor
 
 log = logging.getLogger("tidings.router")
 REPAIR_PAGE = 1000
+MAX_PENDING = 256  # announcements queued behind a repair; beyond it they merge into one range
 
 
 class Subscriber(Protocol):
@@ -30,12 +32,22 @@ class Subscriber(Protocol):
 
 
 class Router:
-    def __init__(self, store: Store) -> None:
+    """Routes announced commits to live subscriptions, reading from the store whatever the
+    announcements leave out.
+
+    A failed store read never stalls routing: the repair retries with backoff until the store
+    answers, while later announcements queue behind it (bounded: past ``MAX_PENDING`` they
+    merge into one range to read, their carried events dropped — the store has them).
+    """
+
+    def __init__(self, store: Store, *, backoff: Backoff | None = None) -> None:
         self._store = store  # the truth, read when announcements leave a gap
         self._index: SubscriptionIndex[Subscriber] = SubscriptionIndex()
         self._gaps = GapTracker(store.head())
         self._pending: deque[Announcement] = deque()  # waiting behind a store read, in order
         self._repair: asyncio.Task[None] | None = None
+        self._backoff = backoff or Backoff(0.05, 5.0)  # between failed store reads
+        self.repair_failures = 0  # consecutive failed store reads of the running repair
         self.routed_events = 0  # events routed since start
         self.offers = 0  # (event, subscription) pairs that matched
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []  # wait_routed callers
@@ -62,7 +74,7 @@ class Router:
     def on_announcement(self, announcement: Announcement) -> None:
         """Route at once when contiguous and carried; otherwise queue behind a store read."""
         if self._pending or self._repair is not None:
-            self._pending.append(announcement)
+            self._queue(announcement)
             return
         plan = self._gaps.plan(
             announcement.first, announcement.last, announcement.events is not None
@@ -84,23 +96,57 @@ class Router:
             )
             self.on_announcement(Announcement(self.routed_through, head, None))
 
+    def _queue(self, announcement: Announcement) -> None:
+        """Queue behind the repair; a long queue (a store outage) merges into one range to
+        read, so memory stays bounded. The head is left alone: the repair is working on it."""
+        self._pending.append(announcement)
+        if len(self._pending) > MAX_PENDING:
+            head = self._pending.popleft()
+            first = min(a.first for a in self._pending)
+            last = max(a.last for a in self._pending)
+            self._pending.clear()
+            self._pending.extend((head, Announcement(first, last, None)))
+
     async def _drain_pending(self) -> None:
+        """Handle queued announcements in order; a failed store read is retried, with backoff,
+        from where routing got to, until the store answers."""
         try:
             while self._pending:
-                announcement = self._pending[0]
-                carried = announcement.events is not None
-                plan = self._gaps.plan(announcement.first, announcement.last, carried)
-                if not plan.skip:
-                    if plan.read_from is not None and plan.read_to is not None:
-                        await self._read_and_route(plan.read_from, plan.read_to)
-                    if announcement.events is not None:
-                        self._route([e for e in announcement.events if e.seq > self.routed_through])
-                    self._advance(announcement.last)
+                try:
+                    await self._handle(self._pending[0])
+                except Exception as error:
+                    self.repair_failures += 1
+                    delay = self._backoff.next()
+                    log.warning(
+                        "router: reading the store failed (%s: %s); retry %d in %.2fs",
+                        type(error).__name__,
+                        error,
+                        self.repair_failures,
+                        delay,
+                        exc_info=self.repair_failures == 1,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                if self.repair_failures:
+                    log.info("router: the store answers again; the gap is repaired")
+                    self.repair_failures = 0
+                    self._backoff.reset()
                 self._pending.popleft()
-        except Exception:
-            log.exception("router repair failed; will retry on the next announcement")
         finally:
             self._repair = None
+
+    async def _handle(self, announcement: Announcement) -> None:
+        """Route one announcement, reading first what it leaves out. Safe to call again after
+        a failure: the plan starts from what was routed."""
+        carried = announcement.events is not None
+        plan = self._gaps.plan(announcement.first, announcement.last, carried)
+        if plan.skip:
+            return
+        if plan.read_from is not None and plan.read_to is not None:
+            await self._read_and_route(plan.read_from, plan.read_to)
+        if announcement.events is not None:
+            self._route([e for e in announcement.events if e.seq > self.routed_through])
+        self._advance(announcement.last)
 
     async def _read_and_route(self, after: int, through: int) -> None:
         while after < through:

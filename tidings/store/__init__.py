@@ -3,11 +3,14 @@ implementation, opened together as a ``Backend`` from ``TIDINGS_STORE``."""
 
 from __future__ import annotations
 
+from tidings.store.auth import ApiKey, AuthStore, Tenant
 from tidings.store.backend import Backend, open_backend
 from tidings.store.base import CommitListener, GroupListener, Query, Store, StoreStats
 from tidings.store.errors import StoreOpenError
 
 __all__ = [
+    "ApiKey",
+    "AuthStore",
     "Backend",
     "CommitListener",
     "GroupListener",
@@ -15,5 +18,6 @@ __all__ = [
     "Store",
     "StoreOpenError",
     "StoreStats",
+    "Tenant",
     "open_backend",
 ]

@@ -11,6 +11,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tidings.store.auth import AuthStore
 from tidings.store.base import Store
 from tidings.store.dead_letters import DeadLetterStore
 from tidings.store.deliveries import DeliveryStore
@@ -30,6 +31,7 @@ class Backend:
     sink_cursors: SinkCursors  # durable positions of the other sinks (the MQTT bridge)
     dead_letters: DeadLetterStore  # input parked with its raw bytes and the reason
     leases: Leases  # work owned by one node at a time
+    auth: AuthStore  # tenants and their API keys (stored hashed)
 
     async def open(self) -> None:
         """Create or migrate the schema and start serving (the members share it)."""
@@ -62,15 +64,25 @@ def open_backend(
     whose ``open_backend(url)`` builds its bundle. ValueError names a URL that cannot be used.
     ``quick_check_s`` bounds SQLite's integrity check when the store opens (0: none).
     """
+    if is_postgres(url):
+        assert url is not None
+        return _postgres(url)
+    return _sqlite(sqlite_path(url, data_dir), synchronous, quick_check_s)
+
+
+def is_postgres(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(POSTGRES_SCHEMES)
+
+
+def sqlite_path(url: str | None, data_dir: Path) -> Path:
+    """The SQLite file a store URL names; ValueError for a URL that is not SQLite's."""
     if not url:
-        return _sqlite(data_dir / "tidings.db", synchronous, quick_check_s)
+        return data_dir / "tidings.db"
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url[9:]
         if not path:
             raise ValueError("TIDINGS_STORE: sqlite:/// needs a file path, e.g. sqlite:///t.db")
-        return _sqlite(Path(path), synchronous, quick_check_s)
-    if url.startswith(POSTGRES_SCHEMES):
-        return _postgres(url)
+        return Path(path)
     raise ValueError(
         f"TIDINGS_STORE: unsupported store URL {redact(url)!r}; "
         "use sqlite:///path or postgresql://user@host/database"

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tidings import metrics
-from tidings.envelope import Event, Filter
+from tidings.envelope import DEFAULT_TENANT, Event, Filter
 from tidings.router.router import Router
 from tidings.store import Store
 from tidings.streams.cursor import Cursor
@@ -77,8 +77,11 @@ class StreamConnection(ABC):
         self._outbox: list[bytes] = []  # system and control frames waiting to be sent
         self.closing = False  # the client went away or the connection must end
         self.shutdown_retry_ms: int | None = None  # set when the server shuts down
+        self.farewell: bytes | None = None  # the last frame before the server ends it
+        self.ended = False  # ended by the server (key revoked), not by the client
         self.delivered = 0  # events written
         self.scope: Any = None  # the ASGI scope, by which the server finds the transport
+        self.tenant = DEFAULT_TENANT  # whose events it streams (the key's tenant)
         self.unsent: UnsentBytes | None = None  # the socket's unsent bytes, when it can be seen
         self.socket_transport: asyncio.WriteTransport | None = None  # found once, by the registry
         self._events_metric = metrics.STREAM_EVENTS.labels(self.transport)
@@ -148,6 +151,12 @@ class StreamConnection(ABC):
     def close(self) -> None:
         self.closing = True
         self.wake()
+
+    def end(self, code: str, details: dict[str, Any]) -> None:
+        """Send a last ``system`` message, then close (the stream's key was revoked)."""
+        self.farewell = self.encode_system(code, details)
+        self.ended = True
+        self.close()
 
     def begin_shutdown(self, retry_ms: int) -> None:
         self.shutdown_retry_ms = retry_ms
@@ -273,6 +282,10 @@ class StreamConnection(ABC):
                     await self._wake.wait()
             except TimeoutError:
                 pass
+        if self.farewell is not None:
+            frames, self._outbox = [*self._outbox, self.farewell], []
+            self.farewell = None
+            await self.write(frames)
 
     async def _deliver_through(self, position: int) -> None:
         """At shutdown: write every matching event up to ``position`` (what was committed

@@ -21,8 +21,10 @@ class StreamRegistry:
         self._open: set[StreamConnection] = set()
         self._empty = asyncio.Event()
         self._empty.set()
-        self.closed: Counter[tuple[str, str]] = Counter()  # (transport, reason) -> count
-        self.delivered: Counter[str] = Counter()  # transport -> events, of closed connections
+        # (tenant, transport, reason) -> connections closed
+        self.closed: Counter[tuple[str, str, str]] = Counter()
+        # (tenant, transport) -> events written by closed connections
+        self.delivered: Counter[tuple[str, str]] = Counter()
         self.shutting_down = False
         # Set by the server: the transport of a connection, found by its ASGI scope (ASGI
         # itself has no way to abort a connection).
@@ -41,8 +43,8 @@ class StreamRegistry:
         self._open.discard(conn)
         metrics.STREAM_CONNECTIONS.labels(conn.transport).dec()
         metrics.STREAM_CLOSED.labels(conn.transport, reason).inc()
-        self.closed[(conn.transport, reason)] += 1
-        self.delivered[conn.transport] += conn.delivered
+        self.closed[(conn.tenant, conn.transport, reason)] += 1
+        self.delivered[(conn.tenant, conn.transport)] += conn.delivered
         if not self._open:
             self._empty.set()
 
@@ -70,19 +72,36 @@ class StreamRegistry:
         for conn in self._open:
             conn.system(code, details)
 
-    def stats(self) -> dict[str, Any]:
-        by_transport: Counter[str] = Counter(conn.transport for conn in self._open)
-        behind = sum(1 for conn in self._open for sub in conn.subs.values() if sub.cursor.behind)
-        metrics.STREAM_CATCHUP.set(behind)
-        delivered = Counter(self.delivered)
-        for conn in self._open:
+    def end_where(self, chosen: Callable[[Any], bool], code: str, details: dict[str, Any]) -> int:
+        """End every stream whose ASGI scope is ``chosen`` with a last ``system`` message."""
+        ended = [conn for conn in self._open if chosen(conn.scope)]
+        for conn in ended:
+            conn.end(code, details)
+        return len(ended)
+
+    def stats(self, tenant: str) -> dict[str, Any]:
+        """The streams of one tenant: open, behind, events written, closed by reason."""
+        behind_all = sum(
+            1 for conn in self._open for sub in conn.subs.values() if sub.cursor.behind
+        )
+        metrics.STREAM_CATCHUP.set(behind_all)
+        mine = [conn for conn in self._open if conn.tenant == tenant]
+        by_transport: Counter[str] = Counter(conn.transport for conn in mine)
+        behind = sum(1 for conn in mine for sub in conn.subs.values() if sub.cursor.behind)
+        delivered: Counter[str] = Counter(
+            {t: n for (owner, t), n in self.delivered.items() if owner == tenant}
+        )
+        for conn in mine:
             delivered[conn.transport] += conn.delivered
+        closed = {
+            f"{t}:{r}": n for (owner, t, r), n in sorted(self.closed.items()) if owner == tenant
+        }
         return {
             "connections": {"sse": by_transport["sse"], "websocket": by_transport["websocket"]},
-            "subscriptions": sum(len(conn.subs) for conn in self._open),
+            "subscriptions": sum(len(conn.subs) for conn in mine),
             "subscriptions_behind": behind,
             "events_delivered": {"sse": delivered["sse"], "websocket": delivered["websocket"]},
-            "closed": {f"{t}:{r}": n for (t, r), n in sorted(self.closed.items())},
+            "closed": closed,
         }
 
     def __len__(self) -> int:

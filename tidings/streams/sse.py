@@ -96,6 +96,7 @@ class SSEResponse(Response):
             send, self._store, self._router, heartbeat_s=self._heartbeat_s, stall_s=self._stall_s
         )
         conn.scope = scope
+        conn.tenant = self._tenant
         self._registry.add(conn)
         watcher = asyncio.create_task(
             _watch_disconnect(receive, conn), name=f"tidings:sse-watch:{conn.id}"
@@ -122,7 +123,10 @@ class SSEResponse(Response):
                 )
             await conn.write(frames)
             await conn.run()
-            if conn.shutdown_retry_ms is not None:
+            if conn.ended:
+                reason = "revoked"
+                await _finish(send, self._stall_s)
+            elif conn.shutdown_retry_ms is not None:
                 reason = "shutdown"
                 await _finish(send, self._stall_s)
         except StoreReadError as error:

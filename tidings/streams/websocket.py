@@ -79,6 +79,7 @@ async def serve_websocket(
     await websocket.accept()
     conn = WebSocketConnection(websocket, store, router, heartbeat_s=heartbeat_s, stall_s=stall_s)
     conn.scope = websocket.scope
+    conn.tenant = tenant
     registry.add(conn)
     reader = asyncio.create_task(
         _read_ops(websocket, conn, store, tenant), name=f"tidings:ws-read:{conn.id}"
@@ -86,7 +87,10 @@ async def serve_websocket(
     reason = "client"
     try:
         await conn.run()
-        if conn.shutdown_retry_ms is not None:
+        if conn.ended:
+            reason = "revoked"
+            await _close(websocket, CLOSE_POLICY, "key_revoked", stall_s)
+        elif conn.shutdown_retry_ms is not None:
             reason = "shutdown"
             await _close(websocket, CLOSE_GOING_AWAY_RESTART, "server shutting down", stall_s)
     except StoreReadError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tidings.store.backend import Backend, redact
+from tidings.store.postgres.auth import PostgresAuthStore
 from tidings.store.postgres.dead_letters import PostgresDeadLetters
 from tidings.store.postgres.deliveries import PostgresDeliveryStore
 from tidings.store.postgres.leases import PostgresLeases
@@ -19,6 +20,7 @@ def postgres_backend(url: str, *, pool_size: int = 10) -> Backend:
         sink_cursors=PostgresSinkCursors(events),
         dead_letters=PostgresDeadLetters(events),
         leases=PostgresLeases(events),
+        auth=PostgresAuthStore(events),
     )
 
 

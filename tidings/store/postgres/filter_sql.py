@@ -84,6 +84,8 @@ def filter_clause(flt: Filter, params: Params) -> list[str]:
         conditions.append(f"source <> ALL({params.add(list(flt.exclude_sources))}::text[])")
     if flt.subjects:
         conditions.append(_any("subject", list(flt.subjects), params))
+    if flt.trace_ids:
+        conditions.append(_any("trace_id", list(flt.trace_ids), params))
     for condition in flt.fields:
         column = "data" if condition.root == "data" else "metadata"
         ors = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tidings.store.backend import Backend
+from tidings.store.sqlite.auth import SqliteAuthStore
 from tidings.store.sqlite.dead_letters import SqliteDeadLetters
 from tidings.store.sqlite.deliveries import SqliteDeliveryStore
 from tidings.store.sqlite.leases import SqliteLeases
@@ -23,4 +24,5 @@ def sqlite_backend(
         sink_cursors=SqliteSinkCursors(events),
         dead_letters=SqliteDeadLetters(events),
         leases=SqliteLeases(events),
+        auth=SqliteAuthStore(events),
     )

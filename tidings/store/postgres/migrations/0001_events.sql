@@ -25,6 +25,7 @@ CREATE INDEX events_by_tenant ON events (tenant, seq);
 CREATE INDEX events_by_type ON events (tenant, type, seq);
 CREATE INDEX events_by_source ON events (tenant, source, seq);
 CREATE INDEX events_by_subject ON events (tenant, subject, seq) WHERE subject IS NOT NULL;
+CREATE INDEX events_by_trace ON events (tenant, trace_id, seq);  -- the trace_id filter
 -- received_at never decreases with seq: a time bound is found here, then read as a seq range
 CREATE INDEX events_by_received ON events (tenant, received_at_us, seq);
 CREATE INDEX events_data ON events USING gin (data jsonb_path_ops);
