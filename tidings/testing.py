@@ -30,6 +30,7 @@ from tidings.store.base import (
 from tidings.store.idempotency import conflict_error, same_content
 from tidings.store.memory.deliveries import MemoryDeliveryStore
 from tidings.store.memory.state import MemoryDeadLetters, MemoryLeases, MemorySinkCursors
+from tidings.store.memory.transfer import MemoryTransfer
 
 __all__ = [
     "MemoryAuthStore",
@@ -304,14 +305,20 @@ def _size(event: Event) -> int:
 
 def memory_backend(store: MemoryStore | None = None) -> Backend:
     """Every protocol of a ``Backend`` in memory; the data lives as long as the objects."""
+    events, deliveries, dead_letters = (
+        store or MemoryStore(),
+        MemoryDeliveryStore(),
+        MemoryDeadLetters(),
+    )
     return Backend(
         url="memory://",
-        events=store or MemoryStore(),
-        deliveries=MemoryDeliveryStore(),
+        events=events,
+        deliveries=deliveries,
         sink_cursors=MemorySinkCursors(),
-        dead_letters=MemoryDeadLetters(),
+        dead_letters=dead_letters,
         leases=MemoryLeases(),
         auth=MemoryAuthStore(),
+        transfer=MemoryTransfer(events, deliveries, dead_letters),
     )
 
 

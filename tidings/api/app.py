@@ -22,6 +22,7 @@ from tidings.api import (
     streams,
     webhooks,
 )
+from tidings.api import openapi as openapi_document
 from tidings.api.fast_paths import FastPaths
 from tidings.api.middleware import RequestMetrics
 from tidings.api.schemas import EVENT_IN_SCHEMA
@@ -107,6 +108,7 @@ def _add_schemas(app: FastAPI) -> None:
         for name in ("PublishResult", "BatchPublishResult"):
             components.setdefault(name, _model_schema(name))
         _drop_framework_422(schema)
+        openapi_document.tighten(schema)
         app.openapi_schema = schema
         return schema
 

@@ -295,6 +295,18 @@ class SqliteStore:
         result: T = await self._require_writer().call(fn)
         return result
 
+    async def reload_position(self) -> None:
+        """Read the head and the last ``received_at`` again, after rows were written with
+        positions of their own (a copy from another store)."""
+        writer = self._require_writer()
+
+        def read(conn: sqlite3.Connection) -> int:
+            last = int(conn.execute(QUERIES["last_position"]).fetchone()[1])
+            writer.last_received_us = max(writer.last_received_us, last)  # on the writer thread
+            return int(conn.execute(QUERIES["sequence_position"]).fetchone()[0])
+
+        self._head = await writer.call(read)
+
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on a pooled read connection in a worker thread."""
         return await self._readers.run(fn)
