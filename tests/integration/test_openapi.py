@@ -183,9 +183,8 @@ def test_the_event_input_schema_is_present_and_names_every_input_field(
     }
     json_schema = body["application/json"]["schema"]
     assert {"$ref": "#/components/schemas/EventIn"} in json_schema["oneOf"]
-    assert {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}} in json_schema[
-        "oneOf"
-    ]
+    batch = {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}, "minItems": 1}
+    assert batch in json_schema["oneOf"]  # an empty batch is refused
 
 
 @pytest.mark.parametrize(

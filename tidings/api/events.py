@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Request
@@ -140,7 +141,10 @@ async def publish(request: Request) -> Response:
     if batch:
         return json_response({"events": [r.to_dict() for r in results]}, status)
     result = results[0]
-    headers = {"Location": f"/v1/events/{result.id}"} if fresh else None
+    # A client-chosen id may hold any character; a header holds only ASCII (stored already:
+    # a failure to encode the answer must not turn an acknowledged event into a 500).
+    location = f"/v1/events/{quote(result.id, safe='')}"
+    headers = {"Location": location} if fresh else None
     return json_response(result.to_dict(), status, headers=headers)
 
 
@@ -215,7 +219,7 @@ async def export_events(
     limit: str | None = Q(None, description="stop after this many events (default: all)"),
 ) -> Response:
     hub = hub_of(request)
-    kind = request.query_params.get("format", "ndjson")
+    kind = request.query_params.get("format") or "ndjson"  # empty: not given, as elsewhere
     if kind not in ("ndjson", "csv"):
         raise TidingsError(400, "invalid_parameter", "format must be 'ndjson' or 'csv'")
     query = parse_query(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi import Query as Q
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from tidings.api.body import parse_json, read_body
@@ -21,13 +21,24 @@ router = APIRouter(tags=["auth"])
 MAX_BODY = 64 * 1024
 
 
+def _number(value: object) -> object:
+    """A JSON number (4 or 4.0), never false or "4": what the OpenAPI document says."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a number")
+    return value
+
+
 class KeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     scopes: list[Any]  # checked by parse_scopes, which names every unknown one
     tenant: str | None = None
-    rate_limit: float | None = Field(None, gt=0, le=1_000_000, description="events per second")
-    max_streams: int = Field(DEFAULT_MAX_STREAMS, ge=0, le=100_000)
+    rate_limit: Annotated[float | None, BeforeValidator(_number)] = Field(
+        None, gt=0, le=1_000_000, description="events per second"
+    )
+    max_streams: Annotated[int, BeforeValidator(_number)] = Field(
+        DEFAULT_MAX_STREAMS, ge=0, le=100_000
+    )
 
 
 class TenantIn(BaseModel):

@@ -80,7 +80,9 @@ def _check_filter(value: dict[str, Any]) -> dict[str, Any]:
 
 
 class WebhookIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", strict=True
+    )  # no "0" for false: the schema says boolean
 
     url: Annotated[str, Field(min_length=1, max_length=2048)]
     events: Annotated[list[str], Field(min_length=1, max_length=100)] = ["#"]
@@ -101,7 +103,7 @@ class WebhookIn(BaseModel):
 
 
 class WebhookPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     url: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
     events: Annotated[list[str], Field(min_length=1, max_length=100)] | None = None
@@ -117,12 +119,12 @@ class WebhookPatch(BaseModel):
 
 
 class RotateIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     secret: Annotated[str, Field(min_length=MIN_SECRET_LENGTH, max_length=200)] | None = None
 
 
 class ReplayIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     since: str | None = None
     until: str | None = None
     only_failed: bool = False

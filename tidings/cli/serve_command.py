@@ -8,20 +8,21 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tidings.ingest.config import load_ingest_config
 from tidings.settings import ConfigError, Settings, load_settings
 from tidings.store.errors import StoreOpenError
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings(**overrides: object) -> Settings:
     try:
         return load_settings(dict(overrides))
     except ConfigError as error:
-        err.print(f"[red]error:[/red] {error}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -100,7 +101,7 @@ def register(app: typer.Typer) -> None:
         try:  # sources, MQTT and PG NOTIFY tables: refuse a bad one before anything starts
             load_ingest_config(settings)
         except ConfigError as error:
-            err.print(f"[red]error:[/red] {error}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
             raise typer.Exit(2) from None
         logging.basicConfig(
             level=settings.log_level.upper(),
@@ -114,7 +115,7 @@ def register(app: typer.Typer) -> None:
             asyncio.run(_check_store(settings))  # unreachable, refused, too new: one line
             run(settings)
         except (ValueError, StoreOpenError) as error:  # an unusable store URL, file or directory
-            err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     @app.command()
@@ -170,6 +171,6 @@ def register(app: typer.Typer) -> None:
         try:
             deleted = asyncio.run(run())
         except (ValueError, StoreOpenError) as error:
-            err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         typer.echo(f"deleted {deleted} events received more than {days:g} days ago")

@@ -17,7 +17,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -27,7 +27,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 from tidings.envelope import Event
 from tidings.envelope.timefmt import format_us, now_us
 from tidings.ingest.backoff import Backoff
-from tidings.ingest.bridge_rules import BridgeRule, Page, PageAcks, parse_rules, plan_page
+from tidings.ingest.bridge_rules import (
+    BridgeRule,
+    Page,
+    PageAcks,
+    parse_rules,
+    plan_page,
+)
 from tidings.ingest.mqtt_config import MqttConfig
 from tidings.ingest.mqtt_link import Delivery, MqttLink
 from tidings.store import Store
@@ -40,20 +46,6 @@ POLL_S = 1.0  # a follower looks at the head this often even when no commit woke
 CONNECT_TIMEOUT_S = 10.0
 CLIENT_SUFFIX = "-bridge"
 SINK_PREFIX = "mqtt:"  # the bridge's sink cursors, among those of other sinks
-
-
-async def forget_removed_rules(cursors: SinkCursors, rules: Sequence[BridgeRule]) -> None:
-    """Drop the cursor of every bridge rule no longer configured: retention keeps what every
-    stored cursor still needs, so a removed rule must stop holding events back."""
-    configured = {rule.sink for rule in rules}
-    for cursor in await cursors.list_sink_cursors():
-        if cursor.sink.startswith(SINK_PREFIX) and cursor.sink not in configured:
-            await cursors.delete_sink_cursor(cursor.sink)
-            log.info(
-                "MQTT bridge: %s is no longer configured; its cursor (position %d) is dropped",
-                cursor.sink,
-                cursor.position,
-            )
 
 
 def bridge_config(config: MqttConfig) -> MqttConfig:

@@ -22,6 +22,7 @@ from tidings.errors import TidingsError
 from tidings.ingest import topics
 from tidings.ingest.table import Table
 from tidings.settings import ConfigError
+from tidings.store.sink_cursors import SinkCursors
 
 log = logging.getLogger("tidings.ingest")
 
@@ -421,3 +422,17 @@ class PageAcks:
     @property
     def succeeded(self) -> bool:
         return not self.waiting and not self.refused
+
+
+async def forget_removed_rules(cursors: SinkCursors, rules: Sequence[BridgeRule]) -> None:
+    """Drop the cursor of every bridge rule no longer configured: retention keeps what every
+    stored cursor still needs, so a removed rule must stop holding events back."""
+    configured = {rule.sink for rule in rules}
+    for cursor in await cursors.list_sink_cursors():
+        if cursor.sink.startswith(SINK_PREFIX) and cursor.sink not in configured:
+            await cursors.delete_sink_cursor(cursor.sink)
+            logging.getLogger("tidings.ingest.bridge").info(
+                "MQTT bridge: %s is no longer configured; its cursor (position %d) is dropped",
+                cursor.sink,
+                cursor.position,
+            )

@@ -13,14 +13,10 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
+from tidings import extras
 from tidings.envelope import DEFAULT_TENANT
-from tidings.ingest.http_signatures import HttpSignatureVerifier, SmartThingsVerifier
 from tidings.ingest.mqtt_config import MQTT_SOURCE, MqttConfig, parse_mqtt
 from tidings.ingest.signatures import (
     GithubVerifier,
@@ -31,6 +27,9 @@ from tidings.ingest.signatures import (
 )
 from tidings.ingest.table import Table, check_default_type, read_tenant
 from tidings.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 log = logging.getLogger("tidings.ingest")
 
@@ -95,9 +94,15 @@ class IngestConfig:
 def load_ingest_config(settings: Settings) -> IngestConfig:
     """The ingest configuration of ``settings``; ConfigError names the first bad key."""
     base = settings.config.parent if settings.config is not None else Path.cwd()
+    extras.require_for_url(settings.store, "TIDINGS_STORE")
+    extras.require_for_url(settings.backplane, "TIDINGS_BACKPLANE")
     sources = parse_sources(settings.sources, base)
     mqtt = parse_mqtt(settings.mqtt) if settings.mqtt is not None else None
+    if mqtt is not None:
+        extras.require("mqtt", "[mqtt] in the configuration")
     pg = parse_pg_notify(settings.pg_notify)
+    if pg:
+        extras.require("postgres", "[[pg_notify]] in the configuration")
     for index, entry in enumerate(pg):
         if entry.source in sources or entry.source == MQTT_SOURCE:
             raise ConfigError(
@@ -141,6 +146,9 @@ def _target_url(table: Table) -> str | None:
 
 def _verifier(table: Table, name: str, base: Path) -> Verifier:
     if name == "smartthings":
+        extras.require("smartthings", f'{table.path}: verifier = "smartthings"')
+        from tidings.ingest.http_signatures import HttpSignatureVerifier, SmartThingsVerifier
+
         key_file = table.text("public_key")
         secret = table.text("secret")
         if key_file is None and secret is None:
@@ -179,6 +187,10 @@ def _hmac(table: Table) -> HmacSha256Verifier:
 
 def load_public_key(value: str, base: Path, table: Table) -> rsa.RSAPublicKey:
     """An RSA public key from PEM text, or from a PEM file (a key or a certificate)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     if value.lstrip().startswith("-----BEGIN"):
         data = value.encode()
     else:

@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidings import netguard
 from tidings.envelope import Limits
-from tidings.ingest.bridge import MqttBridge, forget_removed_rules
+from tidings.ingest.bridge_rules import forget_removed_rules
 from tidings.ingest.config import IngestConfig, SourceConfig, load_ingest_config
 from tidings.ingest.intake import Intake
-from tidings.ingest.mqtt import MqttIngest
-from tidings.ingest.pg_notify import PgNotifyListener
 from tidings.ingest.redrive import Redriver
 from tidings.ingest.webhooks import WebhookReceiver
 from tidings.publish import Publisher
@@ -23,6 +21,11 @@ from tidings.store import Backend
 from tidings.store.dead_letters import DeadLetterStore
 from tidings.streams.registry import StreamRegistry
 from tidings.tasks import Supervisor
+
+if TYPE_CHECKING:  # each needs an extra (mqtt, postgres), imported only when configured
+    from tidings.ingest.bridge import MqttBridge
+    from tidings.ingest.mqtt import MqttIngest
+    from tidings.ingest.pg_notify import PgNotifyListener
 
 log = logging.getLogger("tidings.ingest")
 
@@ -65,6 +68,11 @@ class IngestManager:
         """Read the configuration (ConfigError names a bad key) and start the adapters."""
         self.config = load_ingest_config(self.settings)
         mqtt = self.config.mqtt
+        if mqtt is not None:
+            from tidings.ingest.bridge import MqttBridge
+            from tidings.ingest.mqtt import MqttIngest
+        if self.config.pg_notify:
+            from tidings.ingest.pg_notify import PgNotifyListener
         if mqtt is not None and mqtt.publish:
             self.bridge = MqttBridge(mqtt, self.backend.events, self.backend.sink_cursors)
         rules = self.bridge.rules if self.bridge is not None else []

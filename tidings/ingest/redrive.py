@@ -21,7 +21,6 @@ from tidings.ingest.config import IngestConfig
 from tidings.ingest.inputs import read_mqtt, read_notification, read_webhook
 from tidings.ingest.intake import Intake, RawInput
 from tidings.ingest.mapping import Draft, Unmappable
-from tidings.ingest.mqtt import subscription_for
 from tidings.ingest.mqtt_config import MQTT_SOURCE
 from tidings.store.dead_letters import DeadLetter, DeadLetterQuery, DeadLetterStore
 
@@ -43,6 +42,8 @@ def plan(config: IngestConfig, letter: DeadLetter) -> tuple[str, Callable[[], li
 
         return "webhook", webhook
     if letter.source == MQTT_SOURCE and config.mqtt is not None:
+        from tidings.ingest.mqtt import subscription_for  # the mqtt extra, configured
+
         sub = subscription_for(config.mqtt.subscribe, topic)
         if sub is None:
             raise Unmappable("unmatched_topic", f"no configured subscription matches {topic!r}")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tidings.ingest.bridge import forget_removed_rules
-from tidings.ingest.bridge_rules import parse_rules
+from tidings.ingest.bridge_rules import forget_removed_rules, parse_rules
 from tidings.testing import MemorySinkCursors
 
 

@@ -1,0 +1,166 @@
+"""The client over a mock transport: what is sent, what is sent again, and what is raised."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx2
+import orjson
+import pytest
+
+from tidings.client import Client, TidingsError
+from tidings.client import _sync as sync_face
+
+PUBLISHED = {"id": "e1", "seq": 1, "duplicate": False}
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    waits: list[float] = []
+    monkeypatch.setattr(sync_face.time, "sleep", waits.append)
+    return waits
+
+
+def client_answering(*answers: httpx2.Response | Exception) -> tuple[Client, list[httpx2.Request]]:
+    sent: list[httpx2.Request] = []
+    pending = list(answers)
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        answer = pending.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return Client("http://hub", key="tdk_x", transport=httpx2.MockTransport(handle)), sent
+
+
+def busy() -> httpx2.Response:
+    body = {"error": {"code": "not_ready", "message": "starting"}}
+    return httpx2.Response(503, json=body, headers={"Retry-After": "1"})
+
+
+def test_a_publish_sends_the_event_and_the_key_and_reads_the_answer() -> None:
+    client, sent = client_answering(httpx2.Response(201, json=PUBLISHED))
+    result = client.publish("door.opened", {"door": "front"}, subject="d1")
+    assert (result.id, result.seq, result.duplicate) == ("e1", 1, False)
+    assert orjson.loads(sent[0].content) == {
+        "type": "door.opened",
+        "data": {"door": "front"},
+        "subject": "d1",
+    }
+    assert sent[0].headers["X-API-Key"] == "tdk_x"
+    assert sent[0].headers["User-Agent"].startswith("tidings-python/")
+
+
+def test_a_publish_with_an_idempotency_key_is_sent_again_after_a_503(
+    no_waiting: list[float],
+) -> None:
+    client, sent = client_answering(busy(), httpx2.Response(201, json=PUBLISHED))
+    assert client.publish("door.opened", idempotency_key="k1").seq == 1
+    assert len(sent) == 2 and no_waiting == [1.0]
+
+
+def test_a_publish_without_a_key_is_not_sent_again_and_raises_the_503() -> None:
+    client, sent = client_answering(busy(), httpx2.Response(201, json=PUBLISHED))
+    with pytest.raises(TidingsError) as raised:
+        client.publish("door.opened")
+    assert (raised.value.status, raised.value.code, raised.value.retry_after) == (
+        503,
+        "not_ready",
+        1.0,
+    )
+    assert len(sent) == 1
+
+
+def test_a_lost_answer_to_a_get_is_asked_again_but_not_to_a_plain_publish() -> None:
+    client, sent = client_answering(
+        httpx2.ReadError("reset"), httpx2.Response(200, json={"events": {}})
+    )
+    assert client.stats() == {"events": {}}
+    client, sent = client_answering(httpx2.ReadError("reset"))
+    with pytest.raises(TidingsError) as raised:
+        client.publish("door.opened")
+    assert raised.value.code == "transport_error" and raised.value.status is None
+    assert len(sent) == 1
+
+
+def test_a_refused_connection_is_tried_again_even_for_a_plain_publish() -> None:
+    client, sent = client_answering(
+        httpx2.ConnectError("refused"), httpx2.Response(201, json=PUBLISHED)
+    )
+    assert client.publish("door.opened").seq == 1
+    assert len(sent) == 2
+
+
+def test_an_answer_that_is_not_the_error_shape_raises_not_tidings() -> None:
+    client, _ = client_answering(httpx2.Response(502, text="<html>bad gateway</html>"))
+    with pytest.raises(TidingsError) as raised:
+        client.publish("door.opened")
+    assert (raised.value.code, raised.value.status) == ("not_tidings", 502)
+
+
+def test_every_refusal_keeps_code_message_and_details() -> None:
+    details = [{"loc": ["body", 0, "type"], "msg": "required"}]
+    body = {"error": {"code": "validation_error", "message": "bad", "details": details}}
+    client, _ = client_answering(httpx2.Response(422, json=body))
+    with pytest.raises(TidingsError) as raised:
+        client.publish_batch([{"data": 1}])
+    assert (raised.value.code, raised.value.message, raised.value.details) == (
+        "validation_error",
+        "bad",
+        details,
+    )
+
+
+def test_filters_become_the_query_parameters_of_design() -> None:
+    client, sent = client_answering(httpx2.Response(200, json={"events": [], "next": None}))
+    list(
+        client.query(
+            type=["door.*", "room.#"],
+            trace_id="t1",
+            where={"data.room": ["hall", "attic"], "metadata.ok": True},
+            order="asc",
+            limit=5,
+        )
+    )
+    assert list(sent[0].url.params.multi_items()) == [
+        ("type", "door.*,room.#"),
+        ("trace_id", "t1"),
+        ("data.room", "hall,attic"),
+        ("metadata.ok", "true"),
+        ("order", "asc"),
+        ("limit", "5"),
+    ]
+
+
+def test_keys_are_created_and_listed_as_design_describes() -> None:
+    key = {"id": "key_1", "key": "tdk_secret", "prefix": "tdk_sec", "name": "ci"}
+    client, sent = client_answering(
+        httpx2.Response(201, json={**key, "scopes": ["publish"], "tenant": "default"}),
+        httpx2.Response(200, json={"keys": [{"id": "key_1", "scopes": ["publish"]}]}),
+    )
+    created = client.create_key("ci", ["publish"], max_streams=2)
+    assert (created.id, created.key, created.scopes) == ("key_1", "tdk_secret", ["publish"])
+    assert orjson.loads(sent[0].content) == {"name": "ci", "scopes": ["publish"], "max_streams": 2}
+    assert [k.key for k in client.list_keys()] == [None]
+
+
+def test_an_id_with_a_slash_is_refused_before_anything_is_sent() -> None:
+    client, sent = client_answering()
+    with pytest.raises(TidingsError):
+        client.get_event("../stats")
+    assert sent == []
+
+
+def test_importing_the_client_loads_no_server_dependency() -> None:
+    code = (
+        "import sys, tidings.client, tidings.webhooks; "
+        "print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn', 'asyncpg', 'pydantic', "
+        "'tidings.hub', 'tidings.api', 'prometheus_client', 'typer') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert loaded.strip() == "[]"

@@ -1,0 +1,66 @@
+"""When to send a request again, and how long to wait first (no I/O).
+
+Only what is safe is sent again: a call marked ``safe`` (a GET, or a publish whose every
+event has an idempotency key), or any call whose connection was refused before a byte of it
+left. The waits grow exponentially with jitter, so clients that lost the same server do not
+come back in step; a server's ``Retry-After`` (or an SSE ``retry:``) is honoured instead.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tidings.client._calls import Answer, Call
+from tidings.client._errors import parse_retry_after
+
+# Answers that mean "not now" rather than "no": worth another try after a wait.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Exponential waits with "equal jitter": each wait is between half and all of the step."""
+
+    initial: float = 0.5  # the first step, seconds
+    maximum: float = 30.0  # no step is longer
+    factor: float = 2.0
+    rng: Callable[[], float] = field(default=random.random, repr=False)
+    _steps: int = 0  # waits handed out since the last reset
+
+    def next(self) -> float:
+        step = min(self.maximum, self.initial * self.factor**self._steps)
+        self._steps += 1
+        return step * (0.5 + self.rng() / 2)
+
+    def reset(self) -> None:
+        self._steps = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How many more tries a call gets, and how long to wait before each."""
+
+    retries: int = 2  # tries after the first
+    max_wait: float = 60.0  # a Retry-After longer than this is not waited for
+
+    def after_answer(
+        self, call: Call, tries: int, answer: Answer, backoff: Backoff
+    ) -> float | None:
+        """The wait before sending ``call`` again after ``answer``; None to keep the answer."""
+        if answer.status not in RETRY_STATUSES or not call.safe or tries > self.retries:
+            return None
+        asked = parse_retry_after(answer.headers.get("retry-after"))
+        if asked is None:
+            return backoff.next()
+        return asked if asked <= self.max_wait else None
+
+    def after_failure(self, call: Call, tries: int, sent: bool, backoff: Backoff) -> float | None:
+        """The wait before sending ``call`` again when no answer came; None to give up.
+
+        ``sent`` is False when the connection itself failed, so the server saw nothing.
+        """
+        if tries > self.retries or (sent and not call.safe):
+            return None
+        return backoff.next()

@@ -1,0 +1,294 @@
+"""The synchronous client: sends the calls of ``_calls`` with ``httpx2.Client``."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterator, Mapping
+from types import TracebackType
+from typing import Concatenate, ParamSpec, TypeVar
+
+import httpx2
+
+from tidings.client import _calls, _reading
+from tidings.client._calls import Answer, Call, Op, Pager
+from tidings.client._connection import Connection, connection_was_refused, failure
+from tidings.client._errors import TidingsError
+from tidings.client._models import Event, Page
+from tidings.client._policy import Backoff, RetryPolicy
+from tidings.client._reading import (
+    ExportReader,
+    StreamItem,
+    StreamResume,
+    event_stream_type,
+    ndjson_export,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _op(build: Callable[P, Op[T]]) -> Callable[Concatenate[Client, P], T]:
+    @functools.wraps(build)
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self.run(build(*args, **kwargs))
+
+    return method
+
+
+def _lines(build: Callable[P, Call]) -> Callable[Concatenate[Client, P], Iterator[str]]:
+    @functools.wraps(build)
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[str]:
+        return self.lines(build(*args, **kwargs))
+
+    method.__doc__ = f"The export's lines as the server writes them. {build.__doc__ or ''}"
+    return method
+
+
+def _exported(build: Callable[P, Call]) -> Callable[Concatenate[Client, P], Iterator[Event]]:
+    @functools.wraps(build)
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Event]:
+        reader = ExportReader(self.url)
+        for line in self.lines(ndjson_export(build(*args, **kwargs))):
+            event = reader.line(line)
+            if event is not None:
+                yield event
+
+    method.__doc__ = f"The exported events, read as they arrive. {build.__doc__ or ''}"
+    return method
+
+
+def _streamed(
+    build: Callable[P, StreamResume],
+) -> Callable[Concatenate[Client, P], Iterator[StreamItem]]:
+    @functools.wraps(build)
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[StreamItem]:
+        return self.follow(build(*args, **kwargs))
+
+    method.__doc__ = f"Yields each Event and SystemMessage. {build.__doc__ or ''}"
+    return method
+
+
+def _subscribed(
+    build: Callable[P, StreamResume],
+) -> Callable[Concatenate[Client, P], Iterator[Event]]:
+    @functools.wraps(build)
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Event]:
+        for item in self.follow(build(*args, **kwargs)):
+            if isinstance(item, Event):
+                yield item
+
+    method.__doc__ = f"Yields events only. {build.__doc__ or ''}"
+    return method
+
+
+def _page(build: Callable[P, Pager[T]]) -> Callable[Concatenate[Client, P], Page[T]]:
+    @functools.wraps(build)
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Page[T]:
+        pager = build(*args, **kwargs)
+        return pager.read(self.send(pager.call))
+
+    method.__doc__ = f"One page: {build.__doc__ or ''}"
+    return method
+
+
+def _items(build: Callable[P, Pager[T]]) -> Callable[Concatenate[Client, P], Iterator[T]]:
+    @functools.wraps(build)
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        return self.iterate(build(*args, **kwargs))
+
+    method.__doc__ = f"Every item, page after page: {build.__doc__ or ''}"
+    return method
+
+
+class Client:
+    """A Tidings server, used synchronously.
+
+    ``url`` defaults to ``TIDINGS_URL`` (else ``http://127.0.0.1:8000``) and ``key`` to
+    ``TIDINGS_KEY``. Every method raises :class:`TidingsError` when the request fails. Safe
+    calls (GETs; publishes with idempotency keys) are sent again up to ``retries`` times when
+    no answer came or the server asked to wait (429/502/503/504).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        key: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 2,
+        stream_read_timeout: float = 60.0,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx2.BaseTransport | None = None,
+    ) -> None:
+        self.connection = Connection.resolve(url, key, timeout, stream_read_timeout, headers)
+        self.policy = RetryPolicy(retries=retries)  # which calls are sent again, and when
+        try:
+            self._http = httpx2.Client(
+                base_url=self.connection.url,
+                headers=self.connection.headers,
+                timeout=self.connection.timeout,
+                transport=transport,
+                follow_redirects=False,
+            )
+        except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as error:
+            raise failure(error, self.connection.url) from None
+
+    @property
+    def url(self) -> str:
+        return self.connection.url
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- the transport ----------------------------------------------------------------------
+
+    def send(self, call: Call) -> Answer:
+        """Send ``call`` (again, while the retry policy allows) and return the answer."""
+        backoff, tries = Backoff(), 0
+        while True:
+            tries += 1
+            try:
+                response = self._http.request(
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    content=call.body,
+                    headers=call.headers,
+                )
+            except httpx2.TransportError as error:
+                sent = not connection_was_refused(error)
+                wait = self.policy.after_failure(call, tries, sent, backoff)
+                if wait is None:
+                    raise failure(error, self.url) from None
+            except (httpx2.HTTPError, httpx2.InvalidURL) as error:
+                raise failure(error, self.url) from None
+            else:
+                answer = Answer(
+                    response.status_code, response.headers, response.content, str(response.url)
+                )
+                wait = self.policy.after_answer(call, tries, answer, backoff)
+                if wait is None:
+                    return answer
+            time.sleep(wait)
+
+    def run(self, op: Op[T]) -> T:
+        """Send an operation's call and read its answer."""
+        return op.read(self.send(op.call))
+
+    def iterate(self, pager: Pager[T]) -> Iterator[T]:
+        """Every item of every page, fetching the next page only when it is needed."""
+        call: Call | None = pager.call
+        while call is not None:
+            page = pager.read(self.send(call))
+            yield from page.items
+            call = pager.after(page.next) if page.next else None
+
+    # -- events -----------------------------------------------------------------------------
+
+    publish = _op(_calls.publish)
+    publish_batch = _op(_calls.publish_batch)
+    get_event = _op(_calls.get_event)
+    query = _items(_calls.query)
+    query_page = _page(_calls.query)
+    stats = _op(_calls.stats)
+    ready = _op(_calls.ready)
+
+    export_lines = _lines(_calls.export)
+    export = _exported(_calls.export)
+    stream = _streamed(_reading.stream)
+    subscribe = _subscribed(_reading.stream)
+
+    def lines(self, call: Call) -> Iterator[str]:
+        """The lines of a streamed answer (an export), as the server writes them."""
+        try:
+            with self._http.stream(
+                call.method, call.path, params=call.params, timeout=self.connection.stream_timeout
+            ) as response:
+                if response.status_code != 200:
+                    response.read()
+                    _calls.check(_answer(response))
+                    raise _calls.not_tidings(_answer(response))
+                yield from response.iter_lines()
+        except httpx2.HTTPError as error:
+            raise failure(error, self.url) from None
+
+    def follow(self, resume: StreamResume) -> Iterator[StreamItem]:
+        """Connect, read, and reconnect from ``resume``'s position until the caller stops."""
+        while True:
+            call = resume.request()
+            try:
+                with self._http.stream(
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    headers=(("Accept", "text/event-stream"), *call.headers),
+                    timeout=self.connection.stream_timeout,
+                ) as response:
+                    if response.status_code != 200:
+                        response.read()
+                        wait = resume.refused(_answer(response))
+                    elif not event_stream_type(response.headers.get("content-type", "")):
+                        response.read()
+                        raise _calls.not_tidings(_answer(response))
+                    else:
+                        for sse in httpx2.EventSource(response):
+                            item = resume.frame(sse.event, sse.data, sse.id, sse.retry)
+                            if item is not None:
+                                yield item
+                        wait = resume.ended()
+            except httpx2.TransportError as error:
+                wait = resume.ended(failure(error, self.url))
+            except (httpx2.HTTPError, httpx2.InvalidURL) as error:
+                raise failure(error, self.url) from None
+            time.sleep(wait)
+
+    # -- webhooks and deliveries ------------------------------------------------------------
+
+    create_webhook = _op(_calls.create_webhook)
+    list_webhooks = _op(_calls.list_webhooks)
+    get_webhook = _op(_calls.get_webhook)
+    update_webhook = _op(_calls.update_webhook)
+    delete_webhook = _op(_calls.delete_webhook)
+    rotate_secret = _op(_calls.rotate_secret)
+    replay = _op(_calls.replay)
+    deliveries = _items(_calls.deliveries)
+    deliveries_page = _page(_calls.deliveries)
+    get_delivery = _op(_calls.get_delivery)
+    retry_delivery = _op(_calls.retry_delivery)
+
+    # -- dead letters -----------------------------------------------------------------------
+
+    dead_letters = _items(_calls.dead_letters)
+    dead_letters_page = _page(_calls.dead_letters)
+    get_dead_letter = _op(_calls.get_dead_letter)
+    delete_dead_letter = _op(_calls.delete_dead_letter)
+    redrive_dead_letter = _op(_calls.redrive_dead_letter)
+    redrive_dead_letters = _op(_calls.redrive_dead_letters)
+
+    # -- keys and tenants -------------------------------------------------------------------
+
+    create_key = _op(_calls.create_key)
+    list_keys = _op(_calls.list_keys)
+    get_key = _op(_calls.get_key)
+    revoke_key = _op(_calls.revoke_key)
+    create_tenant = _op(_calls.create_tenant)
+    list_tenants = _op(_calls.list_tenants)
+
+
+def _answer(response: httpx2.Response) -> Answer:
+    return Answer(response.status_code, response.headers, response.content, str(response.url))
+
+
+__all__ = ["Client", "TidingsError"]
