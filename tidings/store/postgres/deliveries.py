@@ -210,6 +210,26 @@ class PostgresDeliveryStore:
             else:
                 first_failure.setdefault(r.webhook_id, r.attempt.at_us)
 
+        if len({r.delivery_id for r in records}) == len(records):
+            # The usual batch, one attempt per delivery: one statement, one round trip, so
+            # results are recorded soon after they arrive (a crash re-sends only those not).
+            modes = dict.fromkeys(cleared, "clear")
+            for w in first_failure:
+                modes[w] = "set" if w in cleared else "start"
+            hooks = sorted(modes)
+            args = (
+                *(list(column) for column in zip(*attempts, strict=True)),
+                now_us,
+                [r.status for r in records],
+                [r.next_attempt_at_us for r in records],
+                [modes[w] for w in hooks],
+                [first_failure.get(w) for w in hooks],
+                hooks,
+            )
+            if records:
+                await self._store.run(lambda conn: conn.execute(Q["record_batch"], *args))
+            return
+
         async def run(conn: Any) -> None:
             if attempts:
                 await conn.executemany(Q["insert_attempt"], attempts)

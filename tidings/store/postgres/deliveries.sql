@@ -127,3 +127,27 @@ WHERE d.tenant = $1 AND a.at_us >= $2 GROUP BY d.webhook_id;
 SELECT CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 'succeeded' ELSE 'failed' END, COUNT(*)
 FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
 WHERE d.tenant = $1 AND a.at_us >= $2 GROUP BY 1;
+
+-- name: record_batch
+-- A batch of attempt results in one statement, committed on its own: the attempt log, the
+-- deliveries they settle, and each endpoint's run of failures ($11: 'clear' ends it, 'set'
+-- starts it at $12, 'start' starts it unless one is running). Ids are distinct in a batch.
+WITH logged AS (
+    INSERT INTO delivery_attempts (delivery_id, n, at_us, status_code, latency_ms, error,
+                                   response_body)
+    SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::integer[],
+                         $5::double precision[], $6::text[], $7::text[])
+    ON CONFLICT (delivery_id, n) DO UPDATE SET at_us = excluded.at_us,
+        status_code = excluded.status_code, latency_ms = excluded.latency_ms,
+        error = excluded.error, response_body = excluded.response_body
+), settled AS (
+    UPDATE deliveries d SET status = u.status, attempts = GREATEST(d.attempts, u.n),
+        next_attempt_at_us = u.next_at, lease_until_us = NULL, updated_at_us = $8
+    FROM unnest($1::text[], $9::text[], $2::integer[], $10::bigint[]) AS u(id, status, n, next_at)
+    WHERE d.id = u.id AND d.status = 'pending'
+)
+UPDATE webhooks w SET failing_since_us = CASE e.mode WHEN 'clear' THEN NULL
+                                                    WHEN 'set' THEN e.at
+                                                    ELSE COALESCE(w.failing_since_us, e.at) END
+FROM unnest($13::text[], $11::text[], $12::bigint[]) AS e(id, mode, at)
+WHERE w.id = e.id;
