@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tidings import __version__
+from tidings.client import TidingsError
 from tidings.settings import ConfigError, load_settings
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -131,7 +132,7 @@ def print_error(message: str) -> None:
     err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
 
 
-def print_server_error(error: ServerError, prefix: str = "") -> None:
+def print_server_error(error: ServerError | TidingsError, prefix: str = "") -> None:
     """``error: <code>: <message>`` then one indented line per detail."""
     print_error(escape(f"{prefix}{error.code}: {error.message}"))
     if error.status == 401:
