@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tidings.cli.choices import Order
 from tidings.cli.filters import (
     AfterOption,
     BeforeOption,
@@ -67,7 +68,9 @@ def register(app: typer.Typer) -> None:
         until: UntilOption = None,
         after: AfterOption = None,
         before: BeforeOption = None,
-        order: Annotated[str, typer.Option("--order", help="desc (newest first) or asc.")] = "desc",
+        order: Annotated[
+            Order, typer.Option("--order", help="Newest first (desc) or oldest first.")
+        ] = Order.desc,
         limit: Annotated[
             int, typer.Option("--limit", "-n", min=1, max=1000, help="Events per page.")
         ] = 100,
@@ -112,7 +115,7 @@ def register(app: typer.Typer) -> None:
             after=after,
             before=before,
         )
-        params += [("order", order), ("limit", str(limit))]
+        params += [("order", order.value), ("limit", str(limit))]
         shown: list[dict[str, Any]] = []
         with connect(url) as client:
             while True:
