@@ -20,3 +20,8 @@ class DeliveryStatus(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+
+
+class LogFormatChoice(StrEnum):
+    text = "text"  # time LEVEL logger: message
+    json = "json"  # one JSON object a line
