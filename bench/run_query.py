@@ -81,6 +81,7 @@ class Bounds:
     """What the generated log spans, for the window shapes."""
 
     received: list[int]  # received_at of every 1,000th event, in seq order
+    traces: list[str]  # trace_id of every 1,000th event
     head: int
     time_lo: int
     time_hi: int
@@ -107,6 +108,7 @@ def shapes(b: Bounds) -> list[Shape]:
         ("source", lambda r: q({"source": r.choice(SOURCES)})),
         ("exclude_source", lambda r: q({"exclude_source": r.choice(SOURCES)})),
         ("subject (1 in 5,000)", lambda r: q({"subject": f"device-{r.randrange(SUBJECTS)}"})),
+        ("trace_id (one trace)", lambda r: q({"trace_id": r.choice(b.traces)})),
         ("data.category (1 in 10)", lambda r: q({"data.category": r.choice(CATEGORIES)})),
         ("data.device.room (1 in 50)", lambda r: q({"data.device.room": r.choice(ROOMS)})),
         ("data.level number (1 in 100)", lambda r: q({"data.level": str(r.randrange(100))})),
@@ -157,19 +159,20 @@ async def load(store: Store, candidates: list[Candidate], batch: int = 5000) -> 
 
 
 async def bounds_of(store: Store) -> Bounds:
-    received, time_lo, time_hi = [], None, None
+    received, traces, time_lo, time_hi = [], [], None, None
     after = 0
     while True:
         page = await store.read_log(after, store.head(), 1000)
         if not page:
             break
         received.append(page[0].received_at_us)
+        traces.append(page[0].trace_id)
         times = [e.time_us for e in page]
         time_lo = min(times) if time_lo is None else min(time_lo, *times)
         time_hi = max(times) if time_hi is None else max(time_hi, *times)
         after = page[-1].seq
     assert time_lo is not None and time_hi is not None
-    return Bounds(received, store.head(), time_lo, time_hi)
+    return Bounds(received, traces, store.head(), time_lo, time_hi)
 
 
 async def measure(store: Store, shape: Shape, queries: int, seed: int) -> dict[str, Any]:

@@ -37,9 +37,10 @@ class TidingsServer(uvicorn.Server):
         super().__init__(config)
         self.hub = hub  # told about the shutdown before uvicorn acts on it
         hub.streams.transport_of = self.transport_of
+        hub.streams.chunked_of = self.chunked_of
 
-    def transport_of(self, scope: Any) -> asyncio.WriteTransport | None:
-        """The transport of the open connection that is serving ``scope``.
+    def _protocol_of(self, scope: Any) -> Any:
+        """The uvicorn protocol of the open connection that is serving ``scope``.
 
         uvicorn's protocols keep the scope of their current request; the peer address is the
         fallback. (The scope's ``client`` alone is not enough: behind a trusted proxy it holds
@@ -52,8 +53,21 @@ class TidingsServer(uvicorn.Server):
         if found is None and scope.get("client"):
             peer = tuple(scope["client"])
             found = next((c for c in connections if getattr(c, "client", None) == peer), None)
-        transport: asyncio.WriteTransport | None = getattr(found, "transport", None)
+        return found
+
+    def transport_of(self, scope: Any) -> asyncio.WriteTransport | None:
+        """The transport of the open connection that is serving ``scope``."""
+        transport: asyncio.WriteTransport | None = getattr(
+            self._protocol_of(scope), "transport", None
+        )
         return transport
+
+    def chunked_of(self, scope: Any) -> bool:
+        """Whether the started response of ``scope`` goes out in HTTP/1.1 chunks written by
+        uvicorn's httptools protocol itself (its ``chunked_encoding``), so that bytes framed
+        the same way may be written to its transport directly."""
+        cycle = getattr(self._protocol_of(scope), "cycle", None)
+        return getattr(cycle, "chunked_encoding", None) is True
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Open the store before uvicorn starts the app, so a store that cannot be used ends

@@ -19,10 +19,18 @@ from tidings.envelope.timefmt import format_us, now_us
 from tidings.errors import TidingsError
 from tidings.store.auth import ApiKey, Tenant
 from tidings.store.backend import Backend
-from tidings.store.base import CommitListener, GroupListener, Query, StoreStats
+from tidings.store.base import (
+    BucketCount,
+    CommitListener,
+    CountQuery,
+    GroupListener,
+    Query,
+    StoreStats,
+)
 from tidings.store.idempotency import conflict_error, same_content
 from tidings.store.memory.deliveries import MemoryDeliveryStore
 from tidings.store.memory.state import MemoryDeadLetters, MemoryLeases, MemorySinkCursors
+from tidings.store.memory.transfer import MemoryTransfer
 
 __all__ = [
     "MemoryAuthStore",
@@ -251,6 +259,31 @@ class MemoryStore:
             size_bytes=await self.size_bytes(),
         )
 
+    async def count_buckets(self, tenant: str, counts: CountQuery) -> list[BucketCount]:
+        self._require_open()
+        query, width, origin = counts.query, counts.width_us, counts.origin_us
+        tally: Counter[tuple[int, str | None]] = Counter()
+        for event in self._log:
+            if event.tenant != tenant or not _in_bounds(event, query):
+                continue
+            if (query.after is not None and event.seq <= query.after) or (
+                query.before is not None and event.seq >= query.before
+            ):
+                continue
+            if query.filter.matches(event):
+                start = origin + (event.received_at_us - origin) // width * width
+                key = None if counts.by is None else getattr(event, counts.by)
+                tally[start, key] += 1
+        return [
+            BucketCount(start, key, n)
+            for (start, key), n in sorted(tally.items(), key=_bucket_order)
+        ]
+
+
+def _bucket_order(item: tuple[tuple[int, str | None], int]) -> tuple[int, str]:
+    (start, key), _ = item
+    return start, key or ""
+
 
 def _in_bounds(event: Event, query: Query) -> bool:
     """The time bounds of ``query`` (inclusive); seq bounds are applied by position."""
@@ -272,14 +305,20 @@ def _size(event: Event) -> int:
 
 def memory_backend(store: MemoryStore | None = None) -> Backend:
     """Every protocol of a ``Backend`` in memory; the data lives as long as the objects."""
+    events, deliveries, dead_letters = (
+        store or MemoryStore(),
+        MemoryDeliveryStore(),
+        MemoryDeadLetters(),
+    )
     return Backend(
         url="memory://",
-        events=store or MemoryStore(),
-        deliveries=MemoryDeliveryStore(),
+        events=events,
+        deliveries=deliveries,
         sink_cursors=MemorySinkCursors(),
-        dead_letters=MemoryDeadLetters(),
+        dead_letters=dead_letters,
         leases=MemoryLeases(),
         auth=MemoryAuthStore(),
+        transfer=MemoryTransfer(events, deliveries, dead_letters),
     )
 
 

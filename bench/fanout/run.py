@@ -53,6 +53,7 @@ from servers import (
     ROOT,
     NchanServer,
     Server,
+    TidingsAsyncioServer,
     TidingsNormalServer,
     TidingsServer,
     nchan_version,
@@ -491,6 +492,8 @@ def make_server(cfg: Config, name: str) -> Server:
         return TidingsServer(cfg.tidings_port)
     if name == "tidings-normal":
         return TidingsNormalServer(cfg.tidings_port)
+    if name == "tidings-asyncio":
+        return TidingsAsyncioServer(cfg.tidings_port)
     if name == "nchan":
         return NchanServer(cfg.nchan_port)
     raise ValueError(f"unknown server {name!r}")
@@ -612,7 +615,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
     ap.add_argument(
         "--servers",
         default="tidings,nchan",
-        help="comma list of tidings, nchan and tidings-normal (a diagnostic: no fsync)",
+        help="comma list of tidings, nchan, tidings-normal (a diagnostic: no fsync) and "
+        "tidings-asyncio (a diagnostic: asyncio's loop instead of uvloop)",
     )
     ap.add_argument(
         "--profile", action="store_true", help="py-spy on Tidings in every window (not for figures)"

@@ -163,6 +163,16 @@ class TidingsNormalServer(TidingsServer):
         return {**super().env(), "TIDINGS_SQLITE_SYNCHRONOUS": "NORMAL"}
 
 
+class TidingsAsyncioServer(TidingsServer):
+    """A diagnostic, not the default: Tidings on asyncio's own event loop instead of uvloop
+    (``asyncio_loop.py``), to show what uvloop changes."""
+
+    name = "tidings-asyncio"
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(HERE / "asyncio_loop.py"), *super().command()[3:]]
+
+
 class NchanServer(Server):
     name = kind = "nchan"
     subscribe_path = "/sub?ch=bench"

@@ -18,6 +18,7 @@ from tidings.store.deliveries import (
     DeliveryStats,
     DeliveryStore,
     Endpoint,
+    EndpointAttempts,
     Secret,
     Status,
 )
@@ -579,6 +580,39 @@ async def test_stats_count_one_tenants_deliveries_and_recent_attempts(
         {"failed": 1, "succeeded": 1}, None, {"failed": 1, "succeeded": 1}
     )
     assert await state.stats("nobody", now) == DeliveryStats({}, None, {})
+
+
+async def test_endpoint_attempts_count_each_endpoints_attempts_since_a_time(
+    state: DeliveryStore,
+) -> None:
+    day = 24 * 3_600_000_000
+    now = 10 * day
+    await with_endpoints(
+        state,
+        endpoint("wh_a"),
+        endpoint("wh_b"),
+        endpoint("wh_c"),
+        endpoint("wh_x", tenant="other"),
+    )
+    a1, a2, b1 = delivery("wh_a", 1), delivery("wh_a", 2), delivery("wh_b", 3)
+    old, theirs = delivery("wh_c", 4), delivery("wh_x", 5, tenant="other")
+    await state.dispatch([a1, a2, b1, old, theirs], {})
+    await state.record(
+        [
+            failure(a1, now - day, n=1, next_at=now - 10),  # exactly at the start: counted
+            failure(b1, now - 100, n=1, code=503),
+            failure(old, now - day - 1, n=1),  # before the window
+            failure(theirs, now - 5, n=1),
+        ],
+        now - 50,
+    )
+    await state.record([success(a1, now - 20, n=2), success(a2, now - 10)], now - 5)
+
+    found = await state.endpoint_attempts(TENANT, now - day)
+
+    assert found == {"wh_a": EndpointAttempts(2, 1), "wh_b": EndpointAttempts(0, 1)}
+    assert await state.endpoint_attempts("other", now - day) == {"wh_x": EndpointAttempts(0, 1)}
+    assert await state.endpoint_attempts("nobody", 0) == {}
 
 
 # -- endpoints -------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from tidings.envelope import (
 )
 from tidings.envelope.timefmt import now_us, parse_iso
 from tidings.errors import TidingsError
-from tidings.store import Query, Store
+from tidings.store import BucketCount, CountQuery, Query, Store
 
 if TYPE_CHECKING:
     from tests.contract.conftest import FakeClock, StoreHarness
@@ -747,6 +747,137 @@ async def test_stats_count_events_by_type_source_and_hour(store: Store) -> None:
     assert stats.head_seq == last.seq == store.head()
     assert stats.earliest_seq == await store.earliest(DEFAULT_TENANT)
     assert stats.size_bytes > 0
+
+
+HOUR = 3_600_000_000
+DAY = 24 * HOUR
+
+
+async def _count_fixture(store: Store, clock: FakeClock) -> tuple[int, list[int]]:
+    """Four events of the default tenant (and one of another) at known times after a
+    midnight UTC; the midnight and the seqs."""
+    base = (clock.now_us // DAY + 2) * DAY  # ahead of the real clock, so stamps are exact
+    placed = [
+        (10 * 60, candidate("a.b", source="s1", subject="d1")),
+        (20 * 60, candidate("a.b", source="s2", subject="d2")),
+        (30 * 60, candidate("a.b", source="s1", subject="d1", tenant="t2")),
+        (70 * 60, candidate("c.d", source="s1", subject="d1")),
+        (25 * 3600, candidate("a.b", source="s1")),
+    ]
+    seqs = []
+    for offset_s, one in placed:
+        clock.now_us = base + offset_s * 1_000_000
+        [result] = await store.append([one])
+        seqs.append(result.seq)
+    return base, seqs
+
+
+def _rows(found: list[BucketCount]) -> set[tuple[int, str | None, int]]:
+    starts = [row.start_us for row in found]
+    assert starts == sorted(starts), "rows come in bucket order"
+    assert len({(row.start_us, row.key) for row in found}) == len(found), "each pair once"
+    return {(row.start_us, row.key, row.count) for row in found}
+
+
+async def test_count_buckets_counts_by_hour_and_key(store: Store, clock: FakeClock) -> None:
+    base, _ = await _count_fixture(store, clock)
+
+    by_type = await store.count_buckets(DEFAULT_TENANT, CountQuery(Query(), HOUR, by="type"))
+    by_source = await store.count_buckets(DEFAULT_TENANT, CountQuery(Query(), HOUR, by="source"))
+    by_subject = await store.count_buckets(DEFAULT_TENANT, CountQuery(Query(), HOUR, by="subject"))
+
+    assert _rows(by_type) == {
+        (base, "a.b", 2),
+        (base + HOUR, "c.d", 1),
+        (base + 25 * HOUR, "a.b", 1),
+    }
+    assert _rows(by_source) == {
+        (base, "s1", 1),
+        (base, "s2", 1),
+        (base + HOUR, "s1", 1),
+        (base + 25 * HOUR, "s1", 1),
+    }
+    assert _rows(by_subject) == {
+        (base, "d1", 1),
+        (base, "d2", 1),
+        (base + HOUR, "d1", 1),
+        (base + 25 * HOUR, None, 1),
+    }
+
+
+async def test_count_buckets_without_a_key_counts_whole_buckets(
+    store: Store, clock: FakeClock
+) -> None:
+    base, _ = await _count_fixture(store, clock)
+
+    days = await store.count_buckets(DEFAULT_TENANT, CountQuery(Query(), DAY))
+
+    assert _rows(days) == {(base, None, 3), (base + DAY, None, 1)}
+    assert await store.count_buckets("nobody", CountQuery(Query(), DAY)) == []
+
+
+async def test_count_buckets_start_at_the_origin(store: Store, clock: FakeClock) -> None:
+    base, _ = await _count_fixture(store, clock)
+
+    # local days of a zone at UTC+1 start at 23:00 UTC
+    days = await store.count_buckets(DEFAULT_TENANT, CountQuery(Query(), DAY, origin_us=23 * HOUR))
+
+    assert _rows(days) == {(base - HOUR, None, 3), (base + 23 * HOUR, None, 1)}
+
+
+async def test_count_buckets_follow_the_filter_and_every_bound(
+    store: Store, clock: FakeClock
+) -> None:
+    base, seqs = await _count_fixture(store, clock)
+
+    async def rows(**fields: Any) -> set[tuple[int, str | None, int]]:
+        query = Query(**fields)
+        return _rows(
+            await store.count_buckets(DEFAULT_TENANT, CountQuery(query, HOUR, by="subject"))
+        )
+
+    assert await rows(filter=parse_filter({"source": "s1"})) == {
+        (base, "d1", 1),
+        (base + HOUR, "d1", 1),
+        (base + 25 * HOUR, None, 1),
+    }
+    assert await rows(filter=parse_filter({"type": "c.*"})) == {(base + HOUR, "d1", 1)}
+    assert await rows(since_us=base + 15 * 60_000_000, until_us=base + 2 * HOUR) == {
+        (base, "d2", 1),
+        (base + HOUR, "d1", 1),
+    }
+    assert await rows(after=seqs[0], before=seqs[-1]) == {(base, "d2", 1), (base + HOUR, "d1", 1)}
+    assert await rows(time_until_us=0) == set()
+
+
+async def test_count_buckets_with_a_filter_on_awkward_strings(
+    store: Store, clock: FakeClock
+) -> None:
+    # Backslashes and NUL characters in data values: some stores must recheck such rows.
+    base = (clock.now_us // DAY + 2) * DAY
+    clock.now_us = base
+    await store.append(
+        [
+            candidate(data={"note": "a\\b"}, subject="d1"),
+            candidate(data={"note": "a\x00b"}, subject="d1"),
+            candidate(data={"note": "a\ufffdb"}, subject="d2"),
+        ]
+    )
+
+    for value in ("a\\b", "a\x00b", "a\ufffdb"):
+        query = Query(filter=parse_filter({"data.note": value}))
+        found = await store.count_buckets(DEFAULT_TENANT, CountQuery(query, HOUR, by="subject"))
+        expected = "d2" if value == "a\ufffdb" else "d1"
+        assert _rows(found) == {(base, expected, 1)}, value
+
+
+def test_a_count_query_needs_a_width_and_an_origin_inside_it() -> None:
+    with pytest.raises(ValueError):
+        CountQuery(Query(), 0)
+    with pytest.raises(ValueError):
+        CountQuery(Query(), HOUR, origin_us=HOUR)
+    with pytest.raises(ValueError):
+        CountQuery(Query(), HOUR, origin_us=-1)
 
 
 # -- life cycle -----------------------------------------------------------------------------

@@ -381,3 +381,14 @@ def server_side_tcp_state(server_port: int, client_port: int) -> str | None:
         if int(local, 16) == server_port and int(remote, 16) == client_port:
             return fields[3]
     return None
+
+
+def server_side_send_queue(server_port: int, client_port: int) -> tuple[str, int] | None:
+    """The state (hex) and the send queue in bytes of the server's end of one connection
+    from this host (from /proc/net/tcp), or None when that socket is gone."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+        if int(local, 16) == server_port and int(remote, 16) == client_port:
+            return fields[3], int(fields[4].split(":")[0], 16)
+    return None

@@ -428,6 +428,7 @@ HELP_MENTIONS = {
     "serve": ["--host", "--port", "--data-dir", "--store", "--config", "--log-level"],
     "purge": ["--older-than-days", "--data-dir"],
     "backup": ["--data-dir", "--store", "--overwrite"],
+    "migrate-store": ["--from", "--to", "--resume"],
 }
 
 

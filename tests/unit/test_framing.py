@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from tidings.envelope import Event
 from tidings.streams.framing import (
     SSE_HEADERS,
+    http_chunk,
     jittered_retry_ms,
     sse_comment,
     sse_event,
@@ -416,3 +417,9 @@ def test_the_retry_delay_maps_the_whole_unit_interval_into_the_range(
 def test_any_retry_delay_is_within_its_range(base: int, spread: int, seed: int) -> None:
     value = jittered_retry_ms(base, spread, random.Random(seed))
     assert base <= value < base + spread or (spread == 0 and value == base)
+
+
+def test_an_http_chunk_is_framed_as_the_server_frames_its_own() -> None:
+    assert http_chunk(b"abc") == b"3\r\nabc\r\n"
+    body = b"x" * 300
+    assert http_chunk(body) == b"12c\r\n" + body + b"\r\n"

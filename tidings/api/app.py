@@ -11,7 +11,17 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from tidings import __version__, web
-from tidings.api import dead_letters, errors, events, ingest, keys, ops, streams, webhooks
+from tidings.api import (
+    dead_letters,
+    errors,
+    events,
+    ingest,
+    keys,
+    ops,
+    stats,
+    streams,
+    webhooks,
+)
 from tidings.api import openapi as openapi_document
 from tidings.api.fast_paths import FastPaths
 from tidings.api.middleware import RequestMetrics
@@ -39,7 +49,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         version=__version__,
         summary="A self-hosted event hub: publish, store, query, stream and deliver events.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served by tidings.web from the vendored Swagger UI
         redoc_url=None,
     )
     app.state.hub = the_hub
@@ -51,6 +61,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(dead_letters.router)
     app.include_router(ops.router)
     app.include_router(keys.router)
+    app.include_router(stats.router)
     web.install(app)
     app.add_middleware(RequestMetrics)
     _add_schemas(app)

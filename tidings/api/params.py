@@ -28,7 +28,8 @@ HISTORY_PARAMS = (
     "limit",
     "cursor",
 )
-EXPORT_PARAMS = (*HISTORY_PARAMS, "format")
+# A browser download cannot set headers either: its key comes as access_token, read by auth.
+EXPORT_PARAMS = (*HISTORY_PARAMS, "format", "access_token")
 MAX_LIMIT = 1000
 MAX_POSITION = 2**63 - 1  # positions are 64-bit signed integers in every store
 _DIGITS = re.compile(r"[0-9]{1,40}")  # ASCII digits; no sign, space, "_" or other scripts

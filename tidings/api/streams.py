@@ -20,6 +20,7 @@ from tidings.streams.sse import SSEResponse
 from tidings.streams.websocket import serve_websocket
 
 router = APIRouter(tags=["streams"])
+# access_token: the key of a browser that cannot set headers; auth reads it, the filter must not
 STREAM_PARAMS = ("last_event_id", "since", "access_token")
 
 

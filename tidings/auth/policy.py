@@ -23,8 +23,9 @@ Need = Scope | Access
 _OPEN_EXACT = frozenset({"/healthz", "/readyz", "/", "/favicon.ico", "/docs", "/openapi.json"})
 _OPEN_PREFIXES = ("/static/", "/v1/ingest/", "/docs/")
 STREAM_PATHS = frozenset({"/v1/events/stream", "/v1/ws"})  # counted against max_streams
-# Where a browser cannot set headers (EventSource, WebSocket): ?access_token= is read too.
-TOKEN_IN_QUERY = STREAM_PATHS
+# Where a browser cannot set headers (EventSource, WebSocket, a download link to the export):
+# ?access_token= is read too.
+TOKEN_IN_QUERY = STREAM_PATHS | {"/v1/events/export"}
 
 
 @dataclass(frozen=True, slots=True)

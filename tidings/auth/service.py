@@ -109,6 +109,7 @@ class AuthService:
         self._by_hash: dict[str, ApiKey] = {}  # active keys by the hash of their secret
         self._unknown: OrderedDict[str, float] = OrderedDict()  # hash -> when found unknown
         self._buckets: dict[str, TokenBucket] = {}  # by key id, for keys with a rate limit
+        self._changes = 0  # keys created or revoked here: a reload read before one is stale
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -125,7 +126,13 @@ class AuthService:
 
     async def reload(self) -> None:
         """Take the keys from the store; streams of keys revoked meanwhile are closed."""
-        fresh = {k.hash: k for k in await self.store.list_keys() if k.active}
+        changes = self._changes
+        listed = await self.store.list_keys()
+        if changes != self._changes:
+            # A key was created or revoked here while the list was read: the list may predate
+            # it (and bring a revoked key back). The next reload reads again.
+            return
+        fresh = {k.hash: k for k in listed if k.active}
         gone = [k for h, k in self._by_hash.items() if h not in fresh]
         self._by_hash = fresh
         for key in gone:
@@ -268,6 +275,7 @@ class AuthService:
             created_at_us=now_us(),
         )
         await self.store.create_key(key)
+        self._changes += 1
         self._by_hash[key.hash] = key
         await self.auditor.record(tenant, "key", "created", actor, {"key": key_dict(key)})
         return key, new.secret
@@ -287,6 +295,7 @@ class AuthService:
     async def revoke_key(self, actor: Principal, key_id: str) -> None:
         key = await self.visible_key(actor, key_id)
         revoked = await self.store.revoke_key(key.id, now_us())
+        self._changes += 1
         if revoked is None:
             return  # revoked before: nothing changes
         self._by_hash.pop(revoked.hash, None)

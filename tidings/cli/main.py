@@ -10,6 +10,7 @@ from tidings.cli import (
     client_commands,
     dlq_command,
     keys_command,
+    migrate_command,
     serve_command,
     tail_command,
     webhooks_command,
@@ -46,6 +47,7 @@ webhooks_command.register(app)
 dlq_command.register(app)
 backup_command.register(app)
 keys_command.register(app)
+migrate_command.register(app)
 
 
 def main() -> None:

@@ -24,6 +24,8 @@ from tidings.store import Backend, Query
 from tidings.store.deliveries import Attempt, Delivery, Endpoint, Secret, Status
 from tidings.tasks import Supervisor
 
+DAY_US = 86_400_000_000
+
 log = logging.getLogger("tidings.delivery")
 REPLAY_CHUNK = 1000
 DISABLED_EVENT_TYPE = "tidings.webhook.disabled"
@@ -270,6 +272,7 @@ class DeliveryService:
     async def stats(self, tenant: str) -> dict[str, Any]:
         now = now_us()
         s = await self.state.stats(tenant, now)
+        per_endpoint = await self.state.endpoint_attempts(tenant, now - DAY_US)
         attempts = s.attempts_last_hour
         tried = sum(attempts.values())
         oldest_age = (now - s.oldest_pending_us) / 1_000_000 if s.oldest_pending_us else 0.0
@@ -284,6 +287,15 @@ class DeliveryService:
             if tried
             else None,
             "endpoints": sum(1 for e in self.engine.endpoints.values() if e.tenant == tenant),
+            # Per endpoint id, attempts of the last 24 hours (endpoints with none are left out).
+            "by_endpoint_24h": {
+                endpoint_id: {
+                    "succeeded": a.succeeded,
+                    "failed": a.failed,
+                    "success_rate": round(a.succeeded / (a.succeeded + a.failed), 4),
+                }
+                for endpoint_id, a in per_endpoint.items()
+            },
             # Events not yet turned into deliveries (they wait in the log, behind the cursors);
             # positions are shared by tenants, so this counts theirs too: an upper bound.
             "cursor_lag": self.engine.cursor_lag(tenant),

@@ -23,6 +23,8 @@ _pool_at = 0
 def _random(count: int) -> bytes:
     """``count`` random bytes from the pool; the caller holds ``_lock``."""
     global _pool, _pool_at
+    if count > _POOL_SIZE:
+        return os.urandom(count)
     if _pool_at + count > len(_pool):
         _pool, _pool_at = os.urandom(_POOL_SIZE), 0
     chunk = _pool[_pool_at : _pool_at + count]
@@ -45,32 +47,59 @@ def uuid7() -> str:
     Within one millisecond a 12-bit counter (seeded randomly) keeps ids from one process
     increasing, as RFC 9562 section 6.2 method 1 suggests.
     """
+    return uuid7s(1)[0]
+
+
+def uuid7s(count: int) -> list[str]:
+    """``count`` UUIDv7 strings in increasing order, drawn under one lock (a batch's ids)."""
     global _last_ms, _counter
+    values: list[int] = []
     with _lock:
         ms = time.time_ns() // 1_000_000
-        if ms > _last_ms:
-            _last_ms = ms
-            _counter = int.from_bytes(_random(2), "big") & 0x7FF
-        else:
-            _counter += 1
-            if _counter > 0xFFF:  # counter overflow: borrow the next millisecond
-                _last_ms += 1
-                _counter = 0
-            ms = _last_ms
-        counter = _counter
-        rand = int.from_bytes(_random(8), "big") & ((1 << 62) - 1)
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        rand = _random(8 * count)
+        for offset in range(0, 8 * count, 8):
+            if ms > _last_ms:
+                _last_ms = ms
+                _counter = int.from_bytes(_random(2), "big") & 0x7FF
+            else:
+                _counter += 1
+                if _counter > 0xFFF:  # counter overflow: borrow the next millisecond
+                    _last_ms += 1
+                    _counter = 0
+            low = int.from_bytes(rand[offset : offset + 8], "big") & _RAND_MASK
+            values.append((_last_ms & _MS_MASK) << 80 | _VERSION | _counter << 64 | _VARIANT | low)
+    out = []
+    for value in values:
+        h = f"{value:032x}"
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
+
+
+_RAND_MASK = (1 << 62) - 1
+_MS_MASK = (1 << 48) - 1
+_VERSION = 0x7 << 76
+_VARIANT = 0b10 << 62
 
 
 def new_trace_id() -> str:
     """A random W3C trace id (32 lowercase hex digits, never all zeros)."""
-    while True:
-        with _lock:
-            value = _random(16).hex()
-        if value != "0" * 32:
-            return value
+    return new_trace_ids(1)[0]
+
+
+def new_trace_ids(count: int) -> list[str]:
+    """``count`` random W3C trace ids, drawn from the pool at once."""
+    with _lock:
+        hexed = _random(16 * count).hex()
+    out = [hexed[i : i + 32] for i in range(0, 32 * count, 32)]
+    for index, value in enumerate(out):
+        while value == _ZERO_TRACE:  # one chance in 2**128, but the spec forbids it
+            with _lock:
+                value = _random(16).hex()
+        out[index] = value
+    return out
+
+
+_ZERO_TRACE = "0" * 32
 
 
 def trace_id_from_traceparent(header: str | None) -> str | None:

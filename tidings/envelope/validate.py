@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import orjson
 from pydantic import (
@@ -23,7 +23,8 @@ from pydantic import (
     field_validator,
 )
 
-from tidings.envelope.ids import new_trace_id, uuid7
+from tidings.envelope.common_shape import CommonEvent, check_common
+from tidings.envelope.ids import new_trace_id, new_trace_ids, uuid7, uuid7s
 from tidings.envelope.model import DEFAULT_TENANT, Candidate
 from tidings.envelope.timefmt import now_us, to_us
 from tidings.envelope.types import type_error
@@ -164,9 +165,14 @@ def candidates_from_json(
     """Validate a publish body: one event object, or a JSON array of them (a batch).
 
     Returns the candidates and whether the body was a batch. A batch is all or nothing: any
-    invalid item refuses the whole request, naming each bad item's index.
+    invalid item refuses the whole request, naming each bad item's index. Events in the
+    common shape are checked by hand (``common_shape``); every other one, and every one that
+    check is unsure of, goes through the full validator, which words the errors.
     """
     if isinstance(body, dict):
+        common = check_common(body, limits.max_event_bytes)
+        if common is not None:
+            return _from_common([common], ctx, [ctx.idempotency_key]), False
         model = parse_event(body, ctx, limits, ["body"])
         return [to_candidate(model, ctx, idempotency_key=ctx.idempotency_key)], False
     if not isinstance(body, list):
@@ -175,9 +181,16 @@ def candidates_from_json(
             [{"loc": ["body"], "msg": "expected a JSON object or array"}],
         )
     check_batch(len(body), limits)
-    models: list[EventIn] = []
+    keys = [batch_key(ctx.idempotency_key, index) for index in range(len(body))]
+    commons = [check_common(raw, limits.max_event_bytes) for raw in body]
+    if None not in commons:  # the usual batch: every event in the common shape
+        return _from_common(cast(list[CommonEvent], commons), ctx, keys), True
+    models: list[EventIn | CommonEvent] = []
     details: list[dict[str, Any]] = []
-    for index, raw in enumerate(body):
+    for index, (raw, common) in enumerate(zip(body, commons, strict=True)):
+        if common is not None:
+            models.append(common)
+            continue
         try:
             models.append(parse_event(raw, ctx, limits, ["body", index]))
         except TidingsError as error:
@@ -187,9 +200,38 @@ def candidates_from_json(
     if details:
         raise invalid(f"{_count_items(details)} of {len(body)} events are not valid", details)
     return [
-        to_candidate(model, ctx, idempotency_key=batch_key(ctx.idempotency_key, index))
+        _from_common([model], ctx, [keys[index]])[0]
+        if isinstance(model, CommonEvent)
+        else to_candidate(model, ctx, idempotency_key=keys[index])
         for index, model in enumerate(models)
     ], True
+
+
+def _from_common(
+    events: list[CommonEvent], ctx: PublishContext, keys: list[str | None]
+) -> list[Candidate]:
+    """Candidates for hand-checked events: ids, trace ids and the time drawn once per batch."""
+    count = len(events)
+    ids = uuid7s(count)
+    traces = [ctx.trace_id] * count if ctx.trace_id else new_trace_ids(count)
+    time_us = now_us()
+    tenant = ctx.tenant
+    return [
+        Candidate(
+            id=ids[index],
+            type=event.type,
+            source=event.source,
+            subject=event.subject,
+            time_us=time_us,
+            trace_id=traces[index],
+            idempotency_key=key,
+            data_json=event.data_json,
+            metadata_json=event.metadata_json,
+            tenant=tenant,
+            dedupe_key=f"k:{key}" if key else None,
+        )
+        for index, (event, key) in enumerate(zip(events, keys, strict=True))
+    ]
 
 
 def batch_key(header_key: str | None, index: int) -> str | None:

@@ -5,14 +5,26 @@ from __future__ import annotations
 
 from tidings.store.auth import ApiKey, AuthStore, Tenant
 from tidings.store.backend import Backend, open_backend
-from tidings.store.base import CommitListener, GroupListener, Query, Store, StoreStats
+from tidings.store.base import (
+    BucketCount,
+    CommitListener,
+    CountQuery,
+    GroupBy,
+    GroupListener,
+    Query,
+    Store,
+    StoreStats,
+)
 from tidings.store.errors import StoreOpenError
 
 __all__ = [
     "ApiKey",
     "AuthStore",
     "Backend",
+    "BucketCount",
     "CommitListener",
+    "CountQuery",
+    "GroupBy",
     "GroupListener",
     "Query",
     "Store",

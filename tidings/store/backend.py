@@ -17,6 +17,7 @@ from tidings.store.dead_letters import DeadLetterStore
 from tidings.store.deliveries import DeliveryStore
 from tidings.store.leases import Leases
 from tidings.store.sink_cursors import SinkCursors
+from tidings.store.transfer import Transfer
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -32,6 +33,7 @@ class Backend:
     dead_letters: DeadLetterStore  # input parked with its raw bytes and the reason
     leases: Leases  # work owned by one node at a time
     auth: AuthStore  # tenants and their API keys (stored hashed)
+    transfer: Transfer  # rows as stored, for copying to another backend (migrate-store)
 
     async def open(self) -> None:
         """Create or migrate the schema and start serving (the members share it)."""

@@ -31,6 +31,37 @@ class Query:
     limit: int = 100
 
 
+GroupBy = Literal["type", "source", "subject"]
+
+
+@dataclass(frozen=True, slots=True)
+class CountQuery:
+    """Event counts in fixed-width buckets of ``received_at``, optionally split by a field.
+
+    The events counted are those ``query`` selects (its filter and its time and seq bounds;
+    its order and limit do not apply). A bucket starts at ``origin_us + k * width_us``, with
+    ``0 <= origin_us < width_us`` (a day bucket in a zone at UTC+1 has ``origin_us`` = 23 h).
+    """
+
+    query: Query
+    width_us: int
+    origin_us: int = 0
+    by: GroupBy | None = None
+
+    def __post_init__(self) -> None:
+        if self.width_us <= 0 or not 0 <= self.origin_us < self.width_us:
+            raise ValueError("CountQuery needs width_us > 0 and 0 <= origin_us < width_us")
+
+
+@dataclass(frozen=True, slots=True)
+class BucketCount:
+    """How many events of one bucket have one value of the ``by`` field."""
+
+    start_us: int
+    key: str | None  # the value of ``by``; None when ``by`` is None or the event has no value
+    count: int
+
+
 @dataclass(frozen=True, slots=True)
 class StoreStats:
     total: int
@@ -99,6 +130,13 @@ class Store(Protocol):
         """
 
     async def stats(self, tenant: str) -> StoreStats: ...
+
+    async def count_buckets(self, tenant: str, counts: CountQuery) -> list[BucketCount]:
+        """Counts of the selected events per bucket and key, in bucket order.
+
+        Only non-empty (bucket, key) pairs are listed, each once; the order of keys within a
+        bucket is unspecified.
+        """
 
     async def ping(self) -> None:
         """Raise when the store cannot serve."""

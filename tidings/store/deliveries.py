@@ -102,6 +102,14 @@ class DeliveryStats:
     attempts_last_hour: dict[str, int]  # succeeded/failed attempts in the last hour
 
 
+@dataclass(frozen=True, slots=True)
+class EndpointAttempts:
+    """One endpoint's attempts in a window: answered 2xx, and all the others."""
+
+    succeeded: int
+    failed: int
+
+
 class DeliveryStore(Protocol):
     async def create_endpoint(self, endpoint: Endpoint) -> None: ...
 
@@ -154,3 +162,7 @@ class DeliveryStore(Protocol):
     async def purge_finished(self, older_than_us: int) -> int: ...
 
     async def stats(self, tenant: str, now_us: int) -> DeliveryStats: ...
+
+    async def endpoint_attempts(self, tenant: str, since_us: int) -> dict[str, EndpointAttempts]:
+        """Attempts made at or after ``since_us``, per endpoint id (endpoints with none are
+        left out): a 2xx answer counts as succeeded, anything else as failed."""

@@ -22,7 +22,7 @@ from tidings.envelope import DEFAULT_TENANT, Event, Filter
 from tidings.router.router import Router
 from tidings.store import Store
 from tidings.streams.cursor import Cursor
-from tidings.streams.progress import ProgressWatch, UnsentBytes
+from tidings.streams.progress import ProgressWatch, UnsentBytes, unsent_bytes
 
 log = logging.getLogger("tidings.streams")
 PAGE = 500  # events per catch-up read
@@ -73,7 +73,7 @@ class StreamConnection(ABC):
         self.heartbeat_s = heartbeat_s
         self.stall_s = stall_s
         self.subs: dict[str, Subscription] = {}
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Event | None = None  # what ``run`` waits on; made when it runs
         self._outbox: list[bytes] = []  # system and control frames waiting to be sent
         self.closing = False  # the client went away or the connection must end
         self.shutdown_retry_ms: int | None = None  # set when the server shuts down
@@ -82,7 +82,6 @@ class StreamConnection(ABC):
         self.delivered = 0  # events written
         self.scope: Any = None  # the ASGI scope, by which the server finds the transport
         self.tenant = DEFAULT_TENANT  # whose events it streams (the key's tenant)
-        self.unsent: UnsentBytes | None = None  # the socket's unsent bytes, when it can be seen
         self.socket_transport: asyncio.WriteTransport | None = None  # found once, by the registry
         self._events_metric = metrics.STREAM_EVENTS.labels(self.transport)
 
@@ -138,7 +137,13 @@ class StreamConnection(ABC):
     # -- signals from elsewhere -----------------------------------------------------------
 
     def wake(self) -> None:
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
+
+    def unsent(self) -> int | None:
+        """Bytes the kernel still holds for the peer, or None when that cannot be seen."""
+        transport = self.socket_transport
+        return unsent_bytes(transport.get_extra_info("socket") if transport else None)
 
     def push(self, frame: bytes) -> None:
         """Queue a control frame (system message, reply) to go out with the next write."""
@@ -180,13 +185,16 @@ class StreamConnection(ABC):
                 continue
             try:
                 async with asyncio.timeout(self.stall_s) as deadline:
-                    watch = ProgressWatch(deadline, self.stall_s, self.unsent)
+                    watch = ProgressWatch(deadline, self.stall_s, self._unsent_watch())
                     try:
                         await self.send(piece)
                     finally:
                         watch.cancel()
             except TimeoutError:
                 raise Stalled from None
+
+    def _unsent_watch(self) -> UnsentBytes | None:
+        return self.unsent if self.socket_transport is not None else None
 
     def _cannot_block(self) -> bool:
         """True when the next send is written at once, so it needs no stall deadline.
@@ -261,6 +269,7 @@ class StreamConnection(ABC):
         """Feed the subscriptions until the connection closes or the server shuts down."""
         loop = asyncio.get_running_loop()
         next_heartbeat = loop.time() + self.heartbeat_s
+        wake = self._wake = asyncio.Event()
         while not self.closing:
             if self.shutdown_retry_ms is not None:
                 await self._deliver_through(self.router.routed_through)
@@ -274,12 +283,12 @@ class StreamConnection(ABC):
                 await self.write([self._heartbeat()])
                 next_heartbeat = now + self.heartbeat_s
                 continue
-            self._wake.clear()
+            wake.clear()
             if self._has_work():
                 continue
             try:
                 async with asyncio.timeout(next_heartbeat - now):
-                    await self._wake.wait()
+                    await wake.wait()
             except TimeoutError:
                 pass
         if self.farewell is not None:

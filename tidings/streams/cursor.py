@@ -20,8 +20,6 @@ Memory per subscription is bounded by ``max_events`` / ``max_bytes`` plus one pa
 
 from __future__ import annotations
 
-from collections import deque
-
 from tidings.envelope import Event, Filter
 
 
@@ -39,7 +37,9 @@ class Cursor:
         self.tenant = tenant  # whose events
         self.filter = filter  # which events
         self.position = position  # every matching event with seq <= position was handed out
-        self.queue: deque[Event] = deque()  # live events with seq > position, in seq order
+        # Live events with seq > position, in seq order. A list, not a deque: an idle
+        # subscription's empty list is 56 bytes where an empty deque is over 600.
+        self.queue: list[Event] = []
         self.queued_bytes = 0  # encoded size of the queue
         self.behind = not live  # True: the queue is not trusted; read the store from position
         self.max_events = max_events  # queue bounds; past them the cursor falls behind
@@ -75,8 +75,7 @@ class Cursor:
         """Everything queued, to be written in one go; the position moves past it."""
         if self.behind or self.reading or not self.queue:
             return []
-        events = list(self.queue)
-        self.queue.clear()
+        events, self.queue = self.queue, []
         self.queued_bytes = 0
         self.position = events[-1].seq
         return events
@@ -100,8 +99,13 @@ class Cursor:
             self.queue.clear()
             self.queued_bytes = 0
             return
-        while self.queue and self.queue[0].seq <= self.position:
-            self.queued_bytes -= len(self.queue.popleft().encode())
+        stale = 0
+        for event in self.queue:
+            if event.seq > self.position:
+                break
+            stale += 1
+            self.queued_bytes -= len(event.encode())
+        del self.queue[:stale]
 
     def at_head(self, routed_through: int) -> bool:
         """Live with nothing queued: every routed event up to ``routed_through`` was seen."""

@@ -33,6 +33,11 @@ def sse_event(event: Event) -> bytes:
     return frame
 
 
+def http_chunk(body: bytes) -> bytes:
+    """``body`` as one HTTP/1.1 chunk: the bytes the server's own send writes for it."""
+    return b"%x\r\n%s\r\n" % (len(body), body)
+
+
 def sse_frame(name: str, data: Any, *, id: int | None = None, retry_ms: int | None = None) -> bytes:
     """Any other SSE frame; ``data`` is JSON-encoded on one line (JSON escapes every newline)."""
     lines = [b"event: " + name.encode()]

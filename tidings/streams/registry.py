@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import struct
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +14,7 @@ from typing import Any
 from tidings import metrics
 from tidings.streams.connection import StreamConnection
 from tidings.streams.framing import jittered_retry_ms
-from tidings.streams.progress import unsent_bytes
+from tidings.streams.live import HeartbeatClock, LiveWrites
 
 log = logging.getLogger("tidings.streams")
 
@@ -29,10 +32,15 @@ class StreamRegistry:
         # Set by the server: the transport of a connection, found by its ASGI scope (ASGI
         # itself has no way to abort a connection).
         self.transport_of: Callable[[Any], asyncio.WriteTransport | None] = lambda scope: None
+        # Set by the server: whether the response of a scope is sent as HTTP/1.1 chunks, so
+        # that live writes may frame their bytes themselves and skip the ASGI send.
+        self.chunked_of: Callable[[Any], bool] = lambda scope: False
+        # SSE connections woken this loop turn; their events counted once per flush
+        self.live = LiveWrites(metrics.STREAM_EVENTS.labels("sse").inc)
+        self.heartbeats = HeartbeatClock()  # SSE connections' heartbeats
 
     def add(self, conn: StreamConnection) -> None:
         conn.socket_transport = self.transport_of(conn.scope)
-        conn.unsent = lambda: self._unsent(conn)
         self._open.add(conn)
         self._empty.clear()
         metrics.STREAM_CONNECTIONS.labels(conn.transport).inc()
@@ -59,14 +67,9 @@ class StreamRegistry:
         if transport is None:
             return
         if grace > 0:
-            asyncio.get_running_loop().call_later(grace, transport.abort)
+            asyncio.get_running_loop().call_later(grace, abort, transport)
         else:
-            transport.abort()
-
-    def _unsent(self, conn: StreamConnection) -> int | None:
-        transport = conn.socket_transport
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        return unsent_bytes(sock)
+            abort(transport)
 
     def broadcast_system(self, code: str, details: dict[str, Any]) -> None:
         for conn in self._open:
@@ -124,3 +127,21 @@ class StreamRegistry:
                 # One stuck writing to a socket that accepts nothing would wait for the stall
                 # time; dropping its connection ends that write at once.
                 self.drop(conn)
+
+
+def abort(transport: asyncio.WriteTransport) -> None:
+    """Reset the connection: no FIN queued behind unsent bytes, nothing left in the kernel.
+
+    ``transport.abort()`` alone closes the socket, and a closed socket with unsent data stays
+    in FIN-WAIT-1 holding its send buffer (megabytes) until the peer reads or a timeout. With
+    ``SO_LINGER`` on and a zero timeout the close discards the queue and sends an RST.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # closed already, or not a socket that lingers
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+    transport.abort()
+
+
+_LINGER_ZERO = struct.pack("ii", 1, 0)

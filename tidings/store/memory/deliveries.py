@@ -13,6 +13,7 @@ from tidings.store.deliveries import (
     Delivery,
     DeliveryStats,
     Endpoint,
+    EndpointAttempts,
     Status,
 )
 
@@ -217,6 +218,19 @@ class MemoryDeliveryStore:
                     ok = attempt.status_code is not None and 200 <= attempt.status_code <= 299
                     recent["succeeded" if ok else "failed"] += 1
         return DeliveryStats(by_status, oldest, dict(recent))
+
+    async def endpoint_attempts(self, tenant: str, since_us: int) -> dict[str, EndpointAttempts]:
+        tally: dict[str, list[int]] = {}
+        for row in self._rows.values():
+            d = row.delivery
+            if d.tenant != tenant:
+                continue
+            for attempt in self._attempts.get(d.id, {}).values():
+                if attempt.at_us >= since_us:
+                    ok = attempt.status_code is not None and 200 <= attempt.status_code <= 299
+                    counts = tally.setdefault(d.webhook_id, [0, 0])
+                    counts[0 if ok else 1] += 1
+        return {wid: EndpointAttempts(ok, failed) for wid, (ok, failed) in tally.items()}
 
 
 def _copy(endpoint: Endpoint) -> Endpoint:

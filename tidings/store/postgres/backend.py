@@ -9,6 +9,7 @@ from tidings.store.postgres.deliveries import PostgresDeliveryStore
 from tidings.store.postgres.leases import PostgresLeases
 from tidings.store.postgres.sink_cursors import PostgresSinkCursors
 from tidings.store.postgres.store import PostgresStore
+from tidings.store.postgres.transfer import PostgresTransfer
 
 
 def postgres_backend(url: str, *, pool_size: int = 10) -> Backend:
@@ -21,6 +22,7 @@ def postgres_backend(url: str, *, pool_size: int = 10) -> Backend:
         dead_letters=PostgresDeadLetters(events),
         leases=PostgresLeases(events),
         auth=PostgresAuthStore(events),
+        transfer=PostgresTransfer(events),
     )
 
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import asyncpg  # type: ignore[import-untyped]
 
 from tidings.errors import TidingsError
+from tidings.store.errors import StoreOpenError
 
 LOG_LOCK = 127996005019239  # "tiding": the advisory lock every group commit holds (queries.sql)
 MIGRATION_LOCK = LOG_LOCK + 1  # held while the schema is checked and migrated
@@ -28,10 +29,6 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
-class StoreStartError(ValueError):
-    """The store cannot start with this URL: the message is one line naming the problem."""
-
-
 def describe(url: str) -> str:
     """The URL without its password, for messages and logs."""
     parts = urlsplit(url)
@@ -41,24 +38,23 @@ def describe(url: str) -> str:
     return f"postgresql://{user}{host}{port}{parts.path}"
 
 
-def start_error(url: str, error: BaseException) -> StoreStartError:
+def start_error(url: str, error: BaseException) -> StoreOpenError:
     """One clear line for a failure to connect or migrate at start-up."""
-    where = describe(url)
     if isinstance(error, asyncpg.exceptions.InvalidPasswordError):
-        text = f"TIDINGS_STORE: wrong password or user for {where}"
+        reason = "wrong password or user"
     elif isinstance(error, asyncpg.exceptions.InvalidAuthorizationSpecificationError):
-        text = f"TIDINGS_STORE: {where} refused the user: {error}"
+        reason = f"the user is refused: {error}"
     elif isinstance(error, asyncpg.exceptions.InvalidCatalogNameError):
-        text = f"TIDINGS_STORE: the database of {where} does not exist (create it first)"
+        reason = "the database does not exist (create it first)"
     elif isinstance(error, asyncpg.exceptions.InsufficientPrivilegeError):
-        text = f"TIDINGS_STORE: no permission to create the tables in {where}: {error}"
+        reason = f"no permission to create the tables: {error}"
     elif isinstance(error, asyncpg.exceptions.InvalidSchemaNameError):
-        text = f"TIDINGS_STORE: no schema to create the tables in at {where} (search_path?)"
+        reason = "no schema to create the tables in (check search_path and privileges)"
     elif isinstance(error, UNAVAILABLE):
-        text = f"TIDINGS_STORE: cannot reach PostgreSQL at {where}: {error or type(error).__name__}"
+        reason = f"cannot reach PostgreSQL: {error or type(error).__name__}"
     else:
-        text = f"TIDINGS_STORE: {where}: {type(error).__name__}: {error}"
-    return StoreStartError(" ".join(text.split()))
+        reason = f"{type(error).__name__}: {error}"
+    return StoreOpenError(describe(url), " ".join(reason.split()))
 
 
 def unavailable(error: BaseException) -> TidingsError:
@@ -76,13 +72,24 @@ def translated() -> Iterator[None]:
         raise unavailable(error) from error
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> Any:
-    """A pool whose connections need no codecs of ours: JSON travels as text."""
+async def create_pool(
+    url: str, *, min_size: int = 1, max_size: int = 8, custom_plans: bool = True
+) -> Any:
+    """A pool whose connections need no codecs of ours: JSON travels as text.
+
+    ``custom_plans``: every query planned for the values at hand, for reads, where a generic
+    plan cannot tell a data.<path> value one event in ten holds (walk seq backwards) from a
+    rare one (the GIN index). The writer's statements have no such choice and keep the
+    plan PostgreSQL caches, which saves planning a group's statement every time.
+    """
+    settings = {"application_name": "tidings"}
+    if custom_plans:
+        settings["plan_cache_mode"] = "force_custom_plan"
     return await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
         command_timeout=60,
         timeout=10,
-        server_settings={"application_name": "tidings"},
+        server_settings=settings,
     )

@@ -14,6 +14,7 @@ from tidings.store.deliveries import (
     Delivery,
     DeliveryStats,
     Endpoint,
+    EndpointAttempts,
     Secret,
     Status,
 )
@@ -299,5 +300,12 @@ class PostgresDeliveryStore:
                 for r in await conn.fetch(Q["attempts_since"], tenant, now_us - 3_600_000_000)
             }
             return DeliveryStats(by_status, oldest, recent)
+
+        return await self._store.run(run)
+
+    async def endpoint_attempts(self, tenant: str, since_us: int) -> dict[str, EndpointAttempts]:
+        async def run(conn: Any) -> dict[str, EndpointAttempts]:
+            rows = await conn.fetch(Q["attempts_by_endpoint_since"], tenant, since_us)
+            return {r[0]: EndpointAttempts(int(r[1]), int(r[2]) - int(r[1])) for r in rows}
 
         return await self._store.run(run)

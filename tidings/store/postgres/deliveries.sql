@@ -118,6 +118,11 @@ SELECT status, COUNT(*) FROM deliveries WHERE tenant = $1 GROUP BY status;
 -- name: oldest_pending
 SELECT MIN(created_at_us) FROM deliveries WHERE tenant = $1 AND status = 'pending';
 
+-- name: attempts_by_endpoint_since
+SELECT d.webhook_id, SUM(CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 1 ELSE 0 END), COUNT(*)
+FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+WHERE d.tenant = $1 AND a.at_us >= $2 GROUP BY d.webhook_id;
+
 -- name: attempts_since
 SELECT CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 'succeeded' ELSE 'failed' END, COUNT(*)
 FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id

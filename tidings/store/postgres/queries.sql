@@ -10,13 +10,9 @@ SELECT pg_advisory_xact_lock(127996005019239);
 -- name: log_state
 SELECT received_at_us FROM log_state WHERE id = 1;
 
--- name: log_state_and_draw
+-- name: draw
 -- Reserve $1 consecutive positions; the lock makes the block ours alone. Sequences are not
 -- transactional, so a rolled-back group leaves a hole that no later commit fills.
-SELECT (SELECT received_at_us FROM log_state WHERE id = 1),
-       setval('events_seq', nextval('events_seq') + $1 - 1);
-
--- name: draw
 SELECT setval('events_seq', nextval('events_seq') + $1 - 1);
 
 -- name: find_by_dedupe_keys
@@ -40,6 +36,38 @@ FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::te
             $13::text[], $14::text[])
      AS u(seq, tenant, id, type, source, subject, time_us, trace_id, idempotency_key,
           dedupe_key, data_text, metadata_text, data_doc, metadata_doc);
+
+-- name: append_group
+-- A whole group in one statement, committed on its own (one round trip). In order: the log
+-- lock, then the state row (locked, and read at its newest version even if another group
+-- committed since this statement began), then the positions, then the rows. Both locks are
+-- held until the commit: the next group draws only once these rows are visible.
+WITH state AS (
+    UPDATE log_state SET received_at_us = GREATEST(received_at_us, $14)
+    WHERE id = 1
+      AND (SELECT 1 FROM (SELECT pg_advisory_xact_lock(127996005019239)) AS locked) = 1
+    RETURNING received_at_us
+), drawn AS (
+    SELECT setval('events_seq', nextval('events_seq') + $15 - 1) AS last, received_at_us
+    FROM state
+), stored AS (
+    INSERT INTO events (seq, tenant, id, type, source, subject, time_us, received_at_us,
+                        trace_id, idempotency_key, dedupe_key, data_text, metadata_text, data,
+                        metadata)
+    SELECT d.last - $15 + u.n, u.tenant, u.id, u.type, u.source, u.subject, u.time_us,
+           d.received_at_us, u.trace_id, u.idempotency_key, u.dedupe_key, u.data_text,
+           u.metadata_text, COALESCE(u.data_doc, u.data_text)::jsonb,
+           COALESCE(u.metadata_doc, u.metadata_text)::jsonb
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                $13::text[])
+         WITH ORDINALITY
+         AS u(tenant, id, type, source, subject, time_us, trace_id, idempotency_key,
+              dedupe_key, data_text, metadata_text, data_doc, metadata_doc, n),
+         drawn d
+    RETURNING 1
+)
+SELECT last, received_at_us, (SELECT count(*) FROM stored) FROM drawn;
 
 -- name: sequence_position
 -- The highest position ever given (a purge of the newest rows does not lower it).
@@ -67,6 +95,9 @@ ORDER BY received_at_us, seq LIMIT 1;
 -- name: last_received_through
 SELECT seq FROM events WHERE tenant = $1 AND received_at_us <= $2
 ORDER BY received_at_us DESC, seq DESC LIMIT 1;
+
+-- name: max_position
+SELECT max(seq) FROM events;
 
 -- name: earliest
 SELECT min(seq) FROM events WHERE tenant = $1;

@@ -9,16 +9,25 @@ from typing import Any, TypeVar
 from tidings.envelope import AppendResult, Candidate, Event, Filter
 from tidings.envelope.timefmt import format_us, now_us
 from tidings.errors import TidingsError
-from tidings.store.base import CommitListener, GroupListener, Query, StoreStats
+from tidings.store.base import (
+    BucketCount,
+    CommitListener,
+    CountQuery,
+    GroupListener,
+    Query,
+    StoreStats,
+)
+from tidings.store.errors import StoreOpenError
 from tidings.store.postgres.connection import (
     UNAVAILABLE,
-    StoreStartError,
     create_pool,
+    describe,
     start_error,
     translated,
 )
 from tidings.store.postgres.filter_sql import EVENT_COLUMNS, Params, filter_clause, needs_recheck
 from tidings.store.postgres.migrate import migrate
+from tidings.store.postgres.pages import Page, read_page
 from tidings.store.postgres.writer import Writer
 from tidings.store.sql import load_queries
 
@@ -41,7 +50,8 @@ class PostgresStore:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url  # postgresql://user:password@host:port/database
         self._pool_size = pool_size  # connections, shared by the writer and the readers
-        self._pool: Any = None
+        self._pool: Any = None  # reads and the other parts' writes
+        self._write_pool: Any = None  # the group commits (two connections: one, and a spare)
         self._writer: Writer | None = None
         self._listeners: list[CommitListener] = []  # told of every commit, in order
         self._group_listeners: list[GroupListener] = []  # metrics: group sizes, durations
@@ -56,20 +66,22 @@ class PostgresStore:
             pool = await create_pool(self.url, max_size=self._pool_size)
         except Exception as error:
             raise start_error(self.url, error) from None
+        write_pool: Any = None
         try:
             async with pool.acquire() as conn:
-                await migrate(conn)
+                await migrate(conn, where=describe(self.url))
                 async with conn.transaction():  # wait for a group in flight to be visible
                     await conn.execute(QUERIES["wait_for_writers"])
                     self._head = int(await conn.fetchval(QUERIES["sequence_position"]))
-        except StoreStartError:
+            write_pool = await create_pool(self.url, max_size=2, custom_plans=False)
+        except StoreOpenError:
             await pool.close()
             raise
         except Exception as error:
             await pool.close()
             raise start_error(self.url, error) from None
-        self._pool = pool
-        self._writer = Writer(pool, QUERIES, self._committed)
+        self._pool, self._write_pool = pool, write_pool
+        self._writer = Writer(write_pool, QUERIES, self._committed)
         self._writer.start()
 
     async def close(self) -> None:
@@ -78,6 +90,8 @@ class PostgresStore:
         writer, self._writer = self._writer, None
         await writer.stop()
         pool, self._pool = self._pool, None
+        write_pool, self._write_pool = self._write_pool, None
+        await write_pool.close()
         await pool.close()
 
     def add_commit_listener(self, listener: CommitListener) -> None:
@@ -129,6 +143,11 @@ class PostgresStore:
         pool = self._require_pool()
         with translated():
             return await pool.fetchval(sql, *args)
+
+    async def reload_position(self) -> None:
+        """Read the head again, after rows were written with positions of their own (a copy
+        from another store)."""
+        self._head = max(self._head, int(await self._fetchval(QUERIES["sequence_position"])))
 
     # -- writes -------------------------------------------------------------------------
 
@@ -182,40 +201,26 @@ class PostgresStore:
                 if last is None:
                     return []
                 before = last + 1 if before is None else min(before, last + 1)
-            params = Params(tenant)
-            where = ["tenant = $1"]
-            bounds = (
-                ("time_us >=", query.time_since_us),
-                ("time_us <=", query.time_until_us),
-                ("seq >", after),
-                ("seq <", before),
+            page = Page(
+                tenant,
+                query.filter,
+                query.order,
+                query.limit,
+                after,
+                before,
+                query.time_since_us,
+                query.time_until_us,
             )
-            for sql, value in bounds:
-                if value is not None:
-                    where.append(f"{sql} {params.add(value)}")
-            where.extend(filter_clause(query.filter, params))
-            order = "ASC" if query.order == "asc" else "DESC"
-            sql = (
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
-                f"ORDER BY seq {order} LIMIT {params.add(query.limit)}"
-            )
-            return _checked(query.filter, await conn.fetch(sql, *params.values))
+            return _checked(query.filter, await read_page(conn, page))
 
         return await self.run(read)
 
     async def read_after(
         self, tenant: str, after: int, limit: int, filter: Filter | None = None
     ) -> list[Event]:
-        if limit <= 0:
-            return []
         flt = filter or Filter()
-        params = Params(tenant, after)
-        where = " AND ".join(["tenant = $1", "seq > $2", *filter_clause(flt, params)])
-        sql = (
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} "
-            f"ORDER BY seq ASC LIMIT {params.add(limit)}"
-        )
-        return _checked(flt, await self._fetch(sql, *params.values))
+        page = Page(tenant, flt, "asc", limit, after)
+        return _checked(flt, await self.run(lambda conn: read_page(conn, page)))
 
     async def read_log(self, after: int, through: int, limit: int) -> list[Event]:
         if limit <= 0:
@@ -255,6 +260,45 @@ class PostgresStore:
 
         return await self.run(read)
 
+    async def count_buckets(self, tenant: str, counts: CountQuery) -> list[BucketCount]:
+        query, width, origin = counts.query, counts.width_us, counts.origin_us
+        key = _GROUP_COLUMNS[counts.by]
+        params = Params(tenant)
+        where = ["tenant = $1"]
+        bounds = (
+            ("received_at_us >=", query.since_us),
+            ("received_at_us <=", query.until_us),
+            ("time_us >=", query.time_since_us),
+            ("time_us <=", query.time_until_us),
+            ("seq >", query.after),
+            ("seq <", query.before),
+        )
+        for sql, value in bounds:
+            if value is not None:
+                where.append(f"{sql} {params.add(value)}")
+        where.extend(filter_clause(query.filter, params))
+        condition = " AND ".join(where)
+        if needs_recheck(query.filter):
+            # Rows SQL cannot decide alone (see needs_recheck) are counted here after the check.
+            rows = await self._fetch(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE {condition}", *params.values
+            )
+            tally: dict[tuple[int, str | None], int] = {}
+            for event in _checked(query.filter, rows):
+                start = origin + (event.received_at_us - origin) // width * width
+                group = None if counts.by is None else getattr(event, counts.by)
+                tally[start, group] = tally.get((start, group), 0) + 1
+            return [BucketCount(s, k, n) for (s, k), n in sorted(tally.items(), key=_bucket_key)]
+        # received_at_us >= origin (0 <= origin < width), so integer division floors here
+        o, w = params.add(origin), params.add(width)
+        sql = (
+            f"SELECT (received_at_us - {o}) / {w} * {w} + {o} AS bucket, {key} AS key, COUNT(*) "
+            f"FROM events WHERE {condition} GROUP BY 1, 2 ORDER BY 1"
+        )
+        return [
+            BucketCount(int(b), k, int(n)) for b, k, n in await self._fetch(sql, *params.values)
+        ]
+
     async def size_bytes(self) -> int:
         """The database's size on disk (every table of Tidings is in it)."""
         return int(await self._fetchval(QUERIES["database_size"]))
@@ -271,6 +315,14 @@ class PostgresStore:
                     raise TidingsError(
                         503, "store_unavailable", f"the store is unavailable: {error}"
                     ) from None
+
+
+_GROUP_COLUMNS = {None: "NULL::text", "type": "type", "source": "source", "subject": "subject"}
+
+
+def _bucket_key(item: tuple[tuple[int, str | None], int]) -> tuple[int, str]:
+    (start, key), _ = item
+    return start, key or ""
 
 
 def _checked(flt: Filter, rows: list[Any]) -> list[Event]:

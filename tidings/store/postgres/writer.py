@@ -5,9 +5,11 @@ and writes it in one transaction, then answers every caller. The transaction fir
 log's transaction-scoped advisory lock, and only then draws positions: the next group, in
 this process or another node, draws after this one is visible, so positions become visible in
 commit order and a reader paging ``seq > cursor`` never skips one (a plain sequence would let
-seq 102 commit before 101). Deduplication keys are looked up under the same lock and settled
-in Python (plan.py), so an idempotency conflict drops its caller and nothing else; a row the
-database refuses sends the group down a slow path where each caller has its own savepoint.
+seq 102 commit before 101). Usually the whole group is one statement committed on its own
+(``append_group``: one round trip). Deduplication keys are looked up first and settled in
+Python (plan.py), so an idempotency conflict drops its caller and nothing else; a row the
+database refuses, or a key another node stored meanwhile, sends the group down a slow path:
+one transaction under the lock, keys looked up again, a savepoint per caller.
 """
 
 from __future__ import annotations
@@ -102,14 +104,16 @@ class Writer:
     async def _commit(self, group: list[_Append], count: int) -> None:
         started = time.perf_counter()
         try:
-            plans, received_us = await self._write(group, each=False)
+            plans, received_us = await self._write_group(group)
         except REFUSED as error:
             if isinstance(error, UNAVAILABLE):
                 self._fail(group, unavailable(error))
                 return
-            log.warning("a row was refused; committing caller by caller: %s", error)
+            # A row the database refused, or a key another node stored since it was looked
+            # up: nothing of the group was stored; again, under the lock, caller by caller.
+            log.info("a write group was refused; committing caller by caller: %s", error)
             try:
-                plans, received_us = await self._write(group, each=True)
+                plans, received_us = await self._write_each(group)
             except Exception as again:
                 self._fail(group, _failure(again))
                 return
@@ -134,23 +138,36 @@ class Writer:
             if not request.future.done():
                 request.future.set_exception(error)
 
-    async def _write(self, group: list[_Append], *, each: bool) -> tuple[list[CallerPlan], int]:
-        """One transaction for the group; ``each``: a savepoint per caller (the slow path)."""
-        q = self._q
+    async def _write_group(self, group: list[_Append]) -> tuple[list[CallerPlan], int]:
+        """The whole group in one statement that commits on its own: one round trip.
+
+        Keys are looked up first, outside the lock; one stored meanwhile by another node
+        makes the insert fail on the unique index, and the group goes the slow way.
+        """
         async with self._pool.acquire() as conn:
-            await conn.execute(q["lock_log"])  # BEGIN; the lock, until COMMIT
+            plan = GroupPlan(await self._stored_keys(conn, group))
+            for request in group:
+                plan.add(request.candidates)
+            rows = plan.rows
+            if not rows:
+                return plan.callers, 0
+            last, received_us, _ = await conn.fetchrow(
+                self._q["append_group"], *_columns(rows), now_us(), len(rows)
+            )
+        plan.assign(last - len(rows) + 1)
+        return plan.callers, int(received_us)
+
+    async def _write_each(self, group: list[_Append]) -> tuple[list[CallerPlan], int]:
+        """One transaction under the log lock, with a savepoint per caller: a caller whose
+        rows are refused fails alone."""
+        async with self._pool.acquire() as conn:
+            await conn.execute(self._q["lock_log"])  # BEGIN; the lock, until COMMIT
             try:
                 plan = GroupPlan(await self._stored_keys(conn, group))
-                if each:
-                    received_us = max(now_us(), await conn.fetchval(q["log_state"]))
-                    for request in group:
-                        await self._write_caller(
-                            conn, plan, plan.add(request.candidates), received_us
-                        )
-                else:
-                    for request in group:
-                        plan.add(request.candidates)
-                    received_us = await self._write_rows(conn, plan)
+                received_us = max(now_us(), await conn.fetchval(self._q["log_state"]))
+                for request in group:
+                    caller = plan.add(request.candidates)
+                    await self._write_caller(conn, plan, caller, received_us)
                 await conn.execute("COMMIT")
             except BaseException:
                 await _rollback(conn)
@@ -172,17 +189,6 @@ class Writer:
         rows = await conn.fetch(self._q["find_by_dedupe_keys"], list(tenants), list(names))
         return {(r[0], r[1]): StoredKey(*r[2:]) for r in rows}
 
-    async def _write_rows(self, conn: Any, plan: GroupPlan) -> int:
-        rows = plan.rows
-        if not rows:
-            return 0
-        previous, last = await conn.fetchrow(self._q["log_state_and_draw"], len(rows))
-        received_us: int = max(now_us(), previous)
-        plan.assign(last - len(rows) + 1)
-        seqs = [seq for caller in plan.callers for seq in caller.seqs]
-        await conn.execute(self._q["insert_events"], *_columns(rows, seqs), received_us)
-        return received_us
-
     async def _write_caller(
         self, conn: Any, group: GroupPlan, plan: CallerPlan, received_us: int
     ) -> None:
@@ -193,7 +199,7 @@ class Writer:
             last = await conn.fetchval(self._q["draw"], len(plan.rows))
             plan.assign(last - len(plan.rows) + 1)
             await conn.execute(
-                self._q["insert_events"], *_columns(plan.rows, plan.seqs), received_us
+                self._q["insert_events"], plan.seqs, *_columns(plan.rows), received_us
             )
         except REFUSED as error:
             if isinstance(error, UNAVAILABLE):
@@ -203,10 +209,9 @@ class Writer:
         await conn.execute("RELEASE SAVEPOINT caller")
 
 
-def _columns(rows: list[Candidate], seqs: list[int]) -> list[list[Any]]:
+def _columns(rows: list[Candidate]) -> list[list[Any]]:
     """The insert's parameter arrays, one per column (unnest turns them back into rows)."""
     return [
-        seqs,
         [c.tenant for c in rows],
         [c.id for c in rows],
         [c.type for c in rows],

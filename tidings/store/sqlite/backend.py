@@ -11,6 +11,7 @@ from tidings.store.sqlite.deliveries import SqliteDeliveryStore
 from tidings.store.sqlite.leases import SqliteLeases
 from tidings.store.sqlite.sink_cursors import SqliteSinkCursors
 from tidings.store.sqlite.store import SqliteStore
+from tidings.store.sqlite.transfer import SqliteTransfer
 
 
 def sqlite_backend(
@@ -25,4 +26,5 @@ def sqlite_backend(
         dead_letters=SqliteDeadLetters(events),
         leases=SqliteLeases(events),
         auth=SqliteAuthStore(events),
+        transfer=SqliteTransfer(events),
     )

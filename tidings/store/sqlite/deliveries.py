@@ -14,6 +14,7 @@ from tidings.store.deliveries import (
     Delivery,
     DeliveryStats,
     Endpoint,
+    EndpointAttempts,
     Secret,
     Status,
 )
@@ -294,5 +295,12 @@ class SqliteDeliveryStore:
                 conn.execute(Q["attempts_since"], (tenant, now_us - 3_600_000_000)).fetchall()
             )
             return DeliveryStats(by_status, oldest, recent)
+
+        return await self._store.read(run)
+
+    async def endpoint_attempts(self, tenant: str, since_us: int) -> dict[str, EndpointAttempts]:
+        def run(conn: sqlite3.Connection) -> dict[str, EndpointAttempts]:
+            rows = conn.execute(Q["attempts_by_endpoint_since"], (tenant, since_us))
+            return {wid: EndpointAttempts(int(ok), int(n) - int(ok)) for wid, ok, n in rows}
 
         return await self._store.read(run)

@@ -12,7 +12,7 @@ import orjson
 
 from tidings.envelope import Filter
 from tidings.envelope.types import is_literal, pattern_regex
-from tidings.store.base import Query
+from tidings.store.base import CountQuery, Query
 
 EVENT_COLUMNS = (
     "seq, id, type, source, subject, time_us, received_at_us, trace_id, idempotency_key, "
@@ -112,8 +112,8 @@ def filter_clause(flt: Filter) -> tuple[list[str], list[Any]]:
     return conditions, params
 
 
-def query_sql(tenant: str, query: Query) -> tuple[str, list[Any]]:
-    """The full SELECT for a history query."""
+def where_clause(tenant: str, query: Query) -> tuple[str, list[Any]]:
+    """The WHERE condition (without the keyword) of a query's filter and bounds."""
     conditions, filter_params = filter_clause(query.filter)
     where = ["tenant = ?"]
     params: list[Any] = [tenant]
@@ -131,12 +131,32 @@ def query_sql(tenant: str, query: Query) -> tuple[str, list[Any]]:
             params.append(value)
     where.extend(conditions)
     params.extend(filter_params)
+    return " AND ".join(where), params
+
+
+def query_sql(tenant: str, query: Query) -> tuple[str, list[Any]]:
+    """The full SELECT for a history query."""
+    where, params = where_clause(tenant, query)
     order = "ASC" if query.order == "asc" else "DESC"
     # Named index choice: ordering by seq within a tenant; SQLite picks a filter index when
     # it is more selective.
-    sql = (
-        f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
-        f"ORDER BY seq {order} LIMIT ?"
-    )
+    sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq {order} LIMIT ?"
     params.append(max(query.limit, 0))  # SQLite reads a negative LIMIT as "no limit"
     return sql, params
+
+
+_GROUP_COLUMNS = {None: "NULL", "type": "type", "source": "source", "subject": "subject"}
+
+
+def count_sql(tenant: str, counts: CountQuery) -> tuple[str, list[Any]]:
+    """The SELECT of bucket counts: (bucket start, key, count) rows in start, key order."""
+    where, params = where_clause(tenant, counts.query)
+    key = _GROUP_COLUMNS[counts.by]
+    # received_at_us >= origin_us (0 <= origin < width), so integer division floors here
+    bucket = "(received_at_us - ?) / ? * ? + ?"
+    sql = (
+        f"SELECT {bucket} AS bucket, {key} AS key, COUNT(*) FROM events WHERE {where} "
+        "GROUP BY bucket, key ORDER BY bucket, key"
+    )
+    origin, width = counts.origin_us, counts.width_us
+    return sql, [origin, width, width, origin, *params]

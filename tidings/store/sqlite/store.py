@@ -15,11 +15,18 @@ from typing import Any, TypeVar
 from tidings.envelope import AppendResult, Candidate, Event, Filter
 from tidings.envelope.timefmt import format_us, now_us
 from tidings.errors import TidingsError
-from tidings.store.base import CommitListener, GroupListener, Query, StoreStats
+from tidings.store.base import (
+    BucketCount,
+    CommitListener,
+    CountQuery,
+    GroupListener,
+    Query,
+    StoreStats,
+)
 from tidings.store.errors import StoreOpenError
 from tidings.store.sql import load_migrations, load_queries
 from tidings.store.sqlite.connection import SYNCHRONOUS_MODES, connect
-from tidings.store.sqlite.filter_sql import EVENT_COLUMNS, filter_clause, query_sql
+from tidings.store.sqlite.filter_sql import EVENT_COLUMNS, count_sql, filter_clause, query_sql
 from tidings.store.sqlite.integrity import check_location, quick_check
 from tidings.store.sqlite.readers import ReaderPool
 from tidings.store.sqlite.writer import Writer
@@ -261,6 +268,12 @@ class SqliteStore:
 
         return await self._readers.run(read)
 
+    async def count_buckets(self, tenant: str, counts: CountQuery) -> list[BucketCount]:
+        sql, params = count_sql(tenant, counts)
+        return await self._readers.run(
+            lambda conn: [BucketCount(s, k, n) for s, k, n in conn.execute(sql, params)]
+        )
+
     async def size_bytes(self) -> int:
         return self._file_bytes()
 
@@ -281,6 +294,18 @@ class SqliteStore:
         """
         result: T = await self._require_writer().call(fn)
         return result
+
+    async def reload_position(self) -> None:
+        """Read the head and the last ``received_at`` again, after rows were written with
+        positions of their own (a copy from another store)."""
+        writer = self._require_writer()
+
+        def read(conn: sqlite3.Connection) -> int:
+            last = int(conn.execute(QUERIES["last_position"]).fetchone()[1])
+            writer.last_received_us = max(writer.last_received_us, last)  # on the writer thread
+            return int(conn.execute(QUERIES["sequence_position"]).fetchone()[0])
+
+        self._head = await writer.call(read)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on a pooled read connection in a worker thread."""

@@ -242,24 +242,68 @@ class Writer:
 
     def _insert(self, request: _Append, received_us: int) -> list[AppendResult]:
         conn = self._conn
-        find, insert = self._q["find_by_dedupe_key"], self._q["insert_event"]
+        find = self._q["find_by_dedupe_key"]
         results: list[AppendResult] = []
+        run: list[Candidate] = []  # consecutive candidates without a dedupe key
         for index, c in enumerate(request.candidates):
-            if c.dedupe_key is not None:
-                row = conn.execute(find, (c.tenant, c.dedupe_key)).fetchone()
-                if row is not None:
-                    seq, id_, type_, source, subject, data = row
-                    if not same_content(type_, source, subject, data, c):
-                        raise _Conflict(index, c.idempotency_key)
-                    results.append(AppendResult(id_, seq, True))
-                    continue
-            row = (c.tenant, c.id, c.type, c.source, c.subject, c.time_us, received_us)
-            rest = (c.trace_id, c.idempotency_key, c.dedupe_key, c.data_json, c.metadata_json)
-            seq = conn.execute(insert, row + rest).lastrowid
-            assert seq is not None
-            results.append(AppendResult(c.id, seq, False))
-            request.events.append(c.stored(seq, received_us))
+            if c.dedupe_key is None:
+                run.append(c)
+                continue
+            if run:
+                self._insert_run(run, request, results, received_us)
+                run = []
+            row = conn.execute(find, (c.tenant, c.dedupe_key)).fetchone()
+            if row is not None:
+                seq, id_, type_, source, subject, data = row
+                if not same_content(type_, source, subject, data, c):
+                    raise _Conflict(index, c.idempotency_key)
+                results.append(AppendResult(id_, seq, True))
+                continue
+            self._insert_run([c], request, results, received_us)
+        if run:
+            self._insert_run(run, request, results, received_us)
         return results
+
+    def _insert_run(
+        self,
+        run: list[Candidate],
+        request: _Append,
+        results: list[AppendResult],
+        received_us: int,
+    ) -> None:
+        """Insert rows in one ``executemany``. Inside this ``BEGIN IMMEDIATE`` transaction the
+        writer is the only writer, so AUTOINCREMENT hands the rows consecutive positions
+        ending at ``last_insert_rowid()``."""
+        conn = self._conn
+        rows = [
+            (
+                c.tenant,
+                c.id,
+                c.type,
+                c.source,
+                c.subject,
+                c.time_us,
+                received_us,
+                c.trace_id,
+                c.idempotency_key,
+                c.dedupe_key,
+                c.data_json,
+                c.metadata_json,
+            )
+            for c in run
+        ]
+        if len(rows) == 1:
+            last = conn.execute(self._q["insert_event"], rows[0]).lastrowid
+        else:
+            conn.executemany(self._q["insert_event"], rows)
+            last = conn.execute(self._q["last_insert_rowid"]).fetchone()[0]
+        assert last is not None
+        seq = last - len(run)
+        events = request.events
+        for c in run:
+            seq += 1
+            results.append(AppendResult(c.id, seq, False))
+            events.append(c.stored(seq, received_us))
 
     def _finish_group(
         self,
