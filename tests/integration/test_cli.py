@@ -393,7 +393,9 @@ def test_a_choice_outside_its_set_is_a_usage_error_naming_the_choices(hub: Serve
 
 
 @pytest.mark.parametrize(
-    "args", [["publish", "a.b"], ["publish", "--file", "-"], ["query"]], ids=" ".join
+    "args",
+    [["publish", "a.b"], ["publish", "--file", "-"], ["query"], ["keys", "list"]],
+    ids=" ".join,
 )
 def test_a_command_without_a_server_names_the_url_and_suggests_tidings_serve(
     args: list[str],
