@@ -32,7 +32,14 @@ from tidings.envelope import (
     candidates_from_json,
 )
 from tidings.envelope.timefmt import now_us
-from tidings.store.deliveries import Attempt, Delivery, DeliveryStore, Endpoint, Secret
+from tidings.store.deliveries import (
+    Attempt,
+    AttemptRecord,
+    Delivery,
+    DeliveryStore,
+    Endpoint,
+    Secret,
+)
 from tidings.testing import MemoryDeliveryStore, MemoryStore
 
 OK = 200
@@ -507,3 +514,38 @@ async def test_rounds_are_a_quarter_of_the_budget_while_publishing_comes_first(
     assert h.engine.governor.fresh_wait(asyncio.get_running_loop().time()) >= 0.0
     await h.engine.dispatch_once()
     assert await h.seqs(endpoint) == list(range(1, 11))  # 8 // 4 more
+
+
+async def test_a_flush_waits_for_the_results_another_flush_is_writing(store: MemoryStore) -> None:
+    # With a backend of several connections, the disable path's flush must not return (and
+    # let a cancellation commit) while the record loop is still writing earlier results.
+    h = Harness(store, StandInSender())
+    endpoint = await h.add_endpoint("wh_gate")
+    (seq,) = await append(store, ["gate.x"])
+    event = (await store.read_log(seq - 1, seq, 1))[0]
+    delivery = h.engine.new_delivery(endpoint, event, now_us())
+    await h.state.dispatch([delivery], {})
+    gate, written = asyncio.Event(), asyncio.Event()
+    record = h.state.record
+
+    async def slow_record(records: Any, at_us: int) -> None:
+        await gate.wait()
+        await record(records, at_us)
+        written.set()
+
+    h.state.record = slow_record  # type: ignore[method-assign]
+    attempt = Attempt(1, now_us(), 410, 1.0, None, "gone")
+    h.engine._records.append(
+        AttemptRecord(delivery.id, endpoint.id, attempt, "failed", None, False)
+    )
+    first = asyncio.create_task(h.engine.flush())
+    await asyncio.sleep(0)  # the first flush has taken the batch and waits in record
+    second = asyncio.create_task(h.engine.flush())
+    done, _ = await asyncio.wait({second}, timeout=0.05)
+    assert not done, "a flush returned while earlier results were still being written"
+    gate.set()
+    await asyncio.gather(first, second)
+    assert written.is_set()
+    await h.state.cancel_pending(DEFAULT_TENANT, endpoint.id, now_us())
+    found = await h.state.get_delivery(DEFAULT_TENANT, delivery.id)
+    assert found is not None and found[0].status == "failed"

@@ -110,6 +110,7 @@ class Engine:
         self._retry_inflight = 0
         self._claimed: set[str] = set()  # delivery ids in memory or in flight
         self._records: list[AttemptRecord] = []
+        self._flush_lock = asyncio.Lock()  # one flush at a time, in the order they were asked
         self._orphans: list[str] = []  # pending deliveries of deleted or disabled endpoints
         self._queue_cap = MAX_QUEUED_FIRST  # per endpoint, set by each dispatch round
         self._wake_dispatch = asyncio.Event()
@@ -495,6 +496,13 @@ class Engine:
             await self.flush()
 
     async def flush(self) -> None:
+        """Write what is in hand. Flushes run one at a time, so a caller's flush returns only
+        after every result taken before it is written: with a backend of several connections,
+        a write that follows (a cancellation) can never commit before them."""
+        async with self._flush_lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if self._orphans:
             orphans, self._orphans = self._orphans, []
             try:
