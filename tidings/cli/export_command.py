@@ -13,6 +13,7 @@ from typing import Annotated, BinaryIO
 import typer
 from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
 
+from tidings.cli.choices import ExportFormat, Order
 from tidings.cli.filters import (
     AfterOption,
     BeforeOption,
@@ -78,15 +79,17 @@ def register(app: typer.Typer) -> None:
         after: AfterOption = None,
         before: BeforeOption = None,
         format: Annotated[
-            str, typer.Option("--format", help="ndjson (one event per line) or csv.")
-        ] = "ndjson",
+            ExportFormat, typer.Option("--format", help="One event per line, or CSV.")
+        ] = ExportFormat.ndjson,
         output: Annotated[
             Path | None,
             typer.Option(
                 "--output", "-o", help="Write here instead of stdout.", show_default=False
             ),
         ] = None,
-        order: Annotated[str, typer.Option("--order", help="asc (oldest first) or desc.")] = "asc",
+        order: Annotated[
+            Order, typer.Option("--order", help="Oldest first (asc) or newest first.")
+        ] = Order.asc,
         limit: Annotated[
             int | None,
             typer.Option(
@@ -117,8 +120,6 @@ def register(app: typer.Typer) -> None:
 
           tidings export --source smartthings | gzip > smartthings.ndjson.gz
         """
-        if format not in ("ndjson", "csv"):
-            raise typer.BadParameter("choose ndjson or csv", param_hint="--format")
         params = filter_params(
             types=types,
             sources=sources,
@@ -131,7 +132,7 @@ def register(app: typer.Typer) -> None:
             after=after,
             before=before,
         )
-        params += [("format", format), ("order", order)]
+        params += [("format", format.value), ("order", order.value)]
         if limit is not None:
             params.append(("limit", str(limit)))
         progress = Progress(
@@ -157,12 +158,12 @@ def register(app: typer.Typer) -> None:
                     size += len(chunk)
                     lines += chunk.count(b"\n")
                     tail = (tail + chunk)[-4096:]
-                    events = lines - 1 if format == "csv" else lines
+                    events = lines - 1 if format is ExportFormat.csv else lines
                     progress.update(task, completed=size, events=max(events, 0))
                 cut_short = _export_error(tail)
                 if cut_short:  # the output file is not kept: it would look complete
                     raise fail(f"the export is incomplete: {cut_short}")
         if not quiet:
-            events = max(lines - 1, 0) if format == "csv" else lines
+            events = max(lines - 1, 0) if format is ExportFormat.csv else lines
             target = f" to {output}" if output is not None and str(output) != "-" else ""
             err.print(f"exported {events} events ({size} bytes){target}", markup=False)

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tidings import __version__
+from tidings.client import Client, TidingsError
 from tidings.settings import ConfigError, load_settings
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -131,7 +132,7 @@ def print_error(message: str) -> None:
     err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
 
 
-def print_server_error(error: ServerError, prefix: str = "") -> None:
+def print_server_error(error: ServerError | TidingsError, prefix: str = "") -> None:
     """``error: <code>: <message>`` then one indented line per detail."""
     print_error(escape(f"{prefix}{error.code}: {error.message}"))
     if error.status == 401:
@@ -195,3 +196,23 @@ def connect(url: str | None, *, read_timeout: float = 60.0) -> Iterator[httpx2.C
         # point stdout at /dev/null so the interpreter's last flush does not complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None
+
+
+@contextmanager
+def api(url: str | None) -> Iterator[Client]:
+    """The Python client for the whole command; a failure becomes an error line and an exit."""
+    base = server_url(url)
+    headers = {"User-Agent": f"tidings-cli/{__version__}"}
+    try:
+        with Client(base, key=api_key(), headers=headers) as client:
+            yield client
+    except TidingsError as error:
+        if error.status is not None:
+            print_server_error(error)
+            raise typer.Exit(FAILED) from None
+        if error.code == "unreachable":
+            raise fail(
+                f"cannot reach the Tidings server at {base} (connection refused). Start one "
+                "with `tidings serve`, or point --url or TIDINGS_URL at a running server."
+            ) from None
+        raise fail(error.message, USAGE if error.code == "invalid_url" else FAILED) from None

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tidings.cli.choices import DeliveryStatus
 from tidings.cli.filters import resolve_time
 from tidings.cli.http import KeyOption, UrlOption, answer_json, check, connect, err
 
@@ -245,10 +246,8 @@ def _delivery_table(deliveries: list[dict[str, Any]]) -> Table:
 def deliveries(
     webhook_id: str,
     status: Annotated[
-        str | None,
-        typer.Option(
-            "--status", help="pending, succeeded, failed or cancelled.", show_default=False
-        ),
+        DeliveryStatus | None,
+        typer.Option("--status", help="Only deliveries in this state.", show_default=False),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 50,
     as_json: JsonOption = False,
@@ -263,7 +262,7 @@ def deliveries(
     """
     params: dict[str, str | int] = {"limit": limit}
     if status:
-        params["status"] = status
+        params["status"] = status.value
     with connect(url) as client:
         body = answer_json(
             client.get(f"/v1/webhooks/{webhook_id}/deliveries", params=params), "deliveries"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -66,11 +66,11 @@ def _exported(
 
 def _streamed(
     build: Callable[P, StreamResume],
-) -> Callable[Concatenate[AsyncClient, P], AsyncIterator[StreamItem]]:
+) -> Callable[Concatenate[AsyncClient, P], AsyncGenerator[StreamItem, None]]:
     @functools.wraps(build)
     def method(
         self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         return self.follow(build(*args, **kwargs))
 
     method.__doc__ = f"Yields each Event and SystemMessage. {build.__doc__ or ''}"
@@ -84,9 +84,13 @@ def _subscribed(
     async def method(
         self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs
     ) -> AsyncIterator[Event]:
-        async for item in self.follow(build(*args, **kwargs)):
-            if isinstance(item, Event):
-                yield item
+        items = self.follow(build(*args, **kwargs))
+        try:
+            async for item in items:
+                if isinstance(item, Event):
+                    yield item
+        finally:
+            await items.aclose()
 
     method.__doc__ = f"Yields events only. {build.__doc__ or ''}"
     return method
@@ -238,7 +242,7 @@ class AsyncClient:
         except httpx2.HTTPError as error:
             raise failure(error, self.url) from None
 
-    async def follow(self, resume: StreamResume) -> AsyncIterator[StreamItem]:
+    async def follow(self, resume: StreamResume) -> AsyncGenerator[StreamItem, None]:
         """Connect, read, and reconnect from ``resume``'s position until the caller stops."""
         while True:
             call = resume.request()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from types import TracebackType
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -60,9 +61,11 @@ def _exported(build: Callable[P, Call]) -> Callable[Concatenate[Client, P], Iter
 
 def _streamed(
     build: Callable[P, StreamResume],
-) -> Callable[Concatenate[Client, P], Iterator[StreamItem]]:
+) -> Callable[Concatenate[Client, P], Generator[StreamItem, None, None]]:
     @functools.wraps(build)
-    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[StreamItem]:
+    def method(
+        self: Client, /, *args: P.args, **kwargs: P.kwargs
+    ) -> Generator[StreamItem, None, None]:
         return self.follow(build(*args, **kwargs))
 
     method.__doc__ = f"Yields each Event and SystemMessage. {build.__doc__ or ''}"
@@ -71,12 +74,13 @@ def _streamed(
 
 def _subscribed(
     build: Callable[P, StreamResume],
-) -> Callable[Concatenate[Client, P], Iterator[Event]]:
+) -> Callable[Concatenate[Client, P], Generator[Event, None, None]]:
     @functools.wraps(build)
-    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Event]:
-        for item in self.follow(build(*args, **kwargs)):
-            if isinstance(item, Event):
-                yield item
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Generator[Event, None, None]:
+        with contextlib.closing(self.follow(build(*args, **kwargs))) as items:
+            for item in items:
+                if isinstance(item, Event):
+                    yield item
 
     method.__doc__ = f"Yields events only. {build.__doc__ or ''}"
     return method
@@ -224,7 +228,7 @@ class Client:
         except httpx2.HTTPError as error:
             raise failure(error, self.url) from None
 
-    def follow(self, resume: StreamResume) -> Iterator[StreamItem]:
+    def follow(self, resume: StreamResume) -> Generator[StreamItem, None, None]:
         """Connect, read, and reconnect from ``resume``'s position until the caller stops."""
         while True:
             call = resume.request()
