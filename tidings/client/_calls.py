@@ -96,6 +96,10 @@ class Pager(Generic[T]):
     def after(self, cursor: str) -> Call:
         return self.call.with_param("cursor", cursor)
 
+    def following(self, page: Page[T]) -> Call | None:
+        """The call for the page after ``page``; None when it was the last."""
+        return self.after(page.next) if page.next else None
+
 
 # -- reading answers ------------------------------------------------------------------------
 

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import httpx2
 
 from tidings import __version__
+from tidings.client._calls import Answer
 from tidings.client._errors import TidingsError
+from tidings.client._policy import Lost
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 USER_AGENT = f"tidings-python/{__version__}"
@@ -65,3 +67,21 @@ def failure(error: Exception, base: str) -> TidingsError:
 def connection_was_refused(error: Exception) -> bool:
     """Whether nothing of the request reached the server (so sending it again is harmless)."""
     return isinstance(error, httpx2.ConnectError)
+
+
+# What a request that got no answer raises (an invalid URL is not an ``HTTPError``).
+REQUEST_ERRORS = (httpx2.HTTPError, httpx2.InvalidURL)
+
+
+def lost(error: Exception, base: str) -> Lost:
+    """What became of a request to ``base`` that raised ``error`` instead of answering."""
+    return Lost(
+        failure(error, base),
+        transient=isinstance(error, httpx2.TransportError),
+        sent=not connection_was_refused(error),
+    )
+
+
+def answer_of(response: httpx2.Response) -> Answer:
+    """The response, as the calls and the stream state read it (its body already read)."""
+    return Answer(response.status_code, response.headers, response.content, str(response.url))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tidings.client._calls import Answer, Call
-from tidings.client._errors import parse_retry_after
+from tidings.client._errors import TidingsError, parse_retry_after
 
 # Answers that mean "not now" rather than "no": worth another try after a wait.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -64,3 +64,40 @@ class RetryPolicy:
         if tries > self.retries or (sent and not call.safe):
             return None
         return backoff.next()
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """A request that got no answer, as the transport reported it."""
+
+    error: TidingsError  # what the caller sees if it is not sent again
+    transient: bool  # the connection failed or timed out; else the request could not be made
+    sent: bool  # some of it may have reached the server
+
+
+@dataclass(slots=True)
+class Attempts:
+    """The tries of one call: after each outcome, the wait before the next, or the end.
+
+    Both clients drive it the same way; they differ only in how they send and wait.
+    """
+
+    call: Call
+    policy: RetryPolicy
+    backoff: Backoff = field(default_factory=Backoff)
+    tries: int = 0
+
+    def answered(self, answer: Answer) -> float | None:
+        """The wait before sending the call again; None when ``answer`` is the call's answer."""
+        self.tries += 1
+        return self.policy.after_answer(self.call, self.tries, answer, self.backoff)
+
+    def lost(self, lost: Lost) -> float:
+        """The wait before sending the call again when no answer came; raises when it ends."""
+        self.tries += 1
+        wait = None
+        if lost.transient:
+            wait = self.policy.after_failure(self.call, self.tries, lost.sent, self.backoff)
+        if wait is None:
+            raise lost.error from None
+        return wait

@@ -8,8 +8,8 @@ skips an event and never repeats one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -23,10 +23,11 @@ from tidings.client._calls import (
     check,
     filter_params,
     iso,
+    not_tidings,
 )
 from tidings.client._errors import TidingsError
 from tidings.client._models import Event, SystemMessage
-from tidings.client._policy import RETRY_STATUSES, Backoff
+from tidings.client._policy import RETRY_STATUSES, Backoff, Lost
 
 StreamItem = Event | SystemMessage
 
@@ -58,12 +59,31 @@ class StreamResume:
     def request(self) -> Call:
         """The next connection's request: from the resume point, else from ``since``."""
         self._progressed = False
+        headers = (("Accept", "text/event-stream"), *self.call.headers)
         if self.position is not None:
-            headers = (*self.call.headers, ("Last-Event-ID", str(self.position)))
+            headers = (*headers, ("Last-Event-ID", str(self.position)))
             return Call(self.call.method, self.call.path, self.call.params, None, headers, True)
-        if self.since is not None:
-            return self.call.with_param("since", self.since)
-        return self.call
+        call = replace(self.call, headers=headers)
+        return call.with_param("since", self.since) if self.since is not None else call
+
+    def opened(self, status: int, headers: Mapping[str, str]) -> bool:
+        """Whether an answer is the event stream, to read frame by frame; any other answer's
+        body is read whole and handed to :meth:`rejected`."""
+        return status == 200 and event_stream_type(headers.get("content-type", ""))
+
+    def rejected(self, answer: Answer) -> float:
+        """The wait before reconnecting after an answer that is not the event stream; raises
+        when waiting will not help."""
+        if answer.status == 200:
+            raise not_tidings(answer)
+        return self.refused(answer)
+
+    def lost(self, lost: Lost) -> float:
+        """The wait before reconnecting after the connection failed; raises when the request
+        itself cannot be made."""
+        if not lost.transient:
+            raise lost.error from None
+        return self.ended(lost.error)
 
     def refused(self, answer: Answer) -> float:
         """The wait before reconnecting after a refusal that may pass (429, 503, ...);
@@ -140,6 +160,12 @@ class StreamResume:
 
 def event_stream_type(content_type: str) -> bool:
     return content_type.partition(";")[0].strip().lower() == "text/event-stream"
+
+
+def export_refused(answer: Answer) -> TidingsError:
+    """The error of an export whose answer is not 200 (its body read whole)."""
+    check(answer)
+    return not_tidings(answer)
 
 
 def ndjson_export(call: Call) -> Call:

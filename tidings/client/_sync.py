@@ -13,15 +13,15 @@ import httpx2
 
 from tidings.client import _calls, _reading
 from tidings.client._calls import Answer, Call, Op, Pager
-from tidings.client._connection import Connection, connection_was_refused, failure
+from tidings.client._connection import REQUEST_ERRORS, Connection, answer_of, failure, lost
 from tidings.client._errors import TidingsError
 from tidings.client._models import Event, Page
-from tidings.client._policy import Backoff, RetryPolicy
+from tidings.client._policy import Attempts, RetryPolicy
 from tidings.client._reading import (
     ExportReader,
     StreamItem,
     StreamResume,
-    event_stream_type,
+    export_refused,
     ndjson_export,
 )
 
@@ -160,9 +160,8 @@ class Client:
 
     def send(self, call: Call) -> Answer:
         """Send ``call`` (again, while the retry policy allows) and return the answer."""
-        backoff, tries = Backoff(), 0
+        attempts = Attempts(call, self.policy)
         while True:
-            tries += 1
             try:
                 response = self._http.request(
                     call.method,
@@ -171,20 +170,14 @@ class Client:
                     content=call.body,
                     headers=call.headers,
                 )
-            except httpx2.TransportError as error:
-                sent = not connection_was_refused(error)
-                wait = self.policy.after_failure(call, tries, sent, backoff)
-                if wait is None:
-                    raise failure(error, self.url) from None
-            except (httpx2.HTTPError, httpx2.InvalidURL) as error:
-                raise failure(error, self.url) from None
+            except REQUEST_ERRORS as error:
+                wait = attempts.lost(lost(error, self.url))
             else:
-                answer = Answer(
-                    response.status_code, response.headers, response.content, str(response.url)
-                )
-                wait = self.policy.after_answer(call, tries, answer, backoff)
-                if wait is None:
+                answer = answer_of(response)
+                again = attempts.answered(answer)
+                if again is None:
                     return answer
+                wait = again
             time.sleep(wait)
 
     def run(self, op: Op[T]) -> T:
@@ -197,7 +190,7 @@ class Client:
         while call is not None:
             page = pager.read(self.send(call))
             yield from page.items
-            call = pager.after(page.next) if page.next else None
+            call = pager.following(page)
 
     # -- events -----------------------------------------------------------------------------
 
@@ -222,8 +215,7 @@ class Client:
             ) as response:
                 if response.status_code != 200:
                     response.read()
-                    _calls.check(_answer(response))
-                    raise _calls.not_tidings(_answer(response))
+                    raise export_refused(answer_of(response))
                 yield from response.iter_lines()
         except httpx2.HTTPError as error:
             raise failure(error, self.url) from None
@@ -237,25 +229,20 @@ class Client:
                     call.method,
                     call.path,
                     params=call.params,
-                    headers=(("Accept", "text/event-stream"), *call.headers),
+                    headers=call.headers,
                     timeout=self.connection.stream_timeout,
                 ) as response:
-                    if response.status_code != 200:
-                        response.read()
-                        wait = resume.refused(_answer(response))
-                    elif not event_stream_type(response.headers.get("content-type", "")):
-                        response.read()
-                        raise _calls.not_tidings(_answer(response))
-                    else:
+                    if resume.opened(response.status_code, response.headers):
                         for sse in httpx2.EventSource(response):
                             item = resume.frame(sse.event, sse.data, sse.id, sse.retry)
                             if item is not None:
                                 yield item
                         wait = resume.ended()
-            except httpx2.TransportError as error:
-                wait = resume.ended(failure(error, self.url))
-            except (httpx2.HTTPError, httpx2.InvalidURL) as error:
-                raise failure(error, self.url) from None
+                    else:
+                        response.read()
+                        wait = resume.rejected(answer_of(response))
+            except REQUEST_ERRORS as error:
+                wait = resume.lost(lost(error, self.url))
             time.sleep(wait)
 
     # -- webhooks and deliveries ------------------------------------------------------------
@@ -289,10 +276,6 @@ class Client:
     revoke_key = _op(_calls.revoke_key)
     create_tenant = _op(_calls.create_tenant)
     list_tenants = _op(_calls.list_tenants)
-
-
-def _answer(response: httpx2.Response) -> Answer:
-    return Answer(response.status_code, response.headers, response.content, str(response.url))
 
 
 __all__ = ["Client", "TidingsError"]

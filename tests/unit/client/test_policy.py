@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tidings.client._calls import Answer, Call
-from tidings.client._policy import Backoff, RetryPolicy
+from tidings.client._errors import TidingsError
+from tidings.client._policy import Attempts, Backoff, Lost, RetryPolicy
 
 GET = Call("GET", "/v1/events", safe=True)
 POST = Call("POST", "/v1/events", body=b"{}")
@@ -58,3 +61,35 @@ def test_a_refused_connection_may_be_retried_for_any_call_but_a_lost_answer_only
     assert policy.after_failure(POST, 1, sent=True, backoff=Backoff()) is None
     assert policy.after_failure(KEYED_POST, 1, sent=True, backoff=Backoff()) is not None
     assert policy.after_failure(GET, 2, sent=True, backoff=Backoff()) is None
+
+
+def steady(call: Call, retries: int = 2) -> Attempts:
+    return Attempts(call, RetryPolicy(retries=retries), Backoff(initial=1, rng=lambda: 1.0))
+
+
+def test_attempts_wait_longer_each_time_then_keep_the_last_answer() -> None:
+    attempts = steady(GET)
+    assert attempts.answered(answer(503)) == 1
+    assert attempts.answered(answer(503)) == 2
+    assert attempts.answered(answer(503)) is None  # the retries are spent: this is the answer
+    assert steady(GET).answered(answer(200)) is None
+
+
+def test_attempts_raise_a_lost_answer_once_it_cannot_be_asked_again() -> None:
+    error = TidingsError("timeout", "no answer")
+    assert steady(GET, retries=1).lost(Lost(error, transient=True, sent=True)) == 1
+    with pytest.raises(TidingsError) as raised:
+        attempts = steady(GET, retries=1)
+        attempts.answered(answer(503))
+        attempts.lost(Lost(error, transient=True, sent=True))
+    assert raised.value is error
+    with pytest.raises(TidingsError):  # a plain publish may have been stored: not sent again
+        steady(POST).lost(Lost(error, transient=True, sent=True))
+    assert steady(POST).lost(Lost(error, transient=True, sent=False)) == 1
+
+
+def test_attempts_never_repeat_a_request_that_could_not_be_made() -> None:
+    error = TidingsError("invalid_url", "bad URL")
+    with pytest.raises(TidingsError) as raised:
+        steady(GET).lost(Lost(error, transient=False, sent=False))
+    assert raised.value is error

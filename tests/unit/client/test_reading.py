@@ -7,7 +7,7 @@ import pytest
 
 from tidings.client import Event, SystemMessage, TidingsError
 from tidings.client._calls import Answer
-from tidings.client._policy import Backoff
+from tidings.client._policy import Backoff, Lost
 from tidings.client._reading import ExportReader, StreamResume, stream
 
 EVENT = {
@@ -124,6 +124,38 @@ def test_a_refusal_that_will_not_pass_raises_its_error_shape() -> None:
 def test_a_503_waits_for_retry_after() -> None:
     body = b'{"error": {"code": "not_ready", "message": "starting"}}'
     assert resume().refused(Answer(503, {"retry-after": "4"}, body, "http://x")) == 4.0
+
+
+def test_only_a_200_event_stream_is_read_as_frames() -> None:
+    state = resume()
+    assert state.opened(200, {"content-type": "text/event-stream; charset=utf-8"})
+    assert not state.opened(200, {"content-type": "application/json"})
+    assert not state.opened(503, {"content-type": "text/event-stream"})
+
+
+def test_a_200_that_is_not_an_event_stream_raises_not_tidings() -> None:
+    with pytest.raises(TidingsError) as raised:
+        resume().rejected(Answer(200, {"content-type": "text/html"}, b"<html>", "http://x"))
+    assert (raised.value.code, raised.value.status) == ("not_tidings", 200)
+    body = b'{"error": {"code": "not_ready", "message": "starting"}}'
+    assert resume().rejected(Answer(503, {"retry-after": "2"}, body, "http://x")) == 2.0
+
+
+def test_every_connection_asks_for_an_event_stream() -> None:
+    state = resume(since="2026-11-23T10:00:00Z")
+    assert headers_of(state)["Accept"] == "text/event-stream"
+    state.frame("connected", '{"connection_id": "c", "position": 41}', "", None)
+    assert headers_of(state)["Accept"] == "text/event-stream"
+
+
+def test_a_broken_connection_reconnects_but_an_impossible_request_raises() -> None:
+    state = resume()
+    state.request()
+    assert state.lost(Lost(TidingsError("timeout", "slow"), transient=True, sent=True)) == 1.0
+    error = TidingsError("invalid_url", "bad URL")
+    with pytest.raises(TidingsError) as raised:
+        state.lost(Lost(error, transient=False, sent=False))
+    assert raised.value is error
 
 
 def test_export_lines_are_events_and_an_error_line_raises() -> None:
