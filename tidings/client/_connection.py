@@ -4,8 +4,9 @@ talk to it reads."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx2
 
@@ -16,6 +17,8 @@ from tidings.client._policy import Lost
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 USER_AGENT = f"tidings-python/{__version__}"
+
+H = TypeVar("H")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,23 @@ class Connection:
             httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
             httpx2.Timeout(timeout, read=stream_read_timeout),
         )
+
+    def open(
+        self,
+        factory: Callable[..., H],
+        transport: httpx2.BaseTransport | httpx2.AsyncBaseTransport | None,
+    ) -> H:
+        """An ``httpx2`` client (``Client`` or ``AsyncClient``) for this server."""
+        try:
+            return factory(
+                base_url=self.url,
+                headers=self.headers,
+                timeout=self.timeout,
+                transport=transport,
+                follow_redirects=False,
+            )
+        except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as error:
+            raise failure(error, self.url) from None
 
 
 def failure(error: Exception, base: str) -> TidingsError:

@@ -127,16 +127,7 @@ class Client:
     ) -> None:
         self.connection = Connection.resolve(url, key, timeout, stream_read_timeout, headers)
         self.policy = RetryPolicy(retries=retries)  # which calls are sent again, and when
-        try:
-            self._http = httpx2.Client(
-                base_url=self.connection.url,
-                headers=self.connection.headers,
-                timeout=self.connection.timeout,
-                transport=transport,
-                follow_redirects=False,
-            )
-        except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as error:
-            raise failure(error, self.connection.url) from None
+        self._http = self.connection.open(httpx2.Client, transport)
 
     @property
     def url(self) -> str:
