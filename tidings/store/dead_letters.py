@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from tidings.envelope import DEFAULT_TENANT
+from tidings.envelope.ids import uuid7
 from tidings.envelope.timefmt import format_us
 
 
@@ -40,6 +41,24 @@ class DeadLetter:
             out["raw"] = base64.b64encode(self.raw).decode()
             out["raw_encoding"] = "base64"
         return out
+
+
+def new_dead_letter(
+    tenant: str,
+    source: str,
+    reason_code: str,
+    reason: str,
+    raw: bytes,
+    topic: str | None,
+    headers: dict[str, str] | None,
+    received_at_us: int,
+) -> DeadLetter:
+    """What :meth:`DeadLetterStore.add` stores: a new id, and its own copies of the bytes and
+    headers. Its ``seq`` is 0 until the store gives it a position."""
+    return DeadLetter(
+        0, uuid7(), tenant, source, reason_code, reason, bytes(raw), topic, dict(headers or {}),
+        received_at_us,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from tidings.envelope import DEFAULT_TENANT
-from tidings.envelope.ids import uuid7
 from tidings.envelope.timefmt import now_us
-from tidings.store.dead_letters import DeadLetter, DeadLetterQuery
+from tidings.store.dead_letters import DeadLetter, DeadLetterQuery, new_dead_letter
 from tidings.store.leases import Lease, check_ttl
 from tidings.store.sink_cursors import SinkCursor
 
@@ -56,19 +56,11 @@ class MemoryDeadLetters:
         headers: dict[str, str] | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> DeadLetter:
-        self._seq += 1
-        letter = DeadLetter(
-            self._seq,
-            uuid7(),
-            tenant,
-            source,
-            reason_code,
-            reason,
-            bytes(raw),
-            topic,
-            dict(headers or {}),
-            self.clock(),
+        new = new_dead_letter(
+            tenant, source, reason_code, reason, raw, topic, headers, self.clock()
         )
+        self._seq += 1
+        letter = replace(new, seq=self._seq)
         self._letters.append(letter)
         return letter
 

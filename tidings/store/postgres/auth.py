@@ -4,29 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from tidings.store.auth import ApiKey, Tenant
 from tidings.store.postgres.store import PostgresStore
+from tidings.store.rows import api_key, api_key_insert
 from tidings.store.sql import load_queries
 
 Q = load_queries("tidings.store.postgres", "auth.sql")
-
-
-def _key(row: Any) -> ApiKey:
-    id_, tenant, name, prefix, hash_, scopes, rate, streams, created, revoked = row
-    return ApiKey(
-        id=id_,
-        tenant=tenant,
-        name=name,
-        prefix=prefix,
-        hash=hash_,
-        scopes=tuple(orjson.loads(scopes)),
-        rate_limit=rate,
-        max_streams=streams,
-        created_at_us=created,
-        revoked_at_us=revoked,
-    )
 
 
 class PostgresAuthStore:
@@ -51,38 +34,27 @@ class PostgresAuthStore:
         return [Tenant(*row) for row in rows]
 
     async def create_key(self, key: ApiKey) -> None:
-        args = (
-            key.id,
-            key.tenant,
-            key.name,
-            key.prefix,
-            key.hash,
-            orjson.dumps(list(key.scopes)).decode(),
-            key.rate_limit,
-            key.max_streams,
-            key.created_at_us,
-            key.revoked_at_us,
-        )
+        args = api_key_insert(key)
         await self._store.run(lambda conn: conn.execute(Q["insert_key"], *args))
 
     async def get_key(self, key_id: str) -> ApiKey | None:
         row = await self._store.run(lambda conn: conn.fetchrow(Q["get_key"], key_id))
-        return _key(row) if row is not None else None
+        return api_key(row) if row is not None else None
 
     async def key_by_hash(self, key_hash: str) -> ApiKey | None:
         row = await self._store.run(lambda conn: conn.fetchrow(Q["key_by_hash"], key_hash))
-        return _key(row) if row is not None else None
+        return api_key(row) if row is not None else None
 
     async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
         if tenant is None:
             rows = await self._store.run(lambda conn: conn.fetch(Q["list_keys"]))
         else:
             rows = await self._store.run(lambda conn: conn.fetch(Q["list_tenant_keys"], tenant))
-        return [_key(row) for row in rows]
+        return [api_key(row) for row in rows]
 
     async def revoke_key(self, key_id: str, at_us: int) -> ApiKey | None:
         row = await self._store.run(lambda conn: conn.fetchrow(Q["revoke_key"], at_us, key_id))
-        return _key(row) if row is not None else None
+        return api_key(row) if row is not None else None
 
     async def count_active_keys(self) -> int:
         count = await self._store.run(lambda conn: conn.fetchval(Q["count_active_keys"]))

@@ -3,26 +3,19 @@ acknowledged; the raw bytes are kept as ``bytea``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-import orjson
-
 from tidings.envelope import DEFAULT_TENANT
-from tidings.envelope.ids import uuid7
 from tidings.envelope.timefmt import now_us
-from tidings.store.dead_letters import DeadLetter, DeadLetterQuery
+from tidings.store import rows
+from tidings.store.dead_letters import DeadLetter, DeadLetterQuery, new_dead_letter
 from tidings.store.postgres.filter_sql import Params
 from tidings.store.postgres.store import PostgresStore
 from tidings.store.sql import load_queries
 
 Q = load_queries("tidings.store.postgres", "dead_letters.sql")
 _COLUMNS = "seq, id, tenant, source, reason_code, reason, raw, topic, headers, received_at_us"
-
-
-def _row(row: Any) -> DeadLetter:
-    seq, id_, tenant, source, code, reason, raw, topic, headers, received = row
-    decoded = orjson.loads(headers) if headers else {}
-    return DeadLetter(seq, id_, tenant, source, code, reason, bytes(raw), topic, decoded, received)
 
 
 def list_sql(tenant: str, query: DeadLetterQuery) -> tuple[str, list[Any]]:
@@ -67,28 +60,15 @@ class PostgresDeadLetters:
         headers: dict[str, str] | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> DeadLetter:
-        letter_id, received_at_us, kept = uuid7(), now_us(), dict(headers or {})
-        row = (
-            tenant,
-            letter_id,
-            source,
-            reason_code,
-            reason,
-            raw,
-            topic,
-            orjson.dumps(kept).decode(),
-            received_at_us,
-        )
-        seq = await self._store.run(lambda conn: conn.fetchval(Q["insert_dead_letter"], *row))
-        return DeadLetter(
-            int(seq), letter_id, tenant, source, reason_code, reason, raw, topic, kept,
-            received_at_us,
-        )  # fmt: skip
+        letter = new_dead_letter(tenant, source, reason_code, reason, raw, topic, headers, now_us())
+        values = rows.dead_letter_insert(letter)
+        seq = await self._store.run(lambda conn: conn.fetchval(Q["insert_dead_letter"], *values))
+        return replace(letter, seq=int(seq))
 
     async def get(self, letter_id: str, tenant: str = DEFAULT_TENANT) -> DeadLetter | None:
         async def run(conn: Any) -> DeadLetter | None:
             found = await conn.fetchrow(Q["get_dead_letter"], tenant, letter_id)
-            return _row(found) if found else None
+            return rows.dead_letter(found) if found else None
 
         return await self._store.run(run)
 
@@ -96,7 +76,7 @@ class PostgresDeadLetters:
         sql, params = list_sql(tenant, query)
 
         async def run(conn: Any) -> list[DeadLetter]:
-            return [_row(r) for r in await conn.fetch(sql, *params)]
+            return [rows.dead_letter(r) for r in await conn.fetch(sql, *params)]
 
         return await self._store.run(run)
 

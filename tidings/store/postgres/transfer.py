@@ -6,23 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from tidings.envelope import Event
 from tidings.envelope.timefmt import now_us
 from tidings.store.dead_letters import DeadLetter
 from tidings.store.deliveries import Attempt, Delivery
 from tidings.store.postgres.filter_sql import document_text
 from tidings.store.postgres.store import QUERIES, PostgresStore
+from tidings.store.rows import attempt_imports, dead_letter, dead_letter_import, delivery_imports
 from tidings.store.sql import load_queries
 from tidings.store.transfer import StoredDelivery, StoredEvent
-
-
-def _letter(row: Any) -> DeadLetter:
-    seq, id_, tenant, source, code, reason, raw, topic, headers, received = row
-    decoded = orjson.loads(headers) if headers else {}
-    return DeadLetter(seq, id_, tenant, source, code, reason, bytes(raw), topic, decoded, received)
-
 
 Q = load_queries("tidings.store.postgres", "transfer.sql")
 
@@ -99,19 +91,7 @@ class PostgresTransfer:
         return await self._store.run(run)
 
     async def import_deliveries(self, rows: Sequence[StoredDelivery]) -> None:
-        deliveries = [
-            (
-                d.id, d.tenant, d.webhook_id, d.event_seq, d.event_id, d.message_id, d.status,
-                d.attempts, d.max_attempts, d.next_attempt_at_us, d.created_at_us, d.updated_at_us,
-            )
-            for row in rows
-            for d in (row.delivery,)
-        ]  # fmt: skip
-        attempts = [
-            (row.delivery.id, a.n, a.at_us, a.status_code, a.latency_ms, a.error, a.response_body)
-            for row in rows
-            for a in row.attempts
-        ]
+        deliveries, attempts = delivery_imports(rows), attempt_imports(rows)
 
         async def run(conn: Any) -> None:
             async with conn.transaction():
@@ -125,18 +105,12 @@ class PostgresTransfer:
     async def export_dead_letters(self, after: int, limit: int) -> list[DeadLetter]:
         async def run(conn: Any) -> list[DeadLetter]:
             rows = await conn.fetch(Q["export_dead_letters"], after, limit)
-            return [_letter(row) for row in rows]
+            return [dead_letter(row) for row in rows]
 
         return await self._store.run(run)
 
     async def import_dead_letters(self, rows: Sequence[DeadLetter]) -> None:
-        values = [
-            (
-                d.seq, d.id, d.tenant, d.source, d.reason_code, d.reason, d.raw, d.topic,
-                orjson.dumps(d.headers).decode(), d.received_at_us,
-            )
-            for d in rows
-        ]  # fmt: skip
+        values = [dead_letter_import(letter) for letter in rows]
         if not values:
             return
 

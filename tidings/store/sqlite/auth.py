@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
-
-import orjson
 
 from tidings.store.auth import ApiKey, Tenant
+from tidings.store.rows import api_key, api_key_insert
 from tidings.store.sql import load_queries
 from tidings.store.sqlite.store import SqliteStore
 
 Q = load_queries("tidings.store.sqlite", "auth.sql")
-
-
-def _key(row: tuple[Any, ...]) -> ApiKey:
-    id_, tenant, name, prefix, hash_, scopes, rate, streams, created, revoked = row
-    return ApiKey(
-        id=id_,
-        tenant=tenant,
-        name=name,
-        prefix=prefix,
-        hash=hash_,
-        scopes=tuple(orjson.loads(scopes)),
-        rate_limit=rate,
-        max_streams=streams,
-        created_at_us=created,
-        revoked_at_us=revoked,
-    )
 
 
 class SqliteAuthStore:
@@ -55,18 +37,7 @@ class SqliteAuthStore:
         )
 
     async def create_key(self, key: ApiKey) -> None:
-        args = (
-            key.id,
-            key.tenant,
-            key.name,
-            key.prefix,
-            key.hash,
-            orjson.dumps(list(key.scopes)).decode(),
-            key.rate_limit,
-            key.max_streams,
-            key.created_at_us,
-            key.revoked_at_us,
-        )
+        args = api_key_insert(key)
         await self.store.write(lambda conn: conn.execute(Q["insert_key"], args))
 
     async def get_key(self, key_id: str) -> ApiKey | None:
@@ -78,20 +49,20 @@ class SqliteAuthStore:
     async def _one(self, sql: str, arg: str) -> ApiKey | None:
         def read(conn: sqlite3.Connection) -> ApiKey | None:
             row = conn.execute(sql, (arg,)).fetchone()
-            return _key(row) if row else None
+            return api_key(row) if row else None
 
         return await self.store.read(read)
 
     async def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
         sql, args = (Q["list_keys"], ()) if tenant is None else (Q["list_tenant_keys"], (tenant,))
-        return await self.store.read(lambda conn: [_key(r) for r in conn.execute(sql, args)])
+        return await self.store.read(lambda conn: [api_key(r) for r in conn.execute(sql, args)])
 
     async def revoke_key(self, key_id: str, at_us: int) -> ApiKey | None:
         def write(conn: sqlite3.Connection) -> ApiKey | None:
             if not conn.execute(Q["revoke_key"], (at_us, key_id)).rowcount:
                 return None
             row = conn.execute(Q["get_key"], (key_id,)).fetchone()
-            return _key(row) if row else None
+            return api_key(row) if row else None
 
         return await self.store.write(write)
 

@@ -7,25 +7,18 @@ dead letter is durable before the input is acknowledged. Reads use the store's r
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from typing import Any
 
-import orjson
-
 from tidings.envelope import DEFAULT_TENANT
-from tidings.envelope.ids import uuid7
 from tidings.envelope.timefmt import now_us
-from tidings.store.dead_letters import DeadLetter, DeadLetterQuery
+from tidings.store import rows
+from tidings.store.dead_letters import DeadLetter, DeadLetterQuery, new_dead_letter
 from tidings.store.sql import load_queries
 from tidings.store.sqlite.store import SqliteStore
 
 Q = load_queries("tidings.store.sqlite", "dead_letters.sql")
 _COLUMNS = "seq, id, tenant, source, reason_code, reason, raw, topic, headers, received_at_us"
-
-
-def _row(row: tuple[Any, ...]) -> DeadLetter:
-    seq, id_, tenant, source, code, reason, raw, topic, headers, received = row
-    decoded = orjson.loads(headers) if headers else {}
-    return DeadLetter(seq, id_, tenant, source, code, reason, bytes(raw), topic, decoded, received)
 
 
 def list_sql(tenant: str, query: DeadLetterQuery) -> tuple[str, list[Any]]:
@@ -71,39 +64,28 @@ class SqliteDeadLetters:
         headers: dict[str, str] | None = None,
         tenant: str = DEFAULT_TENANT,
     ) -> DeadLetter:
-        letter_id, received_at_us, kept = uuid7(), now_us(), dict(headers or {})
-        row = (
-            tenant,
-            letter_id,
-            source,
-            reason_code,
-            reason,
-            sqlite3.Binary(raw),
-            topic,
-            orjson.dumps(kept).decode(),
-            received_at_us,
-        )
+        letter = new_dead_letter(tenant, source, reason_code, reason, raw, topic, headers, now_us())
+        values = rows.dead_letter_insert(letter)
 
         def insert(conn: sqlite3.Connection) -> int:
-            seq = conn.execute(Q["insert_dead_letter"], row).lastrowid
+            seq = conn.execute(Q["insert_dead_letter"], values).lastrowid
             assert seq is not None
             return seq
 
-        seq: int = await self._store.write(insert)
-        return DeadLetter(
-            seq, letter_id, tenant, source, reason_code, reason, raw, topic, kept, received_at_us
-        )
+        return replace(letter, seq=await self._store.write(insert))
 
     async def get(self, letter_id: str, tenant: str = DEFAULT_TENANT) -> DeadLetter | None:
         def read(conn: sqlite3.Connection) -> DeadLetter | None:
             found = conn.execute(Q["get_dead_letter"], (tenant, letter_id)).fetchone()
-            return _row(found) if found else None
+            return rows.dead_letter(found) if found else None
 
         return await self._store.read(read)
 
     async def find(self, query: DeadLetterQuery, tenant: str = DEFAULT_TENANT) -> list[DeadLetter]:
         sql, params = list_sql(tenant, query)
-        return await self._store.read(lambda conn: [_row(r) for r in conn.execute(sql, params)])
+        return await self._store.read(
+            lambda conn: [rows.dead_letter(r) for r in conn.execute(sql, params)]
+        )
 
     async def delete(self, letter_id: str, tenant: str = DEFAULT_TENANT) -> bool:
         return await self._store.write(

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
-
-import orjson
 
 from tidings.envelope import Event
 from tidings.envelope.timefmt import now_us
 from tidings.store.dead_letters import DeadLetter
 from tidings.store.deliveries import Attempt, Delivery
+from tidings.store.rows import attempt_imports, dead_letter, dead_letter_import, delivery_imports
 from tidings.store.sql import load_queries
 from tidings.store.sqlite.store import SqliteStore
 from tidings.store.transfer import StoredDelivery, StoredEvent
-
-
-def _letter(row: Any) -> DeadLetter:
-    seq, id_, tenant, source, code, reason, raw, topic, headers, received = row
-    decoded = orjson.loads(headers) if headers else {}
-    return DeadLetter(seq, id_, tenant, source, code, reason, bytes(raw), topic, decoded, received)
-
 
 Q = load_queries("tidings.store.sqlite", "transfer.sql")
 
@@ -78,19 +69,7 @@ class SqliteTransfer:
         return await self._store.read(read)
 
     async def import_deliveries(self, rows: Sequence[StoredDelivery]) -> None:
-        deliveries = [
-            (
-                d.id, d.tenant, d.webhook_id, d.event_seq, d.event_id, d.message_id, d.status,
-                d.attempts, d.max_attempts, d.next_attempt_at_us, d.created_at_us, d.updated_at_us,
-            )
-            for row in rows
-            for d in (row.delivery,)
-        ]  # fmt: skip
-        attempts = [
-            (row.delivery.id, a.n, a.at_us, a.status_code, a.latency_ms, a.error, a.response_body)
-            for row in rows
-            for a in row.attempts
-        ]
+        deliveries, attempts = delivery_imports(rows), attempt_imports(rows)
 
         def run(conn: sqlite3.Connection) -> None:
             conn.executemany(Q["import_delivery"], deliveries)
@@ -101,16 +80,10 @@ class SqliteTransfer:
     async def export_dead_letters(self, after: int, limit: int) -> list[DeadLetter]:
         def read(conn: sqlite3.Connection) -> list[DeadLetter]:
             rows = conn.execute(Q["export_dead_letters"], (after, limit)).fetchall()
-            return [_letter(row) for row in rows]
+            return [dead_letter(row) for row in rows]
 
         return await self._store.read(read)
 
     async def import_dead_letters(self, rows: Sequence[DeadLetter]) -> None:
-        values = [
-            (
-                d.seq, d.id, d.tenant, d.source, d.reason_code, d.reason, sqlite3.Binary(d.raw),
-                d.topic, orjson.dumps(d.headers).decode(), d.received_at_us,
-            )
-            for d in rows
-        ]  # fmt: skip
+        values = [dead_letter_import(letter) for letter in rows]
         await self._store.write(lambda conn: conn.executemany(Q["import_dead_letter"], values))
