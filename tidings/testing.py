@@ -28,6 +28,7 @@ from tidings.store.base import (
     StoreStats,
 )
 from tidings.store.idempotency import conflict_error, same_content
+from tidings.store.listeners import Listeners
 from tidings.store.memory.deliveries import MemoryDeliveryStore
 from tidings.store.memory.state import MemoryDeadLetters, MemoryLeases, MemorySinkCursors
 from tidings.store.memory.transfer import MemoryTransfer
@@ -69,8 +70,7 @@ class MemoryStore:
         self._purged: dict[str, int] = {}  # tenant: the highest seq retention deleted
         self._last_seq = 0  # the highest seq ever given, so a purge never lets one be reused
         self._last_received_us = 0  # received_at never goes backwards
-        self._listeners: list[CommitListener] = []  # told of every commit, in order
-        self._group_listeners: list[GroupListener] = []  # each append is a group of its own
+        self._listeners = Listeners(log)  # each append is a group of its own
         self._open = False  # appends and reads are refused while closed
 
     # -- life cycle ---------------------------------------------------------------------
@@ -89,10 +89,10 @@ class MemoryStore:
         self._require_open()
 
     def add_commit_listener(self, listener: CommitListener) -> None:
-        self._listeners.append(listener)
+        self._listeners.commit.append(listener)
 
     def add_group_listener(self, listener: GroupListener) -> None:
-        self._group_listeners.append(listener)
+        self._listeners.group.append(listener)
 
     async def size_bytes(self) -> int:
         return sum(_size(event) for event in self._log)
@@ -126,11 +126,7 @@ class MemoryStore:
             results.append(AppendResult(c.id, seq, False))
         if events:
             self._commit(events, staged, received_us)
-        for group_listener in self._group_listeners:
-            try:
-                group_listener(len(candidates), 0.0)
-            except Exception:  # metrics must never fail a publish
-                log.exception("group listener failed")
+        self._listeners.tell_group(len(candidates), 0.0)  # metrics never fail a publish
         return results
 
     def _commit(
@@ -142,11 +138,7 @@ class MemoryStore:
         self._by_key.update(keys)
         self._last_seq = events[-1].seq
         self._last_received_us = received_us
-        for listener in self._listeners:
-            try:
-                listener(events)
-            except Exception:  # one broken listener must not stop the others
-                log.exception("commit listener failed")
+        self._listeners.tell_commit(events)
 
     async def purge(
         self, older_than_us: int, chunk: int = 1000, keep_from: int | None = None

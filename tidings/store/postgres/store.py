@@ -18,6 +18,7 @@ from tidings.store.base import (
     StoreStats,
 )
 from tidings.store.errors import StoreOpenError
+from tidings.store.listeners import Listeners
 from tidings.store.postgres.connection import (
     UNAVAILABLE,
     create_pool,
@@ -53,8 +54,7 @@ class PostgresStore:
         self._pool: Any = None  # reads and the other parts' writes
         self._write_pool: Any = None  # the group commits (two connections: one, and a spare)
         self._writer: Writer | None = None
-        self._listeners: list[CommitListener] = []  # told of every commit, in order
-        self._group_listeners: list[GroupListener] = []  # metrics: group sizes, durations
+        self._listeners = Listeners(log)  # told of every commit, in order
         self._head = 0  # highest position this process knows committed
 
     # -- life cycle ---------------------------------------------------------------------
@@ -95,26 +95,17 @@ class PostgresStore:
         await pool.close()
 
     def add_commit_listener(self, listener: CommitListener) -> None:
-        self._listeners.append(listener)
+        self._listeners.commit.append(listener)
 
     def add_group_listener(self, listener: GroupListener) -> None:
-        self._group_listeners.append(listener)
+        self._listeners.group.append(listener)
 
     def _committed(self, count: int, events: list[Event], elapsed: float) -> None:
         if events:
             self._head = max(self._head, events[-1].seq)
-        for listener in self._group_listeners:
-            try:
-                listener(count, elapsed)
-            except Exception:  # metrics must never keep events from the commit listeners
-                log.exception("group listener failed")
-        if not events:
-            return
-        for commit_listener in self._listeners:
-            try:
-                commit_listener(events)
-            except Exception:  # one broken listener must not stop the others
-                log.exception("commit listener failed")
+        self._listeners.tell_group(count, elapsed)
+        if events:
+            self._listeners.tell_commit(events)
 
     # -- access -------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from tidings.store.base import (
     StoreStats,
 )
 from tidings.store.errors import StoreOpenError
+from tidings.store.listeners import Listeners
 from tidings.store.sql import load_migrations, load_queries
 from tidings.store.sqlite.connection import SYNCHRONOUS_MODES, connect
 from tidings.store.sqlite.filter_sql import EVENT_COLUMNS, count_sql, filter_clause, query_sql
@@ -64,8 +65,7 @@ class SqliteStore:
         self._quick_check_s = quick_check_s  # PRAGMA quick_check at open, for at most this; 0: off
         self._readers = ReaderPool(self.path, readers)
         self._writer: Writer | None = None
-        self._listeners: list[CommitListener] = []  # told of every commit, in order
-        self._group_listeners: list[GroupListener] = []  # metrics: group sizes, durations
+        self._listeners = Listeners(log)  # told of every commit, in order
         self._head = 0  # highest committed seq
         self._last_probe = -PROBE_AFTER_S  # monotonic time of the last readiness write
 
@@ -135,26 +135,17 @@ class SqliteStore:
         await asyncio.to_thread(_checkpoint_and_close, writer)
 
     def add_commit_listener(self, listener: CommitListener) -> None:
-        self._listeners.append(listener)
+        self._listeners.commit.append(listener)
 
     def add_group_listener(self, listener: GroupListener) -> None:
-        self._group_listeners.append(listener)
+        self._listeners.group.append(listener)
 
     def _committed(self, count: int, events: list[Event], elapsed: float) -> None:
         if events:
             self._head = events[-1].seq
-        for listener in self._group_listeners:
-            try:
-                listener(count, elapsed)
-            except Exception:  # metrics must never keep events from the commit listeners
-                log.exception("group listener failed")
-        if not events:
-            return
-        for commit_listener in self._listeners:
-            try:
-                commit_listener(events)
-            except Exception:  # one broken listener must not stop the others
-                log.exception("commit listener failed")
+        self._listeners.tell_group(count, elapsed)
+        if events:
+            self._listeners.tell_commit(events)
 
     # -- writes -------------------------------------------------------------------------
 
