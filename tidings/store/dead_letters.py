@@ -4,12 +4,13 @@ until it is redriven or deleted. A dead letter is durable before its input is ac
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from tidings.envelope import DEFAULT_TENANT
 from tidings.envelope.ids import uuid7
-from tidings.envelope.timefmt import format_us
+from tidings.envelope.timefmt import format_us, now_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,24 +42,6 @@ class DeadLetter:
             out["raw"] = base64.b64encode(self.raw).decode()
             out["raw_encoding"] = "base64"
         return out
-
-
-def new_dead_letter(
-    tenant: str,
-    source: str,
-    reason_code: str,
-    reason: str,
-    raw: bytes,
-    topic: str | None,
-    headers: dict[str, str] | None,
-    received_at_us: int,
-) -> DeadLetter:
-    """What :meth:`DeadLetterStore.add` stores: a new id, and its own copies of the bytes and
-    headers. Its ``seq`` is 0 until the store gives it a position."""
-    return DeadLetter(
-        0, uuid7(), tenant, source, reason_code, reason, bytes(raw), topic, dict(headers or {}),
-        received_at_us,
-    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,3 +97,35 @@ class DeadLetterStore(Protocol):
 
     async def last_seq(self, tenant: str = DEFAULT_TENANT) -> int:
         """The newest dead letter's position (0 when none): a bulk redrive stops there."""
+
+
+class DeadLetterWriter(ABC):
+    """The one :meth:`DeadLetterStore.add` every store shares: a new id, received now, and
+    its own copies of the bytes and headers. A store only writes the letter and gives it its
+    position."""
+
+    async def add(
+        self,
+        *,
+        source: str,
+        reason_code: str,
+        reason: str,
+        raw: bytes,
+        topic: str | None = None,
+        headers: dict[str, str] | None = None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> DeadLetter:
+        """Store one dead letter and answer once it is committed."""
+        letter = DeadLetter(
+            0, uuid7(), tenant, source, reason_code, reason, bytes(raw), topic,
+            dict(headers or {}), self._received_us(),
+        )  # fmt: skip
+        return replace(letter, seq=await self._insert(letter))
+
+    def _received_us(self) -> int:
+        """When a dead letter arriving now is received (microseconds since the epoch)."""
+        return now_us()
+
+    @abstractmethod
+    async def _insert(self, letter: DeadLetter) -> int:
+        """Commit ``letter`` (its ``seq`` is 0) and answer the position it was given."""

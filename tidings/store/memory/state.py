@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from tidings.envelope import DEFAULT_TENANT
 from tidings.envelope.timefmt import now_us
-from tidings.store.dead_letters import DeadLetter, DeadLetterQuery, new_dead_letter
+from tidings.store.dead_letters import DeadLetter, DeadLetterQuery, DeadLetterWriter
 from tidings.store.leases import Lease, check_ttl
 from tidings.store.sink_cursors import SinkCursor
 
@@ -37,7 +37,7 @@ class MemorySinkCursors:
         return min(positions) + 1 if positions else None
 
 
-class MemoryDeadLetters:
+class MemoryDeadLetters(DeadLetterWriter):
     """``clock`` (microseconds since the epoch) stamps ``received_at``."""
 
     def __init__(self, *, clock: Callable[[], int] = now_us) -> None:
@@ -45,24 +45,13 @@ class MemoryDeadLetters:
         self._letters: list[DeadLetter] = []  # in seq order
         self._seq = 0  # the last position given: never reused, as on disk
 
-    async def add(
-        self,
-        *,
-        source: str,
-        reason_code: str,
-        reason: str,
-        raw: bytes,
-        topic: str | None = None,
-        headers: dict[str, str] | None = None,
-        tenant: str = DEFAULT_TENANT,
-    ) -> DeadLetter:
-        new = new_dead_letter(
-            tenant, source, reason_code, reason, raw, topic, headers, self.clock()
-        )
+    def _received_us(self) -> int:
+        return self.clock()
+
+    async def _insert(self, letter: DeadLetter) -> int:
         self._seq += 1
-        letter = replace(new, seq=self._seq)
-        self._letters.append(letter)
-        return letter
+        self._letters.append(replace(letter, seq=self._seq))
+        return self._seq
 
     async def get(self, letter_id: str, tenant: str = DEFAULT_TENANT) -> DeadLetter | None:
         return next((d for d in self._letters if (d.tenant, d.id) == (tenant, letter_id)), None)

@@ -3,13 +3,11 @@ acknowledged; the raw bytes are kept as ``bytea``."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from tidings.envelope import DEFAULT_TENANT
-from tidings.envelope.timefmt import now_us
 from tidings.store import rows
-from tidings.store.dead_letters import DeadLetter, DeadLetterQuery, new_dead_letter
+from tidings.store.dead_letters import DeadLetter, DeadLetterQuery, DeadLetterWriter
 from tidings.store.postgres.filter_sql import Params
 from tidings.store.postgres.store import PostgresStore
 from tidings.store.sql import load_queries
@@ -45,25 +43,14 @@ def list_sql(tenant: str, query: DeadLetterQuery) -> tuple[str, list[Any]]:
     return sql, params.values
 
 
-class PostgresDeadLetters:
+class PostgresDeadLetters(DeadLetterWriter):
     def __init__(self, store: PostgresStore) -> None:
         self._store = store  # its pool
 
-    async def add(
-        self,
-        *,
-        source: str,
-        reason_code: str,
-        reason: str,
-        raw: bytes,
-        topic: str | None = None,
-        headers: dict[str, str] | None = None,
-        tenant: str = DEFAULT_TENANT,
-    ) -> DeadLetter:
-        letter = new_dead_letter(tenant, source, reason_code, reason, raw, topic, headers, now_us())
+    async def _insert(self, letter: DeadLetter) -> int:
         values = rows.dead_letter_insert(letter)
         seq = await self._store.run(lambda conn: conn.fetchval(Q["insert_dead_letter"], *values))
-        return replace(letter, seq=int(seq))
+        return int(seq)
 
     async def get(self, letter_id: str, tenant: str = DEFAULT_TENANT) -> DeadLetter | None:
         async def run(conn: Any) -> DeadLetter | None:

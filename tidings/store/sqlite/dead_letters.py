@@ -7,13 +7,11 @@ dead letter is durable before the input is acknowledged. Reads use the store's r
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import replace
 from typing import Any
 
 from tidings.envelope import DEFAULT_TENANT
-from tidings.envelope.timefmt import now_us
 from tidings.store import rows
-from tidings.store.dead_letters import DeadLetter, DeadLetterQuery, new_dead_letter
+from tidings.store.dead_letters import DeadLetter, DeadLetterQuery, DeadLetterWriter
 from tidings.store.sql import load_queries
 from tidings.store.sqlite.store import SqliteStore
 
@@ -49,22 +47,11 @@ def list_sql(tenant: str, query: DeadLetterQuery) -> tuple[str, list[Any]]:
     return sql, [*params, max(query.limit, 0)]
 
 
-class SqliteDeadLetters:
+class SqliteDeadLetters(DeadLetterWriter):
     def __init__(self, store: SqliteStore) -> None:
         self._store = store  # its writer thread and reader pool do the work
 
-    async def add(
-        self,
-        *,
-        source: str,
-        reason_code: str,
-        reason: str,
-        raw: bytes,
-        topic: str | None = None,
-        headers: dict[str, str] | None = None,
-        tenant: str = DEFAULT_TENANT,
-    ) -> DeadLetter:
-        letter = new_dead_letter(tenant, source, reason_code, reason, raw, topic, headers, now_us())
+    async def _insert(self, letter: DeadLetter) -> int:
         values = rows.dead_letter_insert(letter)
 
         def insert(conn: sqlite3.Connection) -> int:
@@ -72,7 +59,8 @@ class SqliteDeadLetters:
             assert seq is not None
             return seq
 
-        return replace(letter, seq=await self._store.write(insert))
+        seq: int = await self._store.write(insert)
+        return seq
 
     async def get(self, letter_id: str, tenant: str = DEFAULT_TENANT) -> DeadLetter | None:
         def read(conn: sqlite3.Connection) -> DeadLetter | None:
