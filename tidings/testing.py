@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from tidings.envelope import AppendResult, Candidate, Event, Filter
-from tidings.envelope.timefmt import format_us, now_us
+from tidings.envelope.timefmt import now_us
 from tidings.errors import TidingsError
 from tidings.store.auth import ApiKey, Tenant
 from tidings.store.backend import Backend
@@ -32,6 +32,7 @@ from tidings.store.listeners import Listeners
 from tidings.store.memory.deliveries import MemoryDeliveryStore
 from tidings.store.memory.state import MemoryDeadLetters, MemoryLeases, MemorySinkCursors
 from tidings.store.memory.transfer import MemoryTransfer
+from tidings.store.stats import HOUR_US, STATS_TOP, hours_since, store_stats
 
 __all__ = [
     "MemoryAuthStore",
@@ -44,10 +45,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("tidings.testing")
-
-HOUR_US = 3_600_000_000
-STATS_HOURS = 48  # stats count events by hour over this window, as the SQLite store does
-STATS_TOP = 100  # types and sources listed in stats
 
 
 def _seq(event: Event) -> int:
@@ -237,15 +234,13 @@ class MemoryStore:
     async def stats(self, tenant: str) -> StoreStats:
         self._require_open()
         events = [event for event in self._log if event.tenant == tenant]
-        since = self.clock() - STATS_HOURS * HOUR_US
+        since = hours_since(self.clock())
         hours = Counter(e.received_at_us // HOUR_US for e in events if e.received_at_us >= since)
-        return StoreStats(
+        return store_stats(
             total=len(events),
-            by_type=dict(Counter(event.type for event in events).most_common(STATS_TOP)),
-            by_source=dict(Counter(event.source for event in events).most_common(STATS_TOP)),
-            by_hour=[
-                {"hour": format_us(h * HOUR_US), "count": n} for h, n in sorted(hours.items())
-            ],
+            by_type=Counter(event.type for event in events).most_common(STATS_TOP),
+            by_source=Counter(event.source for event in events).most_common(STATS_TOP),
+            by_hour=sorted(hours.items()),
             head_seq=self._last_seq,
             earliest_seq=events[0].seq if events else None,
             size_bytes=await self.size_bytes(),

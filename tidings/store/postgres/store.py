@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from tidings.envelope import AppendResult, Candidate, Event, Filter
-from tidings.envelope.timefmt import format_us, now_us
+from tidings.envelope.timefmt import now_us
 from tidings.errors import TidingsError
 from tidings.store.base import (
     BucketCount,
@@ -31,13 +31,12 @@ from tidings.store.postgres.migrate import migrate
 from tidings.store.postgres.pages import Page, read_page
 from tidings.store.postgres.writer import Writer
 from tidings.store.sql import load_queries
+from tidings.store.stats import STATS_TOP, hours_since, store_stats
 
 log = logging.getLogger("tidings.store")
 
 T = TypeVar("T")
 QUERIES = load_queries("tidings.store.postgres", "queries.sql")
-STATS_TOP = 100  # types and sources listed in stats
-HOUR_US = 3_600_000_000
 NO_SEQ = 2**63 - 1
 
 
@@ -229,7 +228,7 @@ class PostgresStore:
         return int(await self._fetchval(QUERIES["purged_through"], tenant) or 0)
 
     async def stats(self, tenant: str) -> StoreStats:
-        since = now_us() - 48 * HOUR_US
+        since = hours_since(now_us())
 
         async def read(conn: Any) -> StoreStats:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
@@ -239,14 +238,14 @@ class PostgresStore:
                 hours = await conn.fetch(QUERIES["count_by_hour"], tenant, since)
                 earliest = await conn.fetchval(QUERIES["earliest"], tenant)
                 size = await conn.fetchval(QUERIES["size_bytes"])
-            return StoreStats(
-                total=int(total),
-                by_type={r[0]: int(r[1]) for r in by_type},
-                by_source={r[0]: int(r[1]) for r in by_source},
-                by_hour=[{"hour": format_us(h * HOUR_US), "count": int(n)} for h, n in hours],
+            return store_stats(
+                total=total,
+                by_type=by_type,
+                by_source=by_source,
+                by_hour=hours,
                 head_seq=self._head,
                 earliest_seq=earliest,
-                size_bytes=int(size),
+                size_bytes=size,
             )
 
         return await self.run(read)

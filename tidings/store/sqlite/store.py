@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tidings.envelope import AppendResult, Candidate, Event, Filter
-from tidings.envelope.timefmt import format_us, now_us
+from tidings.envelope.timefmt import now_us
 from tidings.errors import TidingsError
 from tidings.store.base import (
     BucketCount,
@@ -31,12 +31,12 @@ from tidings.store.sqlite.filter_sql import EVENT_COLUMNS, count_sql, filter_cla
 from tidings.store.sqlite.integrity import check_location, quick_check
 from tidings.store.sqlite.readers import ReaderPool
 from tidings.store.sqlite.writer import Writer
+from tidings.store.stats import STATS_TOP, hours_since, store_stats
 
 log = logging.getLogger("tidings.store")
 
 T = TypeVar("T")
 QUERIES = load_queries("tidings.store.sqlite", "queries.sql")
-STATS_TOP = 100  # types and sources listed in stats
 PROBE_AFTER_S = 5.0  # readiness tries a write this long after the last failure, and no more often
 
 
@@ -231,27 +231,23 @@ class SqliteStore:
         return await self._readers.run(read)
 
     async def stats(self, tenant: str) -> StoreStats:
-        since = now_us() - 48 * 3_600_000_000
+        since = hours_since(now_us())
 
         def read(conn: sqlite3.Connection) -> StoreStats:
             conn.execute("BEGIN")  # one snapshot for every count
             try:
                 total = conn.execute(QUERIES["count_events"], (tenant,)).fetchone()[0]
-                by_type = dict(
-                    conn.execute(QUERIES["count_by_type"], (tenant, STATS_TOP)).fetchall()
-                )
-                by_source = dict(
-                    conn.execute(QUERIES["count_by_source"], (tenant, STATS_TOP)).fetchall()
-                )
+                by_type = conn.execute(QUERIES["count_by_type"], (tenant, STATS_TOP)).fetchall()
+                by_source = conn.execute(QUERIES["count_by_source"], (tenant, STATS_TOP)).fetchall()
                 hours = conn.execute(QUERIES["count_by_hour"], (tenant, since)).fetchall()
                 earliest = conn.execute(QUERIES["earliest"], (tenant,)).fetchone()[0]
             finally:
                 conn.execute("COMMIT")
-            return StoreStats(
+            return store_stats(
                 total=total,
                 by_type=by_type,
                 by_source=by_source,
-                by_hour=[{"hour": format_us(h * 3_600_000_000), "count": n} for h, n in hours],
+                by_hour=hours,
                 head_seq=self._head,
                 earliest_seq=earliest,
                 size_bytes=self._file_bytes(),
