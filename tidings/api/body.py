@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from tidings.errors import TidingsError
+from tidings.errors import TidingsError, invalid
+
+M = TypeVar("M", bound=BaseModel)
 
 JSON_TYPES = ("application/json", "text/json")
 
@@ -69,6 +72,26 @@ def parse_json(body: bytes) -> Any:
                 400, "malformed_json", "the request body is nested too deeply to be read"
             ) from None
     return value
+
+
+def validated(data: Any, model: type[M]) -> M:
+    """A parsed JSON body as ``model``; else 422 with one detail per problem, located in the
+    body (pydantic's names for its own validator steps left out)."""
+    if not isinstance(data, dict):
+        raise invalid(
+            "the body must be a JSON object", [{"loc": ["body"], "msg": "expected an object"}]
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        details = [
+            {
+                "loc": ["body", *[p for p in e["loc"] if p != "function-after"]],
+                "msg": e["msg"].removeprefix("Value error, "),
+            }
+            for e in error.errors(include_url=False)
+        ]
+        raise invalid("the request is not valid", details) from None
 
 
 def _has_long_digit_run(body: bytes) -> bool:

@@ -6,16 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi import Query as Q
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.responses import Response
 
-from tidings.api.body import parse_json, read_body
+from tidings.api.body import M, parse_json, read_body, validated
 from tidings.api.responses import json_response
 from tidings.api.schemas import error_responses
 from tidings.auth.principal import Principal, principal_of
 from tidings.auth.scopes import check_tenant_id, parse_scopes
 from tidings.auth.service import DEFAULT_MAX_STREAMS, AuthService, KeySpec, key_dict, tenant_dict
-from tidings.errors import invalid
 
 router = APIRouter(tags=["auth"])
 MAX_BODY = 64 * 1024
@@ -52,20 +51,8 @@ def _auth(request: Request) -> tuple[AuthService, Principal]:
     return service, principal_of(request.scope)
 
 
-async def _body(request: Request, model: type[BaseModel]) -> Any:
-    data = parse_json(await read_body(request, MAX_BODY))
-    if not isinstance(data, dict):
-        raise invalid(
-            "the body must be a JSON object", [{"loc": ["body"], "msg": "expected an object"}]
-        )
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        details = [
-            {"loc": ["body", *e["loc"]], "msg": e["msg"].removeprefix("Value error, ")}
-            for e in error.errors(include_url=False)
-        ]
-        raise invalid("the request is not valid", details) from None
+async def _body(request: Request, model: type[M]) -> M:
+    return validated(parse_json(await read_body(request, MAX_BODY)), model)
 
 
 @router.post(

@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi import Query as Q
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
 
-from tidings.api.body import parse_json, read_body
+from tidings.api.body import M, parse_json, read_body, validated
 from tidings.api.responses import json_response
 from tidings.api.schemas import error_responses
 from tidings.auth.principal import principal_of
@@ -130,27 +130,9 @@ class ReplayIn(BaseModel):
     only_failed: bool = False
 
 
-async def _parse(request: Request, model: type[BaseModel], *, allow_empty: bool = False) -> Any:
+async def _parse(request: Request, model: type[M], *, allow_empty: bool = False) -> M:
     body = await read_body(request, ENDPOINT_BODY_LIMIT, setting=None)
-    if not body.strip() and allow_empty:
-        data: Any = {}
-    else:
-        data = parse_json(body)
-    if not isinstance(data, dict):
-        raise invalid(
-            "the body must be a JSON object", [{"loc": ["body"], "msg": "expected an object"}]
-        )
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        details = [
-            {
-                "loc": ["body", *[p for p in e["loc"] if p != "function-after"]],
-                "msg": e["msg"].removeprefix("Value error, "),
-            }
-            for e in error.errors(include_url=False)
-        ]
-        raise invalid("the request is not valid", details) from None
+    return validated({} if allow_empty and not body.strip() else parse_json(body), model)
 
 
 def masked_headers(headers: dict[str, str]) -> dict[str, str]:
