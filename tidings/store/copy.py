@@ -10,10 +10,14 @@ store no server is writing to (stop the servers first), or run the copy again wi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from tidings.store.backend import Backend
+
+K = TypeVar("K")  # where a batch leaves off: a position or an id
+R = TypeVar("R")  # a row of one part
 
 Progress = Callable[[str, int, int | None], None]
 """Told after each batch: (part, rows copied so far, rows expected or None)."""
@@ -49,15 +53,15 @@ async def copy_backend(
     report = CopyReport()
 
     # Events, by position: the target's head is where an interrupted copy stopped.
-    after, copied, total = target.events.head(), 0, source.events.head()
-    while True:
-        rows = await source.transfer.export_events(after, batch)
-        if not rows:
-            break
-        await target.transfer.import_events(rows)
-        after, copied = rows[-1].event.seq, copied + len(rows)
-        tell("events", after, total)
-    report.counts["events"] = copied
+    total = source.events.head()
+    report.counts["events"] = await _copy_batches(
+        source.transfer.export_events,
+        target.transfer.import_events,
+        start=target.events.head(),
+        last=lambda row: row.event.seq,
+        batch=batch,
+        told=lambda after, copied: tell("events", after, total),
+    )
     await target.transfer.import_purges(await source.transfer.export_purges())
 
     # Endpoints with their secrets and cursors (a cursor only moves forward).
@@ -82,15 +86,14 @@ async def copy_backend(
     report.counts["tenants"], report.counts["keys"] = len(tenants), len(keys)
     tell("keys", len(keys), len(keys))
 
-    after_id, copied = "", 0
-    while True:
-        deliveries = await source.transfer.export_deliveries(after_id, batch)
-        if not deliveries:
-            break
-        await target.transfer.import_deliveries(deliveries)
-        after_id, copied = deliveries[-1].delivery.id, copied + len(deliveries)
-        tell("deliveries", copied, None)
-    report.counts["deliveries"] = copied
+    report.counts["deliveries"] = await _copy_batches(
+        source.transfer.export_deliveries,
+        target.transfer.import_deliveries,
+        start="",
+        last=lambda row: row.delivery.id,
+        batch=batch,
+        told=lambda after, copied: tell("deliveries", copied, None),
+    )
 
     cursors = await source.sink_cursors.list_sink_cursors()
     for cursor in cursors:
@@ -100,13 +103,32 @@ async def copy_backend(
     report.counts["sink_cursors"] = len(cursors)
     tell("sink cursors", len(cursors), len(cursors))
 
-    after, copied = 0, 0
-    while True:
-        letters = await source.transfer.export_dead_letters(after, batch)
-        if not letters:
-            break
-        await target.transfer.import_dead_letters(letters)
-        after, copied = letters[-1].seq, copied + len(letters)
-        tell("dead letters", copied, None)
-    report.counts["dead_letters"] = copied
+    report.counts["dead_letters"] = await _copy_batches(
+        source.transfer.export_dead_letters,
+        target.transfer.import_dead_letters,
+        start=0,
+        last=lambda letter: letter.seq,
+        batch=batch,
+        told=lambda after, copied: tell("dead letters", copied, None),
+    )
     return report
+
+
+async def _copy_batches(
+    export: Callable[[K, int], Awaitable[Sequence[R]]],
+    import_: Callable[[Sequence[R]], Awaitable[None]],
+    *,
+    start: K,
+    last: Callable[[R], K],
+    batch: int,
+    told: Callable[[K, int], None],
+) -> int:
+    """Export batches after ``start`` and import each, until an export comes back empty;
+    ``last`` is where a row leaves off, ``told`` hears (that place, rows so far) after each
+    batch. Answers how many rows were copied."""
+    after, copied = start, 0
+    while rows := await export(after, batch):
+        await import_(rows)
+        after, copied = last(rows[-1]), copied + len(rows)
+        told(after, copied)
+    return copied
