@@ -3,7 +3,7 @@ same contract suite (tests/contract)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -149,3 +149,16 @@ class Store(Protocol):
 
     async def size_bytes(self) -> int:
         """About how many bytes the store occupies (files on disk, or the database's size)."""
+
+
+async def purge_in_chunks(delete_chunk: Callable[[], Awaitable[int]], chunk: int) -> int:
+    """Run ``delete_chunk`` (it deletes at most ``chunk`` events, each time in a short
+    transaction of its own) until a run deletes fewer; answers how many were deleted."""
+    if chunk < 1:
+        raise ValueError("purge chunk must be at least 1")
+    total = 0
+    while True:
+        deleted = await delete_chunk()
+        total += deleted
+        if deleted < chunk:
+            return total

@@ -16,6 +16,7 @@ from tidings.store.base import (
     GroupListener,
     Query,
     StoreStats,
+    purge_in_chunks,
 )
 from tidings.store.errors import StoreOpenError
 from tidings.store.listeners import Listeners
@@ -152,17 +153,14 @@ class PostgresStore:
         self, older_than_us: int, chunk: int = 1000, keep_from: int | None = None
     ) -> int:
         """Delete in chunks, each one statement and one short transaction."""
-        if chunk < 1:
-            raise ValueError("purge chunk must be at least 1")
         limit = keep_from if keep_from is not None else NO_SEQ
-        total = 0
-        while True:
-            deleted = int(
+
+        async def delete_chunk() -> int:
+            return int(
                 await self._fetchval(QUERIES["purge_chunk"], older_than_us, limit, chunk, now_us())
             )
-            total += deleted
-            if deleted < chunk:
-                return total
+
+        return await purge_in_chunks(delete_chunk, chunk)
 
     # -- reads --------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from tidings.store.base import (
     GroupListener,
     Query,
     StoreStats,
+    purge_in_chunks,
 )
 from tidings.store.errors import StoreOpenError
 from tidings.store.listeners import Listeners
@@ -164,17 +165,14 @@ class SqliteStore:
         self, older_than_us: int, chunk: int = 1000, keep_from: int | None = None
     ) -> int:
         """Delete in chunks, each its own short transaction, so publishes interleave."""
-        if chunk < 1:
-            raise ValueError("purge chunk must be at least 1")
-        writer = self._require_writer()
-        total = 0
-        while True:
-            deleted: int = await writer.call(
+
+        async def delete_chunk() -> int:
+            deleted: int = await self._require_writer().call(
                 lambda c: _purge_chunk(c, older_than_us, chunk, keep_from)
             )
-            total += deleted
-            if deleted < chunk:
-                return total
+            return deleted
+
+        return await purge_in_chunks(delete_chunk, chunk)
 
     # -- reads --------------------------------------------------------------------------
 
