@@ -15,6 +15,7 @@ import orjson
 
 from tidings.store.auth import ApiKey
 from tidings.store.dead_letters import DeadLetter
+from tidings.store.leases import Lease
 from tidings.store.transfer import StoredDelivery
 
 
@@ -90,3 +91,8 @@ def attempt_imports(rows: Sequence[StoredDelivery]) -> list[tuple[Any, ...]]:
         for row in rows
         for a in row.attempts
     ]
+
+
+def lease(row: Sequence[Any] | None) -> Lease | None:
+    """``name, tenant, holder, expires_at_us, generation``; None when no row came back."""
+    return Lease(*row) if row is not None else None

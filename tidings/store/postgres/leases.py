@@ -7,13 +7,10 @@ from typing import Any
 
 from tidings.store.leases import Lease, check_ttl
 from tidings.store.postgres.store import PostgresStore
+from tidings.store.rows import lease
 from tidings.store.sql import load_queries
 
 Q = load_queries("tidings.store.postgres", "leases.sql")
-
-
-def _lease(row: Any) -> Lease | None:
-    return Lease(*row) if row is not None else None
 
 
 class PostgresLeases:
@@ -27,7 +24,7 @@ class PostgresLeases:
         args = (name, tenant, holder, now_us + ttl_us, now_us)
 
         async def run(conn: Any) -> Lease | None:
-            return _lease(await conn.fetchrow(Q["acquire_lease"], *args))
+            return lease(await conn.fetchrow(Q["acquire_lease"], *args))
 
         return await self._store.run(run)
 
@@ -36,7 +33,7 @@ class PostgresLeases:
         args = (name, holder, now_us, now_us + ttl_us)
 
         async def run(conn: Any) -> Lease | None:
-            return _lease(await conn.fetchrow(Q["renew_lease"], *args))
+            return lease(await conn.fetchrow(Q["renew_lease"], *args))
 
         return await self._store.run(run)
 
@@ -49,6 +46,6 @@ class PostgresLeases:
 
     async def get(self, name: str) -> Lease | None:
         async def run(conn: Any) -> Lease | None:
-            return _lease(await conn.fetchrow(Q["get_lease"], name))
+            return lease(await conn.fetchrow(Q["get_lease"], name))
 
         return await self._store.run(run)

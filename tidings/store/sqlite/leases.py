@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 from tidings.store.leases import Lease, check_ttl
+from tidings.store.rows import lease
 from tidings.store.sql import load_queries
 from tidings.store.sqlite.store import SqliteStore
 
 Q = load_queries("tidings.store.sqlite", "leases.sql")
-
-
-def _lease(row: tuple[Any, ...] | None) -> Lease | None:
-    return Lease(*row) if row is not None else None
 
 
 class SqliteLeases:
@@ -26,14 +22,14 @@ class SqliteLeases:
         check_ttl(ttl_us)
         args = (name, tenant, holder, now_us + ttl_us, now_us)
         return await self._store.write(
-            lambda conn: _lease(conn.execute(Q["acquire_lease"], args).fetchone())
+            lambda conn: lease(conn.execute(Q["acquire_lease"], args).fetchone())
         )
 
     async def renew(self, name: str, holder: str, now_us: int, ttl_us: int) -> Lease | None:
         check_ttl(ttl_us)
         args = (name, holder, now_us, now_us + ttl_us)
         return await self._store.write(
-            lambda conn: _lease(conn.execute(Q["renew_lease"], args).fetchone())
+            lambda conn: lease(conn.execute(Q["renew_lease"], args).fetchone())
         )
 
     async def release(self, name: str, holder: str) -> bool:
@@ -43,6 +39,6 @@ class SqliteLeases:
 
     async def get(self, name: str) -> Lease | None:
         def run(conn: sqlite3.Connection) -> Lease | None:
-            return _lease(conn.execute(Q["get_lease"], (name,)).fetchone())
+            return lease(conn.execute(Q["get_lease"], (name,)).fetchone())
 
         return await self._store.read(run)
