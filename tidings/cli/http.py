@@ -137,6 +137,8 @@ def print_server_error(error: ServerError | TidingsError, prefix: str = "") -> N
     print_error(escape(f"{prefix}{error.code}: {error.message}"))
     if error.status == 401:
         err.print("  this server requires an API key: pass --key or set TIDINGS_KEY", markup=False)
+    if error.code == "not_tidings":
+        err.print("  check --url or TIDINGS_URL", markup=False)
     for detail in error.details:
         if isinstance(detail, dict):
             err.print(
@@ -198,6 +200,17 @@ def connect(url: str | None, *, read_timeout: float = 60.0) -> Iterator[httpx2.C
         raise typer.Exit(0) from None
 
 
+def no_answer(error: TidingsError) -> tuple[str, int]:
+    """The error line and exit code for a request that got no answer from the server."""
+    if error.code == "unreachable":
+        return (
+            f"{error.message}. Start one with `tidings serve`, or point --url or TIDINGS_URL "
+            "at a running server.",
+            FAILED,
+        )
+    return error.message, USAGE if error.code == "invalid_url" else FAILED
+
+
 @contextmanager
 def api(url: str | None) -> Iterator[Client]:
     """The Python client for the whole command; a failure becomes an error line and an exit."""
@@ -210,9 +223,10 @@ def api(url: str | None) -> Iterator[Client]:
         if error.status is not None:
             print_server_error(error)
             raise typer.Exit(FAILED) from None
-        if error.code == "unreachable":
-            raise fail(
-                f"cannot reach the Tidings server at {base} (connection refused). Start one "
-                "with `tidings serve`, or point --url or TIDINGS_URL at a running server."
-            ) from None
-        raise fail(error.message, USAGE if error.code == "invalid_url" else FAILED) from None
+        message, code = no_answer(error)
+        raise fail(message, code) from None
+    except BrokenPipeError:
+        # The reader of stdout went away (`tidings query --json | head`): stop quietly, and
+        # point stdout at /dev/null so the interpreter's last flush does not complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
