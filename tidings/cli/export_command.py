@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -27,7 +28,8 @@ from tidings.cli.filters import (
     WhereOption,
     filter_params,
 )
-from tidings.cli.http import USAGE, KeyOption, UrlOption, check, connect, err, fail
+from tidings.cli.http import USAGE, KeyOption, UrlOption, api, err, fail
+from tidings.client._calls import Call
 
 
 @contextmanager
@@ -145,15 +147,13 @@ def register(app: typer.Typer) -> None:
             disable=quiet or not err.is_terminal,
         )
         size = lines = 0
-        with (
-            connect(url) as client,
-            client.stream("GET", "/v1/events/export", params=tuple(params)) as answer,
-        ):
-            check(answer)
+        call = Call("GET", "/v1/events/export", tuple(params), safe=True)
+        with api(url) as client, closing(client.chunks(call)) as chunks:
+            first = next(chunks, b"")  # a refusal is raised here, before any file is made
             with _target(output) as stream, progress:
                 task = progress.add_task("exporting", total=None, events=0)
                 tail = b""
-                for chunk in answer.iter_bytes():
+                for chunk in itertools.chain((first,), chunks):
                     stream.write(chunk)
                     size += len(chunk)
                     lines += chunk.count(b"\n")

@@ -47,6 +47,17 @@ def _lines(build: Callable[P, Call]) -> Callable[Concatenate[AsyncClient, P], As
     return method
 
 
+def _chunks(
+    build: Callable[P, Call],
+) -> Callable[Concatenate[AsyncClient, P], AsyncIterator[bytes]]:
+    @functools.wraps(build)
+    def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[bytes]:
+        return self.chunks(build(*args, **kwargs))
+
+    method.__doc__ = f"The export's bytes exactly as the server sends them. {build.__doc__ or ''}"
+    return method
+
+
 def _exported(
     build: Callable[P, Call],
 ) -> Callable[Concatenate[AsyncClient, P], AsyncIterator[Event]]:
@@ -207,6 +218,7 @@ class AsyncClient:
     ready = _op(_calls.ready)
 
     export_lines = _lines(_calls.export)
+    export_bytes = _chunks(_calls.export)
     export = _exported(_calls.export)
     stream = _streamed(_reading.stream)
     subscribe = _subscribed(_reading.stream)
@@ -222,6 +234,25 @@ class AsyncClient:
                     raise export_refused(answer_of(response))
                 async for line in response.aiter_lines():
                     yield line
+        except httpx2.HTTPError as error:
+            raise failure(error, self.url) from None
+
+    async def chunks(self, call: Call) -> AsyncGenerator[bytes, None]:
+        """The body of a streamed answer (an export) in pieces as they arrive, byte for byte;
+        an export cut short by the server ends with its error line."""
+        try:
+            async with self._http.stream(
+                call.method, call.path, params=call.params, timeout=self.connection.stream_timeout
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    answer = Answer(
+                        response.status_code, response.headers, response.content, str(response.url)
+                    )
+                    _calls.check(answer)
+                    raise _calls.not_tidings(answer)
+                async for chunk in response.aiter_bytes():
+                    yield chunk
         except httpx2.HTTPError as error:
             raise failure(error, self.url) from None
 

@@ -411,15 +411,16 @@ def create_webhook(
     """Register an endpoint for the ``events`` type patterns and the other filters. The answer
     carries the signing ``secret`` (generated unless given); it is not shown again."""
     body: dict[str, Any] = {"url": url, "events": list(events), "active": active}
-    criteria = dict(
-        filter_params(
-            source=source,
-            exclude_source=exclude_source,
-            subject=subject,
-            trace_id=trace_id,
-            where=where,
-        )
-    )
+    criteria: dict[str, Any] = {}
+    for name, values in (
+        ("source", source),
+        ("exclude_source", exclude_source),
+        ("subject", subject),
+        ("trace_id", trace_id),
+    ):
+        if values is not None:  # kept as given: the endpoint shows its filter that way
+            criteria[name] = values if isinstance(values, str) else list(values)
+    criteria.update(filter_params(where=where))
     if criteria:
         body["filter"] = criteria
     for name, value in (

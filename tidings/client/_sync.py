@@ -46,6 +46,15 @@ def _lines(build: Callable[P, Call]) -> Callable[Concatenate[Client, P], Iterato
     return method
 
 
+def _chunks(build: Callable[P, Call]) -> Callable[Concatenate[Client, P], Iterator[bytes]]:
+    @functools.wraps(build)
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[bytes]:
+        return self.chunks(build(*args, **kwargs))
+
+    method.__doc__ = f"The export's bytes exactly as the server sends them. {build.__doc__ or ''}"
+    return method
+
+
 def _exported(build: Callable[P, Call]) -> Callable[Concatenate[Client, P], Iterator[Event]]:
     @functools.wraps(build)
     def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Event]:
@@ -194,6 +203,7 @@ class Client:
     ready = _op(_calls.ready)
 
     export_lines = _lines(_calls.export)
+    export_bytes = _chunks(_calls.export)
     export = _exported(_calls.export)
     stream = _streamed(_reading.stream)
     subscribe = _subscribed(_reading.stream)
@@ -208,6 +218,24 @@ class Client:
                     response.read()
                     raise export_refused(answer_of(response))
                 yield from response.iter_lines()
+        except httpx2.HTTPError as error:
+            raise failure(error, self.url) from None
+
+    def chunks(self, call: Call) -> Generator[bytes, None, None]:
+        """The body of a streamed answer (an export) in pieces as they arrive, byte for byte;
+        an export cut short by the server ends with its error line."""
+        try:
+            with self._http.stream(
+                call.method, call.path, params=call.params, timeout=self.connection.stream_timeout
+            ) as response:
+                if response.status_code != 200:
+                    response.read()
+                    answer = Answer(
+                        response.status_code, response.headers, response.content, str(response.url)
+                    )
+                    _calls.check(answer)
+                    raise _calls.not_tidings(answer)
+                yield from response.iter_bytes()
         except httpx2.HTTPError as error:
             raise failure(error, self.url) from None
 
