@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from types import TracebackType
@@ -225,6 +226,21 @@ class AsyncClient:
 
     async def lines(self, call: Call) -> AsyncIterator[str]:
         """The lines of a streamed answer (an export), as the server writes them."""
+        async with self._export(call) as response:
+            async for line in response.aiter_lines():
+                yield line
+
+    async def chunks(self, call: Call) -> AsyncGenerator[bytes, None]:
+        """The body of a streamed answer (an export) in pieces as they arrive, byte for byte;
+        an export cut short by the server ends with its error line."""
+        async with self._export(call) as response:
+            async for chunk in response.aiter_bytes():
+                yield chunk
+
+    @contextlib.asynccontextmanager
+    async def _export(self, call: Call) -> AsyncIterator[httpx2.Response]:
+        """The streamed answer to ``call``, once it is one; any failure, then or while it is
+        read, as a TidingsError."""
         try:
             async with self._http.stream(
                 call.method, call.path, params=call.params, timeout=self.connection.stream_timeout
@@ -232,27 +248,7 @@ class AsyncClient:
                 if response.status_code != 200:
                     await response.aread()
                     raise export_refused(answer_of(response))
-                async for line in response.aiter_lines():
-                    yield line
-        except httpx2.HTTPError as error:
-            raise failure(error, self.url) from None
-
-    async def chunks(self, call: Call) -> AsyncGenerator[bytes, None]:
-        """The body of a streamed answer (an export) in pieces as they arrive, byte for byte;
-        an export cut short by the server ends with its error line."""
-        try:
-            async with self._http.stream(
-                call.method, call.path, params=call.params, timeout=self.connection.stream_timeout
-            ) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    answer = Answer(
-                        response.status_code, response.headers, response.content, str(response.url)
-                    )
-                    _calls.check(answer)
-                    raise _calls.not_tidings(answer)
-                async for chunk in response.aiter_bytes():
-                    yield chunk
+                yield response
         except httpx2.HTTPError as error:
             raise failure(error, self.url) from None
 

@@ -210,6 +210,19 @@ class Client:
 
     def lines(self, call: Call) -> Iterator[str]:
         """The lines of a streamed answer (an export), as the server writes them."""
+        with self._export(call) as response:
+            yield from response.iter_lines()
+
+    def chunks(self, call: Call) -> Generator[bytes, None, None]:
+        """The body of a streamed answer (an export) in pieces as they arrive, byte for byte;
+        an export cut short by the server ends with its error line."""
+        with self._export(call) as response:
+            yield from response.iter_bytes()
+
+    @contextlib.contextmanager
+    def _export(self, call: Call) -> Iterator[httpx2.Response]:
+        """The streamed answer to ``call``, once it is one; any failure, then or while it is
+        read, as a TidingsError."""
         try:
             with self._http.stream(
                 call.method, call.path, params=call.params, timeout=self.connection.stream_timeout
@@ -217,25 +230,7 @@ class Client:
                 if response.status_code != 200:
                     response.read()
                     raise export_refused(answer_of(response))
-                yield from response.iter_lines()
-        except httpx2.HTTPError as error:
-            raise failure(error, self.url) from None
-
-    def chunks(self, call: Call) -> Generator[bytes, None, None]:
-        """The body of a streamed answer (an export) in pieces as they arrive, byte for byte;
-        an export cut short by the server ends with its error line."""
-        try:
-            with self._http.stream(
-                call.method, call.path, params=call.params, timeout=self.connection.stream_timeout
-            ) as response:
-                if response.status_code != 200:
-                    response.read()
-                    answer = Answer(
-                        response.status_code, response.headers, response.content, str(response.url)
-                    )
-                    _calls.check(answer)
-                    raise _calls.not_tidings(answer)
-                yield from response.iter_bytes()
+                yield response
         except httpx2.HTTPError as error:
             raise failure(error, self.url) from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import httpx2
 import orjson
@@ -165,6 +166,20 @@ def test_export_bytes_hands_out_the_body_byte_for_byte_and_raises_a_refusal() ->
     with pytest.raises(TidingsError) as raised:
         b"".join(client.export_bytes(since="never"))
     assert (raised.value.status, raised.value.code) == (400, "invalid_parameter")
+
+
+def test_an_export_cut_mid_stream_raises_a_tidings_error_from_lines_and_bytes() -> None:
+    def cut() -> Iterator[bytes]:
+        yield b'{"seq": 1}\n'
+        raise httpx2.ReadError("connection reset")
+
+    for read in ("export_lines", "export_bytes"):
+        client, _ = client_answering(httpx2.Response(200, content=cut()))
+        pieces = getattr(client, read)(format="ndjson")
+        assert next(pieces)  # the first piece arrives before the failure
+        with pytest.raises(TidingsError) as raised:
+            list(pieces)
+        assert raised.value.code == "transport_error"
 
 
 def test_webhook_filter_values_keep_the_form_they_were_given_in() -> None:
