@@ -102,6 +102,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._reading_headers = True  # between requests or inside a request's headers
         self._header_bytes = 0  # bytes received while reading this request's headers
         self._request_begun = False  # a byte of the current request has arrived
+        self._message_complete = True  # the current request's body has been read to its end
+        self._answered_early = False  # answered before its body ended: wait for that end
         self._header_timer: asyncio.TimerHandle | None = None
         self._refusal: tuple[int, str, str] | None = None  # set by a callback that stops parsing
 
@@ -223,6 +225,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
+        self._message_complete = False
         self._cancel_header_timer()
         self.guard.idle.busy(self)
         # Headers that arrived whole in one read are measured here (``data_received`` sees
@@ -237,11 +240,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._refusal = (400, "bad_request", f"the request target is not a valid URL: {error}")
             raise _Refused from None
 
+    def on_message_complete(self) -> None:
+        self._message_complete = True
+        super().on_message_complete()
+        if self._answered_early:
+            self._answered_early = False
+            self._await_request(deadline=False)
+
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)  # then the next request's headers are complete
         super().on_response_complete()
-        if not pipelined and not self.transport.is_closing():
+        if pipelined or self.transport.is_closing():
+            return
+        if self._message_complete:
             self._await_request(deadline=False)
+        else:
+            # Answered before its body ended (a 413, say): the rest of that body is still to
+            # come on this connection and is not the next request's headers.
+            self._answered_early = True
 
 
 def guarded_protocol(limits: ConnectionLimits) -> type[GuardedHttpProtocol]:

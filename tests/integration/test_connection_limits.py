@@ -9,12 +9,14 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 
+import httpx
 import pytest
 
 from tests.integration.server import ServerProcess
 
 HEADER_TIMEOUT_S = 1.0
 MAX_HEADER_BYTES = 4096
+MAX_BODY_BYTES = 16_384
 CAP = 4
 
 
@@ -24,6 +26,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "TIDINGS_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
         "TIDINGS_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
         "TIDINGS_KEEPALIVE_S": "0.5",
+        "TIDINGS_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
     }
     process = ServerProcess(tmp_path_factory.mktemp("limits") / "data", env=env).start()
     yield process
@@ -119,6 +122,20 @@ def test_headers_larger_than_the_limit_get_431(server: ServerProcess) -> None:
     with connect(server) as sock:  # a header that never ends
         raw = answer(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000)
         assert_error(raw, 431, "headers_too_large")
+
+
+def test_the_rest_of_a_body_refused_early_is_not_read_as_the_next_requests_headers(
+    server: ServerProcess,
+) -> None:
+    body = b"[" + b'{"type": "a.b"},' * (MAX_BODY_BYTES // 4) + b'{"type": "a.b"}]'
+    with httpx.Client(base_url=server.url, timeout=10.0) as client:  # one keep-alive connection
+        refused = client.post(
+            "/v1/events", content=body, headers={"content-type": "application/json"}
+        )
+        assert refused.status_code == 413, refused.text
+        for _ in range(3):
+            answered = client.get("/healthz")
+            assert answered.status_code == 200, answered.text
 
 
 def test_a_megabyte_query_string_gets_414_in_the_error_shape(server: ServerProcess) -> None:
