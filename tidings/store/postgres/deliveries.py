@@ -67,6 +67,11 @@ async def _attempts(conn: Any, delivery_id: str) -> list[Attempt]:
 class PostgresDeliveryStore:
     def __init__(self, store: PostgresStore) -> None:
         self._store = store  # its pool
+        # The statements of the delivery loop, ready on every connection before the first
+        # burst of attempts: their results are recorded as soon as they arrive.
+        store.prepare_on_connect(
+            Q["insert_delivery"], Q["move_cursor"], Q["claim_due"], Q["record_batch"]
+        )
 
     async def _write(self, fn: Callable[[Any], Awaitable[T]]) -> T:
         """``fn(conn)`` in one transaction."""
