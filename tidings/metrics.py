@@ -7,10 +7,22 @@ never a label.
 
 from __future__ import annotations
 
+import contextlib
+import platform
 import threading
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+from tidings import __version__
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 MAX_SOURCES = 100
@@ -158,3 +170,77 @@ OLDEST_PENDING = Gauge(
     "Age of the oldest pending delivery.",
     registry=REGISTRY,
 )
+
+# -- the process, the build, HTTP latency, and attempts per endpoint --------------------------
+
+GCCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+ProcessCollector(registry=REGISTRY)
+
+BUILD_INFO = Gauge(
+    "tidings_build_info",
+    "Always 1; the labels say which Tidings and Python run.",
+    ["version", "python"],
+    registry=REGISTRY,
+)
+BUILD_INFO.labels(__version__, platform.python_version()).set(1)
+
+HTTP_DURATION = Histogram(
+    "tidings_http_request_duration_seconds",
+    "Time from a request's start to the end of its answer, by route template and method "
+    "(a stream's whole life for /v1/events/stream).",
+    ["route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+
+# Endpoints are created by admins, so an endpoint id is a bounded label; its series are
+# removed when the endpoint is deleted.
+ENDPOINT_ATTEMPTS = Counter(
+    "tidings_webhook_endpoint_attempts_total",
+    "Webhook attempts per endpoint, by result (success, http_error, timeout, network_error, "
+    "refused).",
+    ["webhook_id", "result"],
+    registry=REGISTRY,
+)
+ENDPOINT_LATENCY = Histogram(
+    "tidings_webhook_endpoint_attempt_latency_seconds",
+    "Time for one webhook attempt per endpoint, by result.",
+    ["webhook_id", "result"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+_endpoint_results: dict[str, set[str]] = {}
+
+
+def record_attempt(webhook_id: str, result: str, seconds: float) -> None:
+    """One finished attempt, in the totals and in its endpoint's series."""
+    ATTEMPT_LATENCY.observe(seconds)
+    DELIVERY_ATTEMPTS.labels(result).inc()
+    ENDPOINT_ATTEMPTS.labels(webhook_id, result).inc()
+    ENDPOINT_LATENCY.labels(webhook_id, result).observe(seconds)
+    _endpoint_results.setdefault(webhook_id, set()).add(result)
+
+
+def forget_endpoint(webhook_id: str) -> None:
+    """Drop a deleted endpoint's series, so deleted endpoints do not pile up."""
+    for result in _endpoint_results.pop(webhook_id, ()):
+        for metric in (ENDPOINT_ATTEMPTS, ENDPOINT_LATENCY):
+            with contextlib.suppress(KeyError):
+                metric.remove(webhook_id, result)
+
+
+# Routes answered outside the routers that set ``scope["route"]``: each gets its own template.
+FIXED_ROUTES = frozenset({"/", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/favicon.ico"})
+STATIC_PREFIX = "/static/"
+
+
+def route_template(route_path: str | None, path: str) -> str:
+    """The bounded ``route`` label of a request: its route's template, else a fixed name."""
+    if route_path:
+        return route_path
+    if path in FIXED_ROUTES:
+        return path
+    if path.startswith(STATIC_PREFIX):
+        return STATIC_PREFIX + "{path}"
+    return "unmatched"

@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 
+from tidings import logs
 from tidings.api.app import create_asgi
 from tidings.auth.service import is_loopback
 from tidings.connection_limits import ConnectionLimits, connection_cap, raise_open_files_limit
@@ -154,11 +155,12 @@ def build_server(settings: Settings) -> TidingsServer:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=logs.dict_config(settings.log_level, settings.log_format, settings.access_log),
         lifespan="on",
         http=guarded_protocol(limits),
         timeout_keep_alive=settings.keepalive_s,  # type: ignore[arg-type]  # a float works
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
-        access_log=settings.log_level == "debug",
+        access_log=settings.access_log,
         ws_per_message_deflate=False,
         server_header=False,
     )

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     store: str | None = None  # sqlite:///path; default: <data_dir>/tidings.db
     config: Path | None = None  # the TOML file this came from
     log_level: LogLevel = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one object a line
+    access_log: bool = True  # one info line per HTTP request (uvicorn.access)
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     sqlite_quick_check_s: float = Field(10, ge=0)  # PRAGMA quick_check at start, at most; 0: off
     retention_days: float = Field(30, ge=0)  # 0 keeps events forever

@@ -379,15 +379,23 @@ def test_export_the_server_refuses_leaves_no_file_behind(
     hub: ServerProcess, tmp_path: Path
 ) -> None:
     result = tidings(
-        "export", "--order", "sideways", "-o", str(tmp_path / "out.ndjson"), url=hub.url
+        "export", "--since", "not-a-time", "-o", str(tmp_path / "out.ndjson"), url=hub.url
     )
     assert_clean_failure(result)
     assert result.stderr.startswith("error: invalid_parameter: ")
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_choice_outside_its_set_is_a_usage_error_naming_the_choices(hub: ServerProcess) -> None:
+    result = tidings("export", "--order", "sideways", url=hub.url)
+    assert result.returncode == 2
+    assert "'asc', 'desc'" in result.stderr
+
+
 @pytest.mark.parametrize(
-    "args", [["publish", "a.b"], ["publish", "--file", "-"], ["query"]], ids=" ".join
+    "args",
+    [["publish", "a.b"], ["publish", "--file", "-"], ["query"], ["keys", "list"]],
+    ids=" ".join,
 )
 def test_a_command_without_a_server_names_the_url_and_suggests_tidings_serve(
     args: list[str],

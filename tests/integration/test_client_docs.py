@@ -30,9 +30,14 @@ def test_the_doc_has_examples() -> None:
 
 
 @pytest.mark.parametrize("code", EXAMPLES, ids=[f"example{n}" for n in range(len(EXAMPLES))])
-def test_each_example_runs(hub: ServerProcess, code: str) -> None:
+def test_each_example_runs(hub: ServerProcess, code: str, tmp_path: Path) -> None:
     env = {**os.environ, "TIDINGS_URL": hub.url}
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    done = subprocess.run(  # in a directory of its own: an example may write a file
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr

@@ -14,6 +14,7 @@ routes stay for OpenAPI and behave the same; these requests are counted in
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
@@ -48,14 +49,17 @@ class FastPaths:
         scope["app"] = self.app  # what Starlette sets
         scope[HUB_SCOPE_KEY] = self.hub
         status = 500
+        started = time.perf_counter()
         try:
             response = await self._answer(handler, Request(scope, receive))
             status = response.status_code
             await response(scope, receive, send)
         finally:
-            metrics.labelled(
-                metrics.HTTP_REQUESTS, scope["path"], scope["method"], str(status)
-            ).inc()
+            path, method = scope["path"], scope["method"]
+            metrics.labelled(metrics.HTTP_REQUESTS, path, method, str(status)).inc()
+            metrics.labelled(metrics.HTTP_DURATION, path, method).observe(
+                time.perf_counter() - started
+            )
 
     async def _answer(self, handler: Handler, request: Request) -> Response:
         try:

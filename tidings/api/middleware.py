@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tidings import metrics
 
 
 class RequestMetrics:
-    """Counts answered HTTP requests by route template (bounded), method and status."""
+    """Counts answered HTTP requests by route template (bounded), method and status, and
+    times them by route template and method."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -18,6 +21,7 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         status = 500
+        started = time.perf_counter()
 
         async def capture(message: Message) -> None:
             nonlocal status
@@ -28,6 +32,10 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            metrics.labelled(metrics.HTTP_REQUESTS, template, scope["method"], str(status)).inc()
+            route = getattr(scope.get("route"), "path", None)
+            template = metrics.route_template(route, scope["path"])
+            method = scope["method"]
+            metrics.labelled(metrics.HTTP_REQUESTS, template, method, str(status)).inc()
+            metrics.labelled(metrics.HTTP_DURATION, template, method).observe(
+                time.perf_counter() - started
+            )

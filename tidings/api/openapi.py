@@ -73,6 +73,13 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "reason": _REASON_LIST,
     "tenant": {"type": "string", "pattern": TENANT_ID},
 }
+# The counts behind the console's charts (/v1/stats/counts).
+COUNT_PARAMETERS: dict[str, dict[str, Any]] = {
+    "bucket": _or_empty({"type": "string", "enum": ["hour", "day"]}),
+    "by": _or_empty({"type": "string", "enum": ["type", "source", "subject"]}),
+    "utc_offset": _or_empty({"type": "integer", "minimum": -18 * 60, "maximum": 18 * 60}),
+    "top": _or_empty({"type": "integer", "minimum": 1, "maximum": 100}),
+}
 # The deliveries list is validated by FastAPI: an empty value is refused there.
 STRICT_PARAMETERS: dict[str, dict[str, Any]] = {
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
@@ -207,7 +214,9 @@ def _tighten_parameters(path: str, operation: dict[str, Any]) -> None:
         if parameter.get("in") != "query":
             continue
         name = parameter["name"]
-        if path.endswith("/deliveries") and name in STRICT_PARAMETERS:
+        if path == "/v1/stats/counts" and name in COUNT_PARAMETERS:
+            parameter["schema"] = COUNT_PARAMETERS[name]
+        elif path.endswith("/deliveries") and name in STRICT_PARAMETERS:
             parameter["schema"] = STRICT_PARAMETERS[name]
         elif path == "/v1/events/export" and name == "limit":
             parameter["schema"] = EXPORT_LIMIT

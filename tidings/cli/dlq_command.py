@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 import orjson
@@ -11,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tidings.cli.filters import resolve_time
-from tidings.cli.http import USAGE, KeyOption, UrlOption, answer_json, check, connect, err, fail
+from tidings.cli.http import USAGE, KeyOption, UrlOption, api, err, fail
 
 out = Console(highlight=False, soft_wrap=True)
 dlq = typer.Typer(
@@ -53,15 +54,17 @@ def _filters(
     reasons: list[str] | None,
     since: str | None,
     until: str | None,
-) -> list[tuple[str, str]]:
-    params = [("source", s) for s in sources or ()]
-    params += [("topic", t) for t in topics or ()]
-    params += [("reason", r) for r in reasons or ()]
-    if since:
-        params.append(("since", resolve_time(since)))
-    if until:
-        params.append(("until", resolve_time(until)))
-    return params
+) -> dict[str, Any]:
+    """The filter options given, as the client's keyword arguments (the same for listing
+    and for redriving)."""
+    given = {
+        "source": sources,
+        "topic": topics,
+        "reason": reasons,
+        "since": resolve_time(since) if since else None,
+        "until": resolve_time(until) if until else None,
+    }
+    return {name: value for name, value in given.items() if value}
 
 
 def _print_json(body: Any) -> None:
@@ -114,17 +117,14 @@ def list_(
 
       tidings dlq list --reason not_json --all --json
     """
-    params = [*_filters(sources, topics, reasons, since, until), ("limit", str(limit))]
+    filters = _filters(sources, topics, reasons, since, until)
     shown: list[dict[str, Any]] = []
     cursor: str | None = None
-    with connect(url) as client:
+    with api(url) as client:
         while True:
-            page_params = [*params, ("cursor", cursor)] if cursor else params
-            page = answer_json(
-                client.get("/v1/dead-letters", params=tuple(page_params)), "dead_letters"
-            )
-            shown.extend(page["dead_letters"])
-            cursor = page.get("next")
+            page = client.dead_letters_page(**filters, limit=limit, cursor=cursor)
+            shown.extend(letter.raw for letter in page.items)
+            cursor = page.next
             if not cursor or not follow:
                 break
     if as_json:
@@ -146,16 +146,16 @@ def show(
     key: KeyOption = None,
 ) -> None:
     """Show one dead letter with its whole raw input."""
-    with connect(url) as client:
-        letter = answer_json(client.get(f"/v1/dead-letters/{letter_id}"), "id", "raw")
+    with api(url) as client:
+        letter = client.get_dead_letter(letter_id)
     if as_json:
-        _print_json(letter)
+        _print_json(letter.raw)
         return
     for key in ("id", "source", "topic", "received_at", "reason"):
-        out.print(Text(f"{key:12} {letter.get(key) or ''}"))
-    encoding = " (base64)" if letter.get("raw_encoding") else ""
+        out.print(Text(f"{key:12} {letter.raw.get(key) or ''}"))
+    encoding = " (base64)" if letter.raw.get("raw_encoding") else ""
     out.print(Text(f"raw{encoding}:"))
-    typer.echo(letter["raw"])
+    typer.echo(letter.raw_text or "")
 
 
 @dlq.command("redrive")
@@ -190,27 +190,27 @@ def redrive(
         raise fail("give an ID or filters, not both", USAGE)
     if letter_id is None and not filters and not everything:
         raise fail("give an ID, filters (--source, --topic...), or --all", USAGE)
-    with connect(url) as client:
+    with api(url) as client:
         if letter_id is not None:
-            body = answer_json(client.post(f"/v1/dead-letters/{letter_id}/redrive"), "events")
+            stored = client.redrive_dead_letter(letter_id)
             if as_json:
-                _print_json(body)
+                events = [dataclasses.asdict(event) for event in stored]
+                _print_json({"dead_letter": letter_id, "events": events})
             else:
-                ids = ", ".join(str(e["id"]) for e in body["events"]) or "none"
-                err.print(f"stored {len(body['events'])} event(s): {ids}", markup=False)
+                ids = ", ".join(event.id for event in stored) or "none"
+                err.print(f"stored {len(stored)} event(s): {ids}", markup=False)
             return
-        answer = check(client.post("/v1/dead-letters/redrive", params=tuple(filters)))
-        counts: dict[str, Any] = answer.json()
+        counts = client.redrive_dead_letters(**filters)
     if as_json:
-        _print_json(counts)
+        _print_json(dataclasses.asdict(counts))
         return
     err.print(
-        f"redriven {counts['redriven']} ({counts['events']} events), failed {counts['failed']}",
+        f"redriven {counts.redriven} ({counts.events} events), failed {counts.failed}",
         markup=False,
     )
-    for failure in counts.get("failures", []):
+    for failure in counts.failures:
         err.print(f"  {failure['id']}: {failure['error']}", markup=False)
-    if counts["failed"]:
+    if counts.failed:
         raise typer.Exit(1)
 
 
@@ -221,8 +221,8 @@ def delete(
     key: KeyOption = None,
 ) -> None:
     """Delete one dead letter (its input is gone for good)."""
-    with connect(url) as client:
-        check(client.delete(f"/v1/dead-letters/{letter_id}"))
+    with api(url) as client:
+        client.delete_dead_letter(letter_id)
     err.print(f"deleted {letter_id}", markup=False)
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
 import typer
 from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
 
+from tidings.cli.choices import ExportFormat, Order
 from tidings.cli.filters import (
     AfterOption,
     BeforeOption,
@@ -26,7 +28,8 @@ from tidings.cli.filters import (
     WhereOption,
     filter_params,
 )
-from tidings.cli.http import USAGE, KeyOption, UrlOption, check, connect, err, fail
+from tidings.cli.http import USAGE, KeyOption, UrlOption, api, err, fail
+from tidings.client._calls import Call
 
 
 @contextmanager
@@ -78,15 +81,17 @@ def register(app: typer.Typer) -> None:
         after: AfterOption = None,
         before: BeforeOption = None,
         format: Annotated[
-            str, typer.Option("--format", help="ndjson (one event per line) or csv.")
-        ] = "ndjson",
+            ExportFormat, typer.Option("--format", help="One event per line, or CSV.")
+        ] = ExportFormat.ndjson,
         output: Annotated[
             Path | None,
             typer.Option(
                 "--output", "-o", help="Write here instead of stdout.", show_default=False
             ),
         ] = None,
-        order: Annotated[str, typer.Option("--order", help="asc (oldest first) or desc.")] = "asc",
+        order: Annotated[
+            Order, typer.Option("--order", help="Oldest first (asc) or newest first.")
+        ] = Order.asc,
         limit: Annotated[
             int | None,
             typer.Option(
@@ -117,8 +122,6 @@ def register(app: typer.Typer) -> None:
 
           tidings export --source smartthings | gzip > smartthings.ndjson.gz
         """
-        if format not in ("ndjson", "csv"):
-            raise typer.BadParameter("choose ndjson or csv", param_hint="--format")
         params = filter_params(
             types=types,
             sources=sources,
@@ -131,7 +134,7 @@ def register(app: typer.Typer) -> None:
             after=after,
             before=before,
         )
-        params += [("format", format), ("order", order)]
+        params += [("format", format.value), ("order", order.value)]
         if limit is not None:
             params.append(("limit", str(limit)))
         progress = Progress(
@@ -144,25 +147,23 @@ def register(app: typer.Typer) -> None:
             disable=quiet or not err.is_terminal,
         )
         size = lines = 0
-        with (
-            connect(url) as client,
-            client.stream("GET", "/v1/events/export", params=tuple(params)) as answer,
-        ):
-            check(answer)
+        call = Call("GET", "/v1/events/export", tuple(params), safe=True)
+        with api(url) as client, closing(client.chunks(call)) as chunks:
+            first = next(chunks, b"")  # a refusal is raised here, before any file is made
             with _target(output) as stream, progress:
                 task = progress.add_task("exporting", total=None, events=0)
                 tail = b""
-                for chunk in answer.iter_bytes():
+                for chunk in itertools.chain((first,), chunks):
                     stream.write(chunk)
                     size += len(chunk)
                     lines += chunk.count(b"\n")
                     tail = (tail + chunk)[-4096:]
-                    events = lines - 1 if format == "csv" else lines
+                    events = lines - 1 if format is ExportFormat.csv else lines
                     progress.update(task, completed=size, events=max(events, 0))
                 cut_short = _export_error(tail)
                 if cut_short:  # the output file is not kept: it would look complete
                     raise fail(f"the export is incomplete: {cut_short}")
         if not quiet:
-            events = max(lines - 1, 0) if format == "csv" else lines
+            events = max(lines - 1, 0) if format is ExportFormat.csv else lines
             target = f" to {output}" if output is not None and str(output) != "-" else ""
             err.print(f"exported {events} events ({size} bytes){target}", markup=False)

@@ -1,4 +1,5 @@
-"""The client commands' side of HTTP: one client per command, and every failure made readable.
+"""The client commands' side of the server: one Python client per command, and every failure
+made readable.
 
 A client command talks to a running server. Whatever goes wrong there (the server refuses, is
 not running, does not answer) ends as one ``error: ...`` line on stderr and a non-zero exit,
@@ -14,12 +15,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Annotated, Any
 
-import httpx2
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from tidings import __version__
+from tidings.client import Client, TidingsError
 from tidings.settings import ConfigError, load_settings
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -37,7 +38,7 @@ _given_key: ContextVar[str | None] = ContextVar("tidings_cli_key", default=None)
 
 
 def _remember_key(value: str | None) -> str | None:
-    """Keep ``--key`` for ``connect`` (helpers between a command and its requests need not
+    """Keep ``--key`` for ``api`` (helpers between a command and its requests need not
     pass it along)."""
     _given_key.set(value)
     return value
@@ -59,67 +60,9 @@ def api_key() -> str | None:
     return _given_key.get() or os.environ.get("TIDINGS_KEY") or None
 
 
-def auth_headers() -> dict[str, str]:
-    key = api_key()
-    return {"X-API-Key": key} if key else {}
-
-
 # Exit codes: 1 when the server refused or could not be reached, 2 for a wrong command line.
 FAILED = 1
 USAGE = 2
-
-
-class ServerError(Exception):
-    """The server refused a request; its ``{"error": {"code", "message", "details"}}`` answer."""
-
-    def __init__(self, status: int, code: str, message: str, details: list[Any]) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status = status  # the HTTP status
-        self.code = code  # the stable snake_case code (docs/errors.md)
-        self.message = message  # one human sentence
-        self.details = details  # for 413/422/409: [{"loc": [...], "msg": "..."}]
-
-    @classmethod
-    def from_response(cls, response: httpx2.Response) -> ServerError:
-        """Read the error body; an answer from something else (a proxy) still gets a line."""
-        try:
-            error = response.json()["error"]
-            return cls(
-                response.status_code,
-                str(error["code"]),
-                str(error["message"]),
-                list(error.get("details") or []),
-            )
-        except (ValueError, KeyError, TypeError):
-            return not_tidings(response)
-
-
-def not_tidings(response: httpx2.Response) -> ServerError:
-    """The answer is not one a Tidings server gives: say so rather than guess."""
-    status = f"{response.status_code} {response.reason_phrase}".strip()
-    origin = f"{response.url.scheme}://{response.url.netloc.decode()}"
-    message = f"{origin} answered HTTP {status}, not as a Tidings server does; check --url"
-    return ServerError(response.status_code, f"http_{response.status_code}", message, [])
-
-
-def check(response: httpx2.Response) -> httpx2.Response:
-    """``response`` when it succeeded; else raise its ``ServerError``."""
-    if response.is_success:
-        return response
-    response.read()
-    raise ServerError.from_response(response)
-
-
-def answer_json(response: httpx2.Response, *keys: str) -> dict[str, Any]:
-    """The JSON object of a successful answer that has ``keys``."""
-    check(response)
-    try:
-        body = response.json()
-    except ValueError:
-        raise not_tidings(response) from None
-    if not isinstance(body, dict) or any(key not in body for key in keys):
-        raise not_tidings(response)
-    return body
 
 
 def describe_loc(loc: Any) -> str:
@@ -131,11 +74,13 @@ def print_error(message: str) -> None:
     err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
 
 
-def print_server_error(error: ServerError, prefix: str = "") -> None:
+def print_server_error(error: TidingsError, prefix: str = "") -> None:
     """``error: <code>: <message>`` then one indented line per detail."""
     print_error(escape(f"{prefix}{error.code}: {error.message}"))
     if error.status == 401:
         err.print("  this server requires an API key: pass --key or set TIDINGS_KEY", markup=False)
+    if error.code == "not_tidings":
+        err.print("  check --url or TIDINGS_URL", markup=False)
     for detail in error.details:
         if isinstance(detail, dict):
             err.print(
@@ -159,36 +104,34 @@ def server_url(url: str | None) -> str:
         raise fail(str(error), USAGE) from None
 
 
-def explain(error: httpx2.HTTPError | httpx2.InvalidURL, base: str) -> tuple[str, int]:
-    """The error line and exit code for a failure to talk to the server at ``base``."""
-    if isinstance(error, httpx2.ConnectError):
-        reason = "connection refused" if "refused" in str(error).lower() else str(error)
+def no_answer(error: TidingsError) -> tuple[str, int]:
+    """The error line and exit code for a request that got no answer from the server."""
+    if error.code == "unreachable":
         return (
-            f"cannot reach the Tidings server at {base} ({reason}). Start one with "
-            "`tidings serve`, or point --url or TIDINGS_URL at a running server.",
+            f"{error.message}. Start one with `tidings serve`, or point --url or TIDINGS_URL "
+            "at a running server.",
             FAILED,
         )
-    if isinstance(error, httpx2.TimeoutException):
-        return f"the Tidings server at {base} did not answer in time", FAILED
-    if isinstance(error, httpx2.UnsupportedProtocol | httpx2.InvalidURL):
-        return f"invalid server URL {base!r} (--url or TIDINGS_URL): {error}", USAGE
-    return f"request to the Tidings server at {base} failed: {error}", FAILED
+    if error.code == "invalid_url":
+        return f"{error.message.rstrip('.')} (--url or TIDINGS_URL)", USAGE
+    if error.code == "invalid_parameter":  # refused by the client before anything was sent
+        return error.message, USAGE
+    return error.message, FAILED
 
 
 @contextmanager
-def connect(url: str | None, *, read_timeout: float = 60.0) -> Iterator[httpx2.Client]:
-    """One client for the whole command; expected failures become an error line and an exit."""
+def api(url: str | None) -> Iterator[Client]:
+    """The Python client for the whole command; a failure becomes an error line and an exit."""
     base = server_url(url)
-    timeout = httpx2.Timeout(read_timeout, connect=10.0)
-    headers = {"User-Agent": f"tidings-cli/{__version__}", **auth_headers()}
+    headers = {"User-Agent": f"tidings-cli/{__version__}"}
     try:
-        with httpx2.Client(base_url=base, timeout=timeout, headers=headers) as client:
+        with Client(base, key=api_key(), headers=headers) as client:
             yield client
-    except ServerError as error:
-        print_server_error(error)
-        raise typer.Exit(FAILED) from None
-    except (httpx2.HTTPError, httpx2.InvalidURL) as error:
-        message, code = explain(error, base)
+    except TidingsError as error:
+        if error.status is not None:
+            print_server_error(error)
+            raise typer.Exit(FAILED) from None
+        message, code = no_answer(error)
         raise fail(message, code) from None
     except BrokenPipeError:
         # The reader of stdout went away (`tidings query --json | head`): stop quietly, and

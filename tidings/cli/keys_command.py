@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tidings.cli.http import KeyOption, UrlOption, answer_json, check, connect, err
+from tidings.cli.http import KeyOption, UrlOption, api, err
 
 out = Console(highlight=False, soft_wrap=True)
 keys = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
@@ -49,14 +49,11 @@ def create_key(
 
       export TIDINGS_KEY=$(tidings keys create --name reader --scope subscribe)
     """
-    body: dict[str, Any] = {"name": name, "scopes": scopes}
-    for field, given in (("tenant", tenant), ("rate_limit", rate_limit)):
-        if given is not None:
-            body[field] = given
-    if max_streams is not None:
-        body["max_streams"] = max_streams
-    with connect(url) as client:
-        created = answer_json(client.post("/v1/keys", json=body), "id", "key")
+    with api(url) as client:
+        made = client.create_key(
+            name, scopes, tenant=tenant, rate_limit=rate_limit, max_streams=max_streams
+        )
+    created = made.raw
     if as_json:
         _print_json(created)
         return
@@ -78,9 +75,8 @@ def list_keys(
     key: KeyOption = None,
 ) -> None:
     """List keys by prefix (never the keys themselves), revoked ones too."""
-    params = {"tenant": tenant} if tenant else {}
-    with connect(url) as client:
-        found = answer_json(client.get("/v1/keys", params=params), "keys")["keys"]
+    with api(url) as client:
+        found = [found_key.raw for found_key in client.list_keys(tenant)]
     if as_json:
         _print_json(found)
         return
@@ -110,8 +106,8 @@ def revoke_key(
     key: KeyOption = None,
 ) -> None:
     """Revoke a key at once; its open streams are closed."""
-    with connect(url) as client:
-        check(client.delete(f"/v1/keys/{key_id}"))
+    with api(url) as client:
+        client.revoke_key(key_id)
     err.print(f"revoked {key_id}", markup=False)
 
 
@@ -126,9 +122,8 @@ def create_tenant(
     key: KeyOption = None,
 ) -> None:
     """Create a tenant (needs a root key), then give it keys with `keys create --tenant`."""
-    body = {"id": tenant_id, **({"name": name} if name else {})}
-    with connect(url) as client:
-        created = answer_json(client.post("/v1/tenants", json=body), "id")
+    with api(url) as client:
+        created = client.create_tenant(tenant_id, name).raw
     if as_json:
         _print_json(created)
     else:
@@ -138,8 +133,8 @@ def create_tenant(
 @tenants.command("list")
 def list_tenants(as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = None) -> None:
     """List tenants (needs a root key)."""
-    with connect(url) as client:
-        found = answer_json(client.get("/v1/tenants"), "tenants")["tenants"]
+    with api(url) as client:
+        found = [tenant.raw for tenant in client.list_tenants()]
     if as_json:
         _print_json(found)
         return

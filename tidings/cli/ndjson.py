@@ -21,7 +21,7 @@ class Line:
     """One event of the input."""
 
     number: int  # 1-based line number in the input, for error messages
-    event: bytes  # the JSON object exactly as given, spliced into the batch body
+    event: dict[str, Any]  # the JSON object as given
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +34,20 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class BadLine:
-    """A line that is not JSON; it is reported and never sent."""
+    """A line that is not a JSON object; it is reported and never sent."""
 
     number: int
     reason: str
+
+
+def _event(number: int, text: bytes) -> dict[str, Any] | BadLine:
+    try:
+        event = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        return BadLine(number, f"not valid JSON ({error.msg}, column {error.colno})")
+    if not isinstance(event, dict):
+        return BadLine(number, "not a JSON object (one event per line)")
+    return event
 
 
 def read_batches(
@@ -53,24 +63,18 @@ def read_batches(
     for number, raw in enumerate(source, start=1):
         text = raw.strip()
         if text:
-            try:
-                orjson.loads(text)
-            except orjson.JSONDecodeError as error:
-                yield BadLine(number, f"not valid JSON ({error.msg}, column {error.colno})")
+            event = _event(number, text)
+            if isinstance(event, BadLine):
+                yield event
             else:
                 if lines and (len(lines) >= size or body_bytes + len(text) + 1 > max_bytes):
                     yield Batch(lines, consumed)
                     lines, consumed, body_bytes = [], 0, 0
-                lines.append(Line(number, text))
+                lines.append(Line(number, event))
                 body_bytes += len(text) + 1
         consumed += len(raw)
     if lines:
         yield Batch(lines, consumed)
-
-
-def batch_body(lines: list[Line]) -> bytes:
-    """The JSON array of the events, built from their bytes without parsing them again."""
-    return b"[" + b",".join(line.event for line in lines) + b"]"
 
 
 def failed_items(details: list[Any], count: int) -> dict[int, list[str]]:

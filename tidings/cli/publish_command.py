@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
-import httpx2
 import orjson
 import typer
 from rich.markup import escape
@@ -17,19 +17,17 @@ from tidings.cli.http import (
     FAILED,
     USAGE,
     KeyOption,
-    ServerError,
     UrlOption,
-    answer_json,
-    connect,
+    api,
     err,
-    explain,
     fail,
+    no_answer,
     print_error,
     print_server_error,
 )
-from tidings.cli.ndjson import BadLine, Line, batch_body, failed_items, read_batches
+from tidings.cli.ndjson import BadLine, Line, failed_items, read_batches
+from tidings.client import Client, TidingsError
 
-_JSON_HEADERS = {"Content-Type": "application/json"}
 # Refusals about the request's size rather than its events: smaller batches may pass.
 _TOO_LARGE = ("body_too_large", "batch_too_large")
 
@@ -37,7 +35,7 @@ _TOO_LARGE = ("body_too_large", "batch_too_large")
 class BatchRefused(Exception):
     """The server refused a whole batch for a reason that names none of its events."""
 
-    def __init__(self, first: int, last: int, error: ServerError) -> None:
+    def __init__(self, first: int, last: int, error: TidingsError) -> None:
         super().__init__(error.message)
         self.first = first  # the batch's first line number
         self.last = last  # its last line number
@@ -48,7 +46,7 @@ class BatchRefused(Exception):
 class BulkPublisher:
     """Sends batches and keeps the tally; a refused event is reported by its line number."""
 
-    client: httpx2.Client
+    client: Client
     stored: int = 0  # events the server stored
     duplicates: int = 0  # events it already had (same idempotency key)
     failed: list[int] = field(default_factory=list)  # line numbers not published
@@ -68,30 +66,31 @@ class BulkPublisher:
         A refused batch stores nothing, so sending the rest again cannot store twice.
         """
         while lines:
-            body = batch_body(lines)
-            response = self.client.post("/v1/events", content=body, headers=_JSON_HEADERS)
-            if response.is_success:
-                results = answer_json(response, "events")["events"]
-                repeats = sum(1 for result in results if result.get("duplicate"))
+            try:
+                results = self.client.publish_batch([line.event for line in lines])
+            except TidingsError as error:
+                if error.status is None:
+                    raise  # no answer: the publisher stops here
+                refused = failed_items(error.details, len(lines))
+                if refused:
+                    for index, messages in sorted(refused.items()):
+                        text = f"line {lines[index].number}: {error.code}: " + "; ".join(messages)
+                        print_error(escape(text))
+                        self.failed.append(lines[index].number)
+                    lines = [line for index, line in enumerate(lines) if index not in refused]
+                elif error.code in _TOO_LARGE and len(lines) > 1:
+                    middle = len(lines) // 2
+                    self.send(lines[:middle])
+                    self.send(lines[middle:])
+                    return
+                else:
+                    raise BatchRefused(lines[0].number, lines[-1].number, error) from None
+            else:
+                repeats = sum(1 for result in results if result.duplicate)
                 self.stored += len(results) - repeats
                 self.duplicates += repeats
                 self.last_line = lines[-1].number
                 return
-            error = ServerError.from_response(response)
-            refused = failed_items(error.details, len(lines))
-            if refused:
-                for index, messages in sorted(refused.items()):
-                    text = f"line {lines[index].number}: {error.code}: " + "; ".join(messages)
-                    print_error(escape(text))
-                    self.failed.append(lines[index].number)
-                lines = [line for index, line in enumerate(lines) if index not in refused]
-            elif error.code in _TOO_LARGE and len(lines) > 1:
-                middle = len(lines) // 2
-                self.send(lines[:middle])
-                self.send(lines[middle:])
-                return
-            else:
-                raise BatchRefused(lines[0].number, lines[-1].number, error)
 
 
 def _json_option(value: str | None, option: str) -> Any:
@@ -146,15 +145,15 @@ def _publish_stream(publisher: BulkPublisher, file: str, batch_size: int, quiet:
 
 def _bulk(file: str, batch_size: int, quiet: bool, url: str | None) -> None:
     """Publish an NDJSON input; when it has to stop, say how far it got."""
-    with connect(url) as client:
+    with api(url) as client:
         publisher = BulkPublisher(client)
         try:
             _publish_stream(publisher, file, batch_size, quiet)
         except BatchRefused as refused:
             print_server_error(refused.error, prefix=f"lines {refused.first}-{refused.last}: ")
             code = FAILED
-        except (httpx2.HTTPError, httpx2.InvalidURL) as error:
-            message, code = explain(error, str(client.base_url).rstrip("/"))
+        except TidingsError as error:  # no answer came
+            message, code = no_answer(error)
             print_error(escape(message))
         else:
             if not quiet:
@@ -172,17 +171,25 @@ def _one(
 ) -> None:
     if event_type is None:
         raise typer.BadParameter("give the event TYPE, or --file for NDJSON", param_hint="TYPE")
-    event: dict[str, Any] = {"type": event_type}
-    for key, value in options.items():
-        if value is not None:
-            event[key] = _json_option(value, f"--{key}") if key in ("data", "metadata") else value
-    with connect(url) as client:
-        answer = answer_json(client.post("/v1/events", json=event), "id", "seq")
+    data = _json_option(options["data"], "--data")
+    metadata = _json_option(options["metadata"], "--metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="--metadata")
+    with api(url) as client:
+        answer = client.publish(
+            event_type,
+            data,
+            source=options["source"],
+            subject=options["subject"],
+            metadata=metadata,
+            idempotency_key=options["idempotency_key"],
+            time=options["time"],
+        )
     if json_output:
-        typer.echo(orjson.dumps(answer).decode())
+        typer.echo(orjson.dumps(dataclasses.asdict(answer)).decode())
     else:
-        duplicate = "true" if answer.get("duplicate") else "false"
-        typer.echo(f"id={answer['id']} seq={answer['seq']} duplicate={duplicate}")
+        duplicate = "true" if answer.duplicate else "false"
+        typer.echo(f"id={answer.id} seq={answer.seq} duplicate={duplicate}")
 
 
 def _opt(*names: str, help: str) -> Any:

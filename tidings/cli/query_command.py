@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tidings.cli.choices import Order
 from tidings.cli.filters import (
     AfterOption,
     BeforeOption,
@@ -23,7 +24,8 @@ from tidings.cli.filters import (
     WhereOption,
     filter_params,
 )
-from tidings.cli.http import KeyOption, UrlOption, answer_json, connect, err
+from tidings.cli.http import KeyOption, UrlOption, api, err
+from tidings.client._calls import Call, Pager
 
 DATA_WIDTH = 60  # characters of data shown in the table before it is cut
 
@@ -67,7 +69,9 @@ def register(app: typer.Typer) -> None:
         until: UntilOption = None,
         after: AfterOption = None,
         before: BeforeOption = None,
-        order: Annotated[str, typer.Option("--order", help="desc (newest first) or asc.")] = "desc",
+        order: Annotated[
+            Order, typer.Option("--order", help="Newest first (desc) or oldest first.")
+        ] = Order.desc,
         limit: Annotated[
             int, typer.Option("--limit", "-n", min=1, max=1000, help="Events per page.")
         ] = 100,
@@ -112,21 +116,22 @@ def register(app: typer.Typer) -> None:
             after=after,
             before=before,
         )
-        params += [("order", order), ("limit", str(limit))]
+        params += [("order", order.value), ("limit", str(limit))]
         shown: list[dict[str, Any]] = []
-        with connect(url) as client:
+        pages = Pager(Call("GET", "/v1/events", tuple(params), safe=True), "events", dict)
+        with api(url) as client:
+            call = pages.after(cursor) if cursor else pages.call
             while True:
-                page_params = [*params, ("cursor", cursor)] if cursor else params
-                page = answer_json(client.get("/v1/events", params=tuple(page_params)), "events")
-                events: list[dict[str, Any]] = page["events"]
+                page = pages.read(client.send(call))
                 if json_output:
-                    for event in events:
+                    for event in page.items:
                         typer.echo(orjson.dumps(event).decode())
                 else:
-                    shown.extend(events)
-                cursor = page.get("next")
+                    shown.extend(page.items)
+                cursor = page.next
                 if not cursor or not follow:
                     break
+                call = pages.after(cursor)
             if not json_output:
                 if shown:
                     Console(highlight=False).print(event_table(shown))

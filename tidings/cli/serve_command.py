@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 
 import typer
@@ -11,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tidings import logs
+from tidings.cli.choices import LogFormatChoice
 from tidings.ingest.config import load_ingest_config
 from tidings.settings import ConfigError, Settings, load_settings
 from tidings.store.errors import StoreOpenError
@@ -70,6 +71,15 @@ def register(app: typer.Typer) -> None:
         log_level: str | None = typer.Option(
             None, "--log-level", help="critical|error|warning|info|debug (env TIDINGS_LOG_LEVEL)."
         ),
+        log_format: LogFormatChoice | None = typer.Option(
+            None, "--log-format", help="text, or json: one object a line (env TIDINGS_LOG_FORMAT)."
+        ),
+        access_log: bool | None = typer.Option(
+            None,
+            "--access-log/--no-access-log",
+            help="One info line per HTTP request (env TIDINGS_ACCESS_LOG, default on).",
+            show_default=False,
+        ),
         auth: bool | None = typer.Option(
             None,
             "--auth/--no-auth",
@@ -96,6 +106,8 @@ def register(app: typer.Typer) -> None:
             store=store,
             config=config,
             log_level=log_level,
+            log_format=log_format.value if log_format else None,
+            access_log=access_log,
             auth=auth,
         )
         try:  # sources, MQTT and PG NOTIFY tables: refuse a bad one before anything starts
@@ -103,13 +115,7 @@ def register(app: typer.Typer) -> None:
         except ConfigError as error:
             err.print(f"[red]error:[/red] {escape(str(error))}", highlight=False)
             raise typer.Exit(2) from None
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        # httpx2 logs every request's full URL at info; a SmartThings confirmation URL carries
-        # the token that confirms the app.
-        logging.getLogger("httpx2").setLevel(logging.WARNING)
+        logs.configure(settings.log_level, settings.log_format, settings.access_log)
         _print_settings(settings)
         try:
             asyncio.run(_check_store(settings))  # unreachable, refused, too new: one line

@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tidings.cli.choices import DeliveryStatus
 from tidings.cli.filters import resolve_time
-from tidings.cli.http import KeyOption, UrlOption, answer_json, check, connect, err
+from tidings.cli.http import KeyOption, UrlOption, api, err
 
 out = Console(highlight=False, soft_wrap=True)
 webhooks = typer.Typer(
@@ -122,23 +123,19 @@ def add(
         if not sep or not name.strip():
             raise typer.BadParameter(f"{item!r} is not 'Name: value'", param_hint="--header")
         headers[name.strip()] = value.strip()
-    body: dict[str, Any] = {"url": url_, "events": events or ["#"], "active": not inactive}
-    optional: tuple[tuple[str, str | float | None], ...] = (
-        ("secret", secret),
-        ("description", description),
-        ("rate_limit", rate_limit),
-    )
-    for key, given in optional:
-        if given is not None:
-            body[key] = given
-    if headers:
-        body["headers"] = headers
-    if source:
-        body["source"] = source
-    if exclude_source:
-        body["exclude_source"] = exclude_source
-    with connect(url) as client:
-        _show_endpoint(answer_json(client.post("/v1/webhooks", json=body), "id"), as_json)
+    with api(url) as client:
+        created = client.create_webhook(
+            url_,
+            events or ["#"],
+            source=source or None,
+            exclude_source=exclude_source or None,
+            secret=secret,
+            active=not inactive,
+            description=description,
+            rate_limit=rate_limit,
+            headers=headers or None,
+        )
+    _show_endpoint(created.raw, as_json)
 
 
 @webhooks.command("list")
@@ -149,8 +146,8 @@ def list_(as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = N
 
       tidings webhooks list
     """
-    with connect(url) as client:
-        found = answer_json(client.get("/v1/webhooks"), "webhooks")["webhooks"]
+    with api(url) as client:
+        found = [endpoint.raw for endpoint in client.list_webhooks()]
     if as_json:
         _print_json(found)
     elif found:
@@ -169,16 +166,14 @@ def show(
 
       tidings webhooks show wh_01a2...
     """
-    with connect(url) as client:
-        _show_endpoint(answer_json(client.get(f"/v1/webhooks/{webhook_id}"), "id"), as_json)
+    with api(url) as client:
+        _show_endpoint(client.get_webhook(webhook_id).raw, as_json)
 
 
 def _set_active(webhook_id: str, active: bool, url: str | None) -> None:
-    with connect(url) as client:
-        body = answer_json(
-            client.patch(f"/v1/webhooks/{webhook_id}", json={"active": active}), "id"
-        )
-    err.print(f"{body['id']} is now {'enabled' if body['active'] else 'disabled'}", markup=False)
+    with api(url) as client:
+        endpoint = client.update_webhook(webhook_id, active=active)
+    err.print(f"{endpoint.id} is now {'enabled' if endpoint.active else 'disabled'}", markup=False)
 
 
 @webhooks.command("enable")
@@ -211,8 +206,8 @@ def delete(webhook_id: str, url: UrlOption = None, key: KeyOption = None) -> Non
 
       tidings webhooks delete wh_01a2...
     """
-    with connect(url) as client:
-        check(client.delete(f"/v1/webhooks/{webhook_id}"))
+    with api(url) as client:
+        client.delete_webhook(webhook_id)
     err.print(f"deleted {webhook_id}", markup=False)
 
 
@@ -245,10 +240,8 @@ def _delivery_table(deliveries: list[dict[str, Any]]) -> Table:
 def deliveries(
     webhook_id: str,
     status: Annotated[
-        str | None,
-        typer.Option(
-            "--status", help="pending, succeeded, failed or cancelled.", show_default=False
-        ),
+        DeliveryStatus | None,
+        typer.Option("--status", help="Only deliveries in this state.", show_default=False),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 50,
     as_json: JsonOption = False,
@@ -261,17 +254,15 @@ def deliveries(
 
       tidings webhooks deliveries wh_01a2... --status failed
     """
-    params: dict[str, str | int] = {"limit": limit}
-    if status:
-        params["status"] = status
-    with connect(url) as client:
-        body = answer_json(
-            client.get(f"/v1/webhooks/{webhook_id}/deliveries", params=params), "deliveries"
+    with api(url) as client:
+        page = client.deliveries_page(
+            webhook_id, status=status.value if status else None, limit=limit
         )
+    found = [delivery.raw for delivery in page.items]
     if as_json:
-        _print_json(body)
-    elif body["deliveries"]:
-        out.print(_delivery_table(body["deliveries"]))
+        _print_json({"deliveries": found, "next": page.next})
+    elif found:
+        out.print(_delivery_table(found))
     else:
         err.print("no deliveries", markup=False)
 
@@ -286,12 +277,12 @@ def retry(
 
       tidings webhooks retry 01a2131a-219b-70fc-b480-55256c1e2b53
     """
-    with connect(url) as client:
-        body = answer_json(client.post(f"/v1/deliveries/{delivery_id}/retry"), "id")
+    with api(url) as client:
+        delivery = client.retry_delivery(delivery_id)
     if as_json:
-        _print_json(body)
+        _print_json(delivery.raw)
     else:
-        err.print(f"{body['id']} is {body['status']}", markup=False)
+        err.print(f"{delivery.id} is {delivery.status}", markup=False)
 
 
 @webhooks.command("replay")
@@ -318,16 +309,14 @@ def replay(
 
       tidings webhooks replay wh_01a2... --since 2026-11-24T00:00:00Z --only-failed
     """
-    body: dict[str, Any] = {"only_failed": only_failed}
-    if since:
-        body["since"] = resolve_time(since)
-    if until:
-        body["until"] = resolve_time(until)
-    with connect(url) as client:
-        answer = answer_json(
-            client.post(f"/v1/webhooks/{webhook_id}/replay", json=body), "replayed"
+    with api(url) as client:
+        replayed = client.replay(
+            webhook_id,
+            since=resolve_time(since) if since else None,
+            until=resolve_time(until) if until else None,
+            only_failed=only_failed,
         )
-    err.print(f"replaying {answer['replayed']} events", markup=False)
+    err.print(f"replaying {replayed} events", markup=False)
 
 
 def register(app: typer.Typer) -> None:

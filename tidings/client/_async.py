@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -47,6 +47,17 @@ def _lines(build: Callable[P, Call]) -> Callable[Concatenate[AsyncClient, P], As
     return method
 
 
+def _chunks(
+    build: Callable[P, Call],
+) -> Callable[Concatenate[AsyncClient, P], AsyncIterator[bytes]]:
+    @functools.wraps(build)
+    def method(self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[bytes]:
+        return self.chunks(build(*args, **kwargs))
+
+    method.__doc__ = f"The export's bytes exactly as the server sends them. {build.__doc__ or ''}"
+    return method
+
+
 def _exported(
     build: Callable[P, Call],
 ) -> Callable[Concatenate[AsyncClient, P], AsyncIterator[Event]]:
@@ -66,11 +77,11 @@ def _exported(
 
 def _streamed(
     build: Callable[P, StreamResume],
-) -> Callable[Concatenate[AsyncClient, P], AsyncIterator[StreamItem]]:
+) -> Callable[Concatenate[AsyncClient, P], AsyncGenerator[StreamItem, None]]:
     @functools.wraps(build)
     def method(
         self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs
-    ) -> AsyncIterator[StreamItem]:
+    ) -> AsyncGenerator[StreamItem, None]:
         return self.follow(build(*args, **kwargs))
 
     method.__doc__ = f"Yields each Event and SystemMessage. {build.__doc__ or ''}"
@@ -84,9 +95,13 @@ def _subscribed(
     async def method(
         self: AsyncClient, /, *args: P.args, **kwargs: P.kwargs
     ) -> AsyncIterator[Event]:
-        async for item in self.follow(build(*args, **kwargs)):
-            if isinstance(item, Event):
-                yield item
+        items = self.follow(build(*args, **kwargs))
+        try:
+            async for item in items:
+                if isinstance(item, Event):
+                    yield item
+        finally:
+            await items.aclose()
 
     method.__doc__ = f"Yields events only. {build.__doc__ or ''}"
     return method
@@ -219,6 +234,7 @@ class AsyncClient:
     ready = _op(_calls.ready)
 
     export_lines = _lines(_calls.export)
+    export_bytes = _chunks(_calls.export)
     export = _exported(_calls.export)
     stream = _streamed(_reading.stream)
     subscribe = _subscribed(_reading.stream)
@@ -238,7 +254,26 @@ class AsyncClient:
         except httpx2.HTTPError as error:
             raise failure(error, self.url) from None
 
-    async def follow(self, resume: StreamResume) -> AsyncIterator[StreamItem]:
+    async def chunks(self, call: Call) -> AsyncGenerator[bytes, None]:
+        """The body of a streamed answer (an export) in pieces as they arrive, byte for byte;
+        an export cut short by the server ends with its error line."""
+        try:
+            async with self._http.stream(
+                call.method, call.path, params=call.params, timeout=self.connection.stream_timeout
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    answer = Answer(
+                        response.status_code, response.headers, response.content, str(response.url)
+                    )
+                    _calls.check(answer)
+                    raise _calls.not_tidings(answer)
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+        except httpx2.HTTPError as error:
+            raise failure(error, self.url) from None
+
+    async def follow(self, resume: StreamResume) -> AsyncGenerator[StreamItem, None]:
         """Connect, read, and reconnect from ``resume``'s position until the caller stops."""
         while True:
             call = resume.request()

@@ -407,15 +407,16 @@ def create_webhook(
     """Register an endpoint for the ``events`` type patterns and the other filters. The answer
     carries the signing ``secret`` (generated unless given); it is not shown again."""
     body: dict[str, Any] = {"url": url, "events": list(events), "active": active}
-    criteria = dict(
-        filter_params(
-            source=source,
-            exclude_source=exclude_source,
-            subject=subject,
-            trace_id=trace_id,
-            where=where,
-        )
-    )
+    criteria: dict[str, Any] = {}
+    for name, values in (
+        ("source", source),
+        ("exclude_source", exclude_source),
+        ("subject", subject),
+        ("trace_id", trace_id),
+    ):
+        if values is not None:  # kept as given: the endpoint shows its filter that way
+            criteria[name] = values if isinstance(values, str) else list(values)
+    criteria.update(filter_params(where=where))
     if criteria:
         body["filter"] = criteria
     for name, value in (
@@ -585,13 +586,14 @@ def redrive_dead_letters(
 
 def create_key(
     name: str,
-    scopes: Sequence[Scope],
+    scopes: Sequence[Scope | str],
     *,
     tenant: str | None = None,
     rate_limit: float | None = None,
     max_streams: int | None = None,
 ) -> Op[Key]:
-    """A new API key; its secret (``Key.key``) is shown only in this answer."""
+    """A new API key with ``scopes`` (publish, subscribe, admin, root); its secret
+    (``Key.key``) is shown only in this answer."""
     body: dict[str, Any] = {"name": name, "scopes": list(scopes)}
     for field, value in (
         ("tenant", tenant),
@@ -603,8 +605,10 @@ def create_key(
     return Op(_send("POST", "/v1/keys", body), _model(Key.from_json, "id"))
 
 
-def list_keys() -> Op[list[Key]]:
-    return Op(_get("/v1/keys"), _listed(Key.from_json, "keys"))
+def list_keys(tenant: str | None = None) -> Op[list[Key]]:
+    """Keys by prefix (never the keys themselves); another tenant's with a root key."""
+    params = [("tenant", tenant)] if tenant else []
+    return Op(_get("/v1/keys", params), _listed(Key.from_json, "keys"))
 
 
 def get_key(key_id: str) -> Op[Key]:

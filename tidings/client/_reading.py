@@ -49,6 +49,8 @@ class StreamResume:
     max_retries: int | None = None  # reconnects in a row without progress; None: for ever
     backoff: Backoff = field(default_factory=Backoff)
     on_system: Callable[[SystemMessage], None] | None = None  # told of every system message
+    # told of every reconnect: what ended the connection (None: it closed) and the wait
+    on_reconnect: Callable[[Exception | None, float], None] | None = None
     _server_retry_ms: int | None = None  # the last ``retry:`` the server sent
     _progressed: bool = False  # the current connection delivered an event or heartbeat
     _failures: int = 0  # connections in a row that delivered nothing
@@ -75,12 +77,18 @@ class StreamResume:
             )
         error = TidingsError.from_answer(answer.status, answer.headers, answer.body, answer.url)
         delay = self._next_wait(error)
-        return error.retry_after if error.retry_after is not None else delay
+        wait = error.retry_after if error.retry_after is not None else delay
+        if self.on_reconnect is not None:
+            self.on_reconnect(error, wait)
+        return wait
 
     def ended(self, error: Exception | None = None) -> float:
         """The wait before reconnecting after the connection ended (``error`` if it broke)."""
         failure = error or TidingsError("transport_error", "the stream ended")
-        return self._next_wait(failure)
+        wait = self._next_wait(failure)
+        if self.on_reconnect is not None:
+            self.on_reconnect(error, wait)
+        return wait
 
     def _next_wait(self, error: Exception) -> float:
         if self._progressed:
@@ -185,12 +193,14 @@ def stream(
     since: Moment = None,
     max_retries: int | None = None,
     on_system: Callable[[SystemMessage], None] | None = None,
+    on_reconnect: Callable[[Exception | None, float], None] | None = None,
 ) -> StreamResume:
     """Follow the matching events live, from after ``last_event_id``, else from ``since``
     (a time), else from now. Reconnects by itself (waits with jitter, honouring ``retry:``
     and ``Retry-After``) and resumes where it was, with no gap and no duplicate; gives up
     after ``max_retries`` failed connections in a row (default: never). System messages
-    (``connected``, ``system``, ``shutdown``) also go to ``on_system``."""
+    (``connected``, ``system``, ``shutdown``) also go to ``on_system``; each reconnect, with
+    what ended the connection and the wait before the next, goes to ``on_reconnect``."""
     params = filter_params(
         type=type,
         source=source,
@@ -206,4 +216,5 @@ def stream(
         since=iso(since) if since is not None else None,
         max_retries=max_retries,
         on_system=on_system,
+        on_reconnect=on_reconnect,
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from types import TracebackType
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -45,6 +46,15 @@ def _lines(build: Callable[P, Call]) -> Callable[Concatenate[Client, P], Iterato
     return method
 
 
+def _chunks(build: Callable[P, Call]) -> Callable[Concatenate[Client, P], Iterator[bytes]]:
+    @functools.wraps(build)
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[bytes]:
+        return self.chunks(build(*args, **kwargs))
+
+    method.__doc__ = f"The export's bytes exactly as the server sends them. {build.__doc__ or ''}"
+    return method
+
+
 def _exported(build: Callable[P, Call]) -> Callable[Concatenate[Client, P], Iterator[Event]]:
     @functools.wraps(build)
     def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Event]:
@@ -60,9 +70,11 @@ def _exported(build: Callable[P, Call]) -> Callable[Concatenate[Client, P], Iter
 
 def _streamed(
     build: Callable[P, StreamResume],
-) -> Callable[Concatenate[Client, P], Iterator[StreamItem]]:
+) -> Callable[Concatenate[Client, P], Generator[StreamItem, None, None]]:
     @functools.wraps(build)
-    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[StreamItem]:
+    def method(
+        self: Client, /, *args: P.args, **kwargs: P.kwargs
+    ) -> Generator[StreamItem, None, None]:
         return self.follow(build(*args, **kwargs))
 
     method.__doc__ = f"Yields each Event and SystemMessage. {build.__doc__ or ''}"
@@ -71,12 +83,13 @@ def _streamed(
 
 def _subscribed(
     build: Callable[P, StreamResume],
-) -> Callable[Concatenate[Client, P], Iterator[Event]]:
+) -> Callable[Concatenate[Client, P], Generator[Event, None, None]]:
     @functools.wraps(build)
-    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Iterator[Event]:
-        for item in self.follow(build(*args, **kwargs)):
-            if isinstance(item, Event):
-                yield item
+    def method(self: Client, /, *args: P.args, **kwargs: P.kwargs) -> Generator[Event, None, None]:
+        with contextlib.closing(self.follow(build(*args, **kwargs))) as items:
+            for item in items:
+                if isinstance(item, Event):
+                    yield item
 
     method.__doc__ = f"Yields events only. {build.__doc__ or ''}"
     return method
@@ -206,6 +219,7 @@ class Client:
     ready = _op(_calls.ready)
 
     export_lines = _lines(_calls.export)
+    export_bytes = _chunks(_calls.export)
     export = _exported(_calls.export)
     stream = _streamed(_reading.stream)
     subscribe = _subscribed(_reading.stream)
@@ -224,7 +238,25 @@ class Client:
         except httpx2.HTTPError as error:
             raise failure(error, self.url) from None
 
-    def follow(self, resume: StreamResume) -> Iterator[StreamItem]:
+    def chunks(self, call: Call) -> Generator[bytes, None, None]:
+        """The body of a streamed answer (an export) in pieces as they arrive, byte for byte;
+        an export cut short by the server ends with its error line."""
+        try:
+            with self._http.stream(
+                call.method, call.path, params=call.params, timeout=self.connection.stream_timeout
+            ) as response:
+                if response.status_code != 200:
+                    response.read()
+                    answer = Answer(
+                        response.status_code, response.headers, response.content, str(response.url)
+                    )
+                    _calls.check(answer)
+                    raise _calls.not_tidings(answer)
+                yield from response.iter_bytes()
+        except httpx2.HTTPError as error:
+            raise failure(error, self.url) from None
+
+    def follow(self, resume: StreamResume) -> Generator[StreamItem, None, None]:
         """Connect, read, and reconnect from ``resume``'s position until the caller stops."""
         while True:
             call = resume.request()

@@ -452,8 +452,7 @@ class Engine:
         outcome = classify(
             result.status_code, timed_out=result.timed_out, retry_after_s=result.retry_after_s
         )
-        metrics.ATTEMPT_LATENCY.observe(result.latency_ms / 1000)
-        metrics.DELIVERY_ATTEMPTS.labels(_result_label(result)).inc()
+        metrics.record_attempt(endpoint.id, _result_label(result), result.latency_ms / 1000)
         next_at: int | None = None
         status: Status
         if outcome.succeeded:

@@ -143,6 +143,7 @@ class DeliveryService:
                 404, "webhook_not_found", f"no webhook endpoint with id {endpoint_id!r}"
             )
         self.engine.drop_endpoint(endpoint_id)
+        metrics.forget_endpoint(endpoint_id)
 
     async def rotate(self, tenant: str, endpoint_id: str, secret: str | None) -> Endpoint:
         endpoint = await self.get(tenant, endpoint_id)

@@ -154,6 +154,33 @@ def test_an_id_with_a_slash_is_refused_before_anything_is_sent() -> None:
     assert sent == []
 
 
+def test_export_bytes_hands_out_the_body_byte_for_byte_and_raises_a_refusal() -> None:
+    body = b'seq,id\n1,"a\r\nb"\n'
+    client, sent = client_answering(
+        httpx2.Response(200, content=body, headers={"Content-Type": "text/csv"}),
+        httpx2.Response(400, json={"error": {"code": "invalid_parameter", "message": "no"}}),
+    )
+    assert b"".join(client.export_bytes(format="csv", source="hall")) == body
+    assert sent[0].url.params.multi_items() == [("format", "csv"), ("source", "hall")]
+    with pytest.raises(TidingsError) as raised:
+        b"".join(client.export_bytes(since="never"))
+    assert (raised.value.status, raised.value.code) == (400, "invalid_parameter")
+
+
+def test_webhook_filter_values_keep_the_form_they_were_given_in() -> None:
+    created = {"id": "wh_1", "url": "https://example.com/h"}
+    client, sent = client_answering(
+        httpx2.Response(201, json=created), httpx2.Response(201, json=created)
+    )
+    client.create_webhook("https://example.com/h", source="hall", exclude_source=["erp", "ci"])
+    client.create_webhook("https://example.com/h", where={"data.room": ["a", "b"]})
+    assert orjson.loads(sent[0].content)["filter"] == {
+        "source": "hall",
+        "exclude_source": ["erp", "ci"],
+    }
+    assert orjson.loads(sent[1].content)["filter"] == {"data.room": "a,b"}
+
+
 def test_importing_the_client_loads_no_server_dependency() -> None:
     code = (
         "import sys, tidings.client, tidings.webhooks; "
