@@ -5,8 +5,8 @@ a fast reader and the publishers on the same server carry on (DESIGN.md §2)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -97,10 +97,13 @@ async def test_slow_reader_falls_behind_and_still_receives_everything_in_order(
         assert lag > 2.0, f"the reader was never far behind ({lag:.2f}s)"
 
 
-async def test_reader_that_takes_nothing_is_dropped_while_others_carry_on_at_full_speed(
+async def test_reader_that_takes_nothing_is_dropped_while_others_carry_on(
     start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    stall_s = 3.0
+    """Readers that take nothing hold up neither publishers nor a reader that keeps up: every
+    event published while they are connected is acknowledged and reaches the fast reader, in
+    order, before the stuck ones are dropped as stalled. (How fast is a benchmark's question.)"""
+    stall_s = 5.0
     server = start_server(env=server_env(stream_stall_s=stall_s), data_dir=tmp_path / "stall")
     fast, bulk = unique("fast"), unique("bulk")
     async with httpx.AsyncClient(base_url=server.url, timeout=30.0) as client:
@@ -113,33 +116,21 @@ async def test_reader_that_takes_nothing_is_dropped_while_others_carry_on_at_ful
                     if frame.event == "event":
                         arrivals[int(frame.id)] = time.monotonic()
 
-        async def measure(seconds: float) -> tuple[float, dict[int, float]]:
-            """Publish one event at a time for ``seconds``: the median acknowledgement latency
-            and each event's acknowledgement time."""
-            acked: dict[int, float] = {}
-            latencies: list[float] = []
-            start = time.monotonic()
-            while time.monotonic() - start < seconds:
-                sent = time.monotonic()
-                seq = await publish_one(client, {"type": "fast.tick", "source": fast})
-                acked[seq] = time.monotonic()
-                latencies.append(acked[seq] - sent)
-            return statistics.median(latencies), acked
-
         async def bulk_load(source: str) -> None:
             """4 MB of events: more than the kernel buffers of a reader that takes nothing."""
             heavy = {"type": "bulk.item", "source": source, "data": {"pad": PAD}}
             for _ in range(8):
                 await publish(client, [heavy] * 100)
 
+        async def stalled() -> dict[str, int]:
+            closed: dict[str, int] = (await stream_stats(client))["closed"]
+            return {k: v for k, v in closed.items() if k.endswith(":stalled")}
+
         reading = asyncio.create_task(fast_reader())
         stuck_sse: list[RawSSE] = []
         stuck_ws: socket.socket | None = None
         try:
             assert await wait_until(lambda: connections_are(client, sse=1, websocket=0), timeout=5)
-            await bulk_load(unique("unread"))  # the same write load, with nobody stuck
-            latency_alone, acked_alone = await measure(1.0)
-
             # Two SSE readers and one WebSocket that never read, with tiny receive windows; one
             # comes through a (trusted, local) proxy that names another client address.
             target = f"/v1/events/stream?source={bulk}"
@@ -152,18 +143,20 @@ async def test_reader_that_takes_nothing_is_dropped_while_others_carry_on_at_ful
             subscribe = {"op": "subscribe", "id": "b", "filter": {"source": bulk}}
             stuck_ws = await raw_websocket(server.port, [subscribe], rcvbuf=4096)
             assert await wait_until(lambda: connections_are(client, sse=3, websocket=1), timeout=5)
-            await bulk_load(bulk)
-            latency_stuck, acked_stuck = await measure(1.0)
-            # The measurement ran while the stuck readers were still connected.
-            assert await connections_are(client, sse=3, websocket=1)
+            await bulk_load(bulk)  # the stuck readers' buffers are full: they take nothing more
 
-            assert latency_stuck < 2 * latency_alone + 0.005, (latency_alone, latency_stuck)
-            assert len(acked_stuck) > 0.5 * len(acked_alone), (acked_alone, acked_stuck)
-            acked = acked_alone | acked_stuck
-            assert await wait_until(lambda: has_all(arrivals, acked), timeout=5)
-            assert list(arrivals) == sorted(acked)
-            late = max(arrivals[seq] - at for seq, at in acked_stuck.items())
-            assert late < 1.0, f"an event reached the fast reader {late:.2f}s after its ack"
+            # One event at a time, each acknowledged and seen by the fast reader before the
+            # next is sent: a fan-out waiting on a stuck socket would hold it until the drop.
+            acked: list[int] = []
+            for _ in range(20):
+                seq = await publish_one(client, {"type": "fast.tick", "source": fast})
+                acked.append(seq)
+                reached = functools.partial(has_all, arrivals, {seq: 0.0})
+                assert await wait_until(reached, timeout=30, interval=0.01)
+            # ... all of it while the stuck readers were still connected, never dropped yet.
+            assert await stalled() == {}
+            assert await connections_are(client, sse=3, websocket=1)
+            assert list(arrivals) == acked
 
             async def dropped() -> bool:
                 closed = (await stream_stats(client))["closed"]

@@ -377,10 +377,11 @@ def test_manual_retry_and_replay_send_again_with_the_same_webhook_id(
     endpoint = endpoints(receiver.url, events=[f"{p}.#"])
     before = datetime.now().astimezone().isoformat()
     event_ids = [publish(client, f"{p}.x", data={"n": n})["id"] for n in range(3)]
-    failed = [wait_delivery(client, endpoint["id"], e, "failed", timeout=60) for e in event_ids[:2]]
+    # Every delivery has used up its attempts before the receiver recovers: a retry is never
+    # due sooner than scheduled, so the last one of a delivery may come well after another's.
+    failed = [wait_delivery(client, endpoint["id"], e, "failed", timeout=60) for e in event_ids]
     receiver.default = respond(200)
     receiver.choose = lambda r: respond(500) if r.json()["event"]["id"] == event_ids[1] else None
-    wait_delivery(client, endpoint["id"], event_ids[2], "failed", timeout=60)
     first_ids = {r.event_id: r.headers["webhook-id"] for r in receiver.received()}
     seen = len(receiver.received())
 
@@ -548,20 +549,18 @@ def test_a_hanging_receiver_does_not_delay_deliveries_to_another(
     stuck, healthy = receivers(), receivers()
     stuck.default = hang(timeout_s + 5)
     with httpx.Client(base_url=server.url, timeout=30.0) as http:
-        create_endpoint(http, stuck.url, events=["slow.#", "both.#"])
+        stuck_hook = create_endpoint(http, stuck.url, events=["slow.#", "both.#"])
         create_endpoint(http, healthy.url, events=["fast.#", "both.#"])
         http.post("/v1/events", json=[{"type": "slow.x", "data": {"n": n}} for n in range(40)])
         stuck.wait_count(2)
-        latencies = []
+        # One event at a time, each delivered to the healthy receiver before the next is
+        # published ...
         for n in range(15):
             kind = "both" if n % 3 == 0 else "fast"
-            started = time.monotonic()
             event_id = publish(http, f"{kind}.x", data={"n": n})["id"]
-            got = healthy.wait_events([event_id], timeout=timeout_s)
-            arrived = next(r.at for r in got if r.event_id == event_id)
-            latencies.append(arrived - started)
-    assert max(latencies) < timeout_s / 3, latencies
-    assert sorted(latencies)[len(latencies) // 2] < 1.0, latencies
+            healthy.wait_events([event_id], timeout=timeout_s)
+        # ... all while the hanging receiver still held its first attempts: none has ended.
+        assert all(not d["attempts"] for d in deliveries(http, stuck_hook["id"]))
 
 
 def test_retries_of_a_hanging_receiver_do_not_hold_up_retries_to_another(

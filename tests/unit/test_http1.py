@@ -968,7 +968,7 @@ async def test_sender_reports_a_timeout(
     result = await make_sender(timeout_s=0.2).send(endpoint(server.url()), EVENT, "msg_1")
     assert (result.status_code, result.error, result.timed_out) == (None, "timed out", True)
     assert result.response_body is None
-    assert 200 <= result.latency_ms < 500
+    assert result.latency_ms >= 200  # measured up to the time-out
 
 
 async def test_sender_reports_errors_with_the_class_name(

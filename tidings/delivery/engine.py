@@ -11,7 +11,10 @@
   (a slow receiver cannot take every slot) and by each endpoint's rate limit. Half of the
   slots are kept for first attempts, so a backlog of retries never delays fresh deliveries.
 * Results are written in batches by the recorder; a crash before a result is written means
-  the attempt is made again (at-least-once).
+  the attempt is made again (at-least-once). No new attempt starts while
+  ``TIDINGS_DELIVERY_CONCURRENCY`` results wait to be written, so however slow the store's
+  commits are against the receivers' answers, a crash sends again at most about that many
+  on top of those in flight.
 * Retries wait in the store (``next_attempt_at``) and are claimed with a lease when due.
 """
 
@@ -110,6 +113,8 @@ class Engine:
         self._retry_inflight = 0
         self._claimed: set[str] = set()  # delivery ids in memory or in flight
         self._records: list[AttemptRecord] = []
+        self._writing = 0  # results of the batch being written
+        self.max_unrecorded = concurrency
         self._flush_lock = asyncio.Lock()  # one flush at a time, in the order they were asked
         self._orphans: list[str] = []  # pending deliveries of deleted or disabled endpoints
         self._queue_cap = MAX_QUEUED_FIRST  # per endpoint, set by each dispatch round
@@ -330,6 +335,8 @@ class Engine:
     def _start_ready(self, now: float) -> float:
         """Start every attempt the limits allow; the seconds until a rate limit frees one."""
         soonest = 1.0
+        if len(self._records) + self._writing >= self.max_unrecorded:
+            return soonest  # the recorder wakes the pump when it has written them
         # Retries first within their share, so they are not starved by a stream of fresh ones;
         # one endpoint after another, so the retries of an endpoint that is busy (a hanging
         # receiver) or rate limited never hold up those of the others.
@@ -513,11 +520,15 @@ class Engine:
         if not self._records:
             return
         batch, self._records = self._records, []
+        self._writing = len(batch)
         try:
             await self.deliveries.record(batch, now_us())
         except Exception:
             self._records[:0] = batch  # keep them for the next round
             raise
+        finally:
+            self._writing = 0
+        self._wake_pump.set()  # attempts held back for them may start
 
     async def stop(self) -> None:
         """Let in-flight attempts finish (bounded by the attempt timeout) and write results."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -73,7 +73,13 @@ def translated() -> Iterator[None]:
 
 
 async def create_pool(
-    url: str, *, min_size: int = 1, max_size: int = 8, custom_plans: bool = True
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 8,
+    custom_plans: bool = True,
+    init: Callable[[Any], Awaitable[None]] | None = None,
+    keep_idle: bool = False,
 ) -> Any:
     """A pool whose connections need no codecs of ours: JSON travels as text.
 
@@ -81,6 +87,8 @@ async def create_pool(
     plan cannot tell a data.<path> value one event in ten holds (walk seq backwards) from a
     rare one (the GIN index). The writer's statements have no such choice and keep the
     plan PostgreSQL caches, which saves planning a group's statement every time.
+    ``init`` runs on every new connection; ``keep_idle`` keeps idle connections open rather
+    than closing them after five minutes (opened again, they would start cold).
     """
     settings = {"application_name": "tidings"}
     if custom_plans:
@@ -92,4 +100,6 @@ async def create_pool(
         command_timeout=60,
         timeout=10,
         server_settings=settings,
+        init=init,
+        max_inactive_connection_lifetime=0 if keep_idle else 300.0,
     )

@@ -128,6 +128,10 @@ SELECT CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 'succeeded' ELSE 'failed
 FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
 WHERE d.tenant = $1 AND a.at_us >= $2 GROUP BY 1;
 
+-- name: relaxed_commit
+-- The transaction's commit does not wait for the disk (attempt results: see _write_results).
+SET LOCAL synchronous_commit TO OFF;
+
 -- name: record_batch
 -- A batch of attempt results in one statement, committed on its own: the attempt log, the
 -- deliveries they settle, and each endpoint's run of failures ($11: 'clear' ends it, 'set'
