@@ -18,7 +18,8 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, **kw
     * ``/v1/stats/counts`` counts at most 2,000 buckets between ``since`` and ``until`` (or
       now), a bound across two values and the clock that no schema can state: its window is
       left to the default;
-    * a key's tenant must exist, so a new key goes to the ``default`` tenant;
+    * a tenant named must exist, so a tenant in a body (a new key's, a new endpoint's) or in
+      ``?tenant=`` is ``default``;
     * ``payload`` is another name for ``data``, so an event has one of the two; the document
       says so (``not: {required: [data, payload]}``) but the boundary cases ignore ``not``;
     * integers in an event's free-form ``data`` and ``metadata`` must fit in 64 bits (said in
@@ -36,12 +37,10 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, **kw
         and isinstance(case.body.get("url"), str)
     ):
         case.body["url"] = "http://127.0.0.1:9/hook"
-    if (
-        case.operation.path == "/v1/keys"
-        and isinstance(case.body, dict)
-        and case.body.get("tenant")
-    ):
+    if isinstance(case.body, dict) and case.body.get("tenant"):
         case.body["tenant"] = "default"
+    if isinstance(case.query, dict) and case.query.get("tenant"):
+        case.query["tenant"] = "default"
     if case.operation.path == "/v1/events" and case.operation.method.lower() == "post":
         case.body = _fit_integers(case.body)
         events = case.body if isinstance(case.body, list) else [case.body]

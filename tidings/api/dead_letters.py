@@ -19,6 +19,7 @@ from tidings.api.ingest import ingest_of
 from tidings.api.params import multi_dict
 from tidings.api.responses import json_response
 from tidings.api.schemas import error_responses
+from tidings.api.tenancy import acting_tenant, owner_of, query_tenant
 from tidings.auth.principal import principal_of
 from tidings.envelope.timefmt import parse_iso
 from tidings.errors import TidingsError
@@ -44,7 +45,7 @@ register_url_convertor("dead_letter_id", LetterId())
 router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
 MAX_LIMIT = 1000
 FILTERS = ("source", "topic", "reason", "since", "until")
-LIST_PARAMS = (*FILTERS, "order", "limit", "cursor")
+LIST_PARAMS = (*FILTERS, "order", "limit", "cursor", "tenant")
 MAX_BULK_BODY = 65_536
 
 
@@ -130,9 +131,15 @@ def _list_query(params: Mapping[str, Any]) -> DeadLetterQuery:
     return apply_cursor(query, cursor) if isinstance(cursor, str) and cursor else query
 
 
-async def _audit(request: Request, action: str, data: dict[str, Any]) -> None:
+async def _audit(request: Request, tenant: str, action: str, data: dict[str, Any]) -> None:
+    """An audit event in the log of the tenant the action touched."""
     actor = principal_of(request.scope)
-    await request.app.state.hub.auditor.record(actor.tenant, "dead_letter", action, actor, data)
+    await request.app.state.hub.auditor.record(tenant, "dead_letter", action, actor, data)
+
+
+async def _owner(request: Request, manager: IngestManager, letter_id: str) -> str:
+    """The tenant of the dead letter (any tenant's for a root key)."""
+    return await owner_of(request, lambda tenant: manager.dead_letters.get(letter_id, tenant))
 
 
 async def _letter(manager: IngestManager, letter_id: str, tenant: str) -> DeadLetter:
@@ -153,12 +160,12 @@ async def list_dead_letters(
     order: str | None = Q(None, description="`desc` (default) or `asc`"),
     limit: str | None = Q(None, description="1-1000, default 100"),
     cursor: str | None = Q(None, description="the `next` of the previous page"),
+    tenant: str | None = Q(None, description="root only: the dead letters of this tenant"),
 ) -> Response:
     manager = ingest_of(request)
     query = _list_query(multi_dict(request.query_params))
-    letters = await manager.dead_letters.find(
-        replace(query, limit=query.limit + 1), principal_of(request.scope).tenant
-    )
+    owner = await query_tenant(request)
+    letters = await manager.dead_letters.find(replace(query, limit=query.limit + 1), owner)
     more = len(letters) > query.limit
     letters = letters[: query.limit]
     next_cursor = make_cursor(query.order, letters[-1].seq) if more and letters else None
@@ -168,20 +175,28 @@ async def list_dead_letters(
 @router.post(
     "/redrive",
     summary="Redrive every dead letter matching source, topic, reason, since, until",
-    responses=error_responses(400),
+    responses=error_responses(400, 403, 422),
+    openapi_extra={
+        "description": "The filters come as query parameters or as a JSON object body; "
+        "a root key may name another tenant with `tenant` in either."
+    },
 )
 async def redrive_many(request: Request) -> Response:
     manager = ingest_of(request)
     params: dict[str, Any] = dict(multi_dict(request.query_params))
     body = await read_body(request, MAX_BULK_BODY)
+    where: Literal["body", "query"] = "query"
     if body.strip():
         given = parse_json(body)
         if not isinstance(given, dict):
             raise TidingsError(400, "invalid_parameter", "the body must be a JSON object")
+        if given.get("tenant") is not None:
+            where = "body"
         params.update({k: v for k, v in given.items() if v is not None})
+    tenant = await acting_tenant(request, params.pop("tenant", None), where)
     query = parse_filters(params, FILTERS)
-    outcome = await manager.redriver.redrive_many(query, principal_of(request.scope).tenant)
-    await _audit(request, "redriven", {"filter": params, **outcome})
+    outcome = await manager.redriver.redrive_many(query, tenant)
+    await _audit(request, tenant, "redriven", {"filter": params, **outcome})
     return json_response(outcome)
 
 
@@ -189,7 +204,8 @@ async def redrive_many(request: Request) -> Response:
     "/{letter_id:dead_letter_id}", summary="One dead letter", responses=error_responses(404)
 )
 async def get_dead_letter(request: Request, letter_id: str) -> Response:
-    letter = await _letter(ingest_of(request), letter_id, principal_of(request.scope).tenant)
+    manager = ingest_of(request)
+    letter = await _letter(manager, letter_id, await _owner(request, manager, letter_id))
     return json_response(letter.to_dict())
 
 
@@ -201,9 +217,10 @@ async def get_dead_letter(request: Request, letter_id: str) -> Response:
 )
 async def delete_dead_letter(request: Request, letter_id: str) -> Response:
     manager = ingest_of(request)
-    if not await manager.dead_letters.delete(letter_id, principal_of(request.scope).tenant):
+    tenant = await _owner(request, manager, letter_id)
+    if not await manager.dead_letters.delete(letter_id, tenant):
         raise TidingsError(404, "dead_letter_not_found", f"no dead letter with id {letter_id!r}")
-    await _audit(request, "deleted", {"dead_letter": letter_id})
+    await _audit(request, tenant, "deleted", {"dead_letter": letter_id})
     return Response(status_code=204)
 
 
@@ -214,7 +231,8 @@ async def delete_dead_letter(request: Request, letter_id: str) -> Response:
 )
 async def redrive_one(request: Request, letter_id: str) -> Response:
     manager = ingest_of(request)
-    letter = await _letter(manager, letter_id, principal_of(request.scope).tenant)
+    tenant = await _owner(request, manager, letter_id)
+    letter = await _letter(manager, letter_id, tenant)
     results = await manager.redriver.redrive(letter)
-    await _audit(request, "redriven", {"dead_letter": letter.id, "events": len(results)})
+    await _audit(request, tenant, "redriven", {"dead_letter": letter.id, "events": len(results)})
     return json_response({"dead_letter": letter.id, "events": [r.to_dict() for r in results]})

@@ -26,6 +26,7 @@ from tidings.api.schemas import (
     EventPage,
     error_responses,
 )
+from tidings.api.tenancy import query_tenant
 from tidings.auth.principal import principal_of
 from tidings.envelope import Candidate, Event, PublishContext, candidates_from_json
 from tidings.envelope import cloudevents as ce
@@ -65,6 +66,7 @@ _FILTER_DOC: dict[str, Any] = {
     "after": Q(None, description="seq > after"),
     "before": Q(None, description="seq < before"),
     "order": Q(None, description="`desc` (default) or `asc`"),
+    "tenant": Q(None, description="root only: read this tenant's events (default: the key's)"),
 }
 
 
@@ -165,7 +167,7 @@ def _page_body(events: list[Event], next_cursor: str | None) -> bytes:
     "",
     summary="Query history",
     response_model=EventPage,
-    responses=error_responses(400),
+    responses=error_responses(400, 403),
     openapi_extra={
         "description": (
             "Also accepts `data.<path>=v1,v2` and `metadata.<path>=...` equality filters."
@@ -188,11 +190,12 @@ async def list_events(
     order: str | None = _FILTER_DOC["order"],
     limit: str | None = Q(None, description="1-1000, default 100"),
     cursor: str | None = Q(None, description="the `next` of the previous page"),
+    tenant: str | None = _FILTER_DOC["tenant"],
 ) -> Response:
     hub = hub_of(request)
     query = parse_query(request.query_params)
-    tenant = principal_of(request.scope).tenant
-    events = await hub.store.query(tenant, replace(query, limit=query.limit + 1))
+    owner = await query_tenant(request)
+    events = await hub.store.query(owner, replace(query, limit=query.limit + 1))
     more = len(events) > query.limit
     events = events[: query.limit]
     next_cursor = make_cursor(query, events[-1].seq) if more and events else None
@@ -204,7 +207,7 @@ async def list_events(
     summary="Export history as NDJSON or CSV (streamed)",
     responses={
         200: {"content": {"application/x-ndjson": {}, "text/csv": {}}},
-        **error_responses(400),
+        **error_responses(400, 403),
     },
 )
 async def export_events(
@@ -217,6 +220,7 @@ async def export_events(
     until: str | None = _FILTER_DOC["until"],
     order: str | None = Q(None, description="`asc` (default) or `desc`"),
     limit: str | None = Q(None, description="stop after this many events (default: all)"),
+    tenant: str | None = _FILTER_DOC["tenant"],
 ) -> Response:
     hub = hub_of(request)
     kind = request.query_params.get("format") or "ndjson"  # empty: not given, as elsewhere
@@ -232,7 +236,7 @@ async def export_events(
             query, before=head + 1 if query.before is None else min(query.before, head + 1)
         )
     total = query.limit or None
-    tenant = principal_of(request.scope).tenant
+    owner = await query_tenant(request)
     encode = _ndjson_lines if kind == "ndjson" else _csv_lines
 
     async def pages() -> AsyncIterator[bytes]:
@@ -244,7 +248,7 @@ async def export_events(
             if size <= 0:
                 return
             try:
-                events = await hub.store.query(tenant, replace(current, limit=size))
+                events = await hub.store.query(owner, replace(current, limit=size))
             except Exception as error:  # the status line is long gone: say it in the body
                 log.warning("export ended early: the store read failed: %s", error)
                 yield _export_error(kind, sent)
@@ -316,10 +320,12 @@ def _csv_lines(events: list[Event]) -> bytes:
     "/{event_id}",
     summary="One event (CloudEvents with Accept: application/cloudevents+json)",
     response_model=EventOut,
-    responses=error_responses(404),
+    responses=error_responses(400, 403, 404),
 )
-async def get_event(request: Request, event_id: str) -> Response:
-    event = await hub_of(request).store.get(principal_of(request.scope).tenant, event_id)
+async def get_event(
+    request: Request, event_id: str, tenant: str | None = _FILTER_DOC["tenant"]
+) -> Response:
+    event = await hub_of(request).store.get(await query_tenant(request), event_id)
     if event is None:
         raise TidingsError(404, "event_not_found", f"no event with id {event_id!r}")
     if ce.STRUCTURED in request.headers.get("accept", ""):

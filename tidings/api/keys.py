@@ -12,6 +12,7 @@ from starlette.responses import Response
 from tidings.api.body import M, parse_json, read_body, validated
 from tidings.api.responses import json_response
 from tidings.api.schemas import error_responses
+from tidings.api.tenancy import acting_tenant
 from tidings.auth.principal import Principal, principal_of
 from tidings.auth.scopes import check_tenant_id, parse_scopes
 from tidings.auth.service import DEFAULT_MAX_STREAMS, AuthService, KeySpec, key_dict, tenant_dict
@@ -77,13 +78,17 @@ async def create_key(request: Request) -> Response:
     return json_response(key_dict(key, secret), 201, headers={"Location": f"/v1/keys/{key.id}"})
 
 
-@router.get("/v1/keys", summary="List API keys (never the keys themselves)")
+@router.get(
+    "/v1/keys",
+    summary="List API keys (never the keys themselves)",
+    responses=error_responses(400, 403),
+)
 async def list_keys(
     request: Request,
     tenant: str | None = Q(None, description="root only: the keys of this tenant"),
 ) -> Response:
     service, actor = _auth(request)
-    named = check_tenant_id(tenant, ["query", "tenant"]) if tenant is not None else None
+    named = await acting_tenant(request, tenant, "query") if tenant is not None else None
     found = await service.list_keys(actor, named)
     return json_response({"keys": [key_dict(k) for k in found]})
 

@@ -268,6 +268,12 @@ def _webhook_bodies(schema: dict[str, Any]) -> None:
                 properties["headers"] = {"anyOf": [headers, {"type": "null"}]}
             if "filter" in properties:
                 properties["filter"] = FILTER_OBJECT
+            if "tenant" in properties:
+                tenant = {"type": "string", "pattern": TENANT_ID}
+                properties["tenant"] = {
+                    "anyOf": [tenant, _NULL],
+                    "description": properties["tenant"].get("description", ""),
+                }
             if path != "/v1/webhooks":  # a PATCH may leave these out, but not clear them
                 for name in ("active", "filter"):
                     if name in properties:
@@ -331,10 +337,23 @@ def _streams(schema: dict[str, Any]) -> None:
 
 
 def _refusals_of_auth(schema: dict[str, Any]) -> None:
-    """``GET /v1/keys?tenant=`` judges the tenant as the bodies do: 422 ``invalid_tenant``."""
-    operation = schema["paths"].get("/v1/keys", {}).get("get")
-    if operation is not None:
-        operation["responses"].setdefault("422", {"description": "not a tenant id"})
+    """A route that takes ``?tenant=`` or a body's ``tenant`` answers 403 to a key without
+    ``root`` naming another tenant, and refuses a malformed or unknown tenant with 400 in a
+    query string (as every parameter), 422 in a body (as ``POST /v1/keys``)."""
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            in_query = any(
+                p.get("in") == "query" and p.get("name") == "tenant"
+                for p in operation.get("parameters", [])
+            )
+            contents = operation.get("requestBody", {}).get("content", {}).values()
+            in_body = any("tenant" in c.get("schema", {}).get("properties", {}) for c in contents)
+            if in_query or in_body:
+                operation["responses"].setdefault("403", {"description": "not root"})
+            if in_body:
+                operation["responses"].setdefault("422", {"description": "not a tenant id"})
 
 
 def tighten(schema: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ HISTORY_PARAMS = (
     "order",
     "limit",
     "cursor",
+    "tenant",  # root only: read another tenant's history (tidings.api.tenancy)
 )
 # A browser download cannot set headers either: its key comes as access_token, read by auth.
 EXPORT_PARAMS = (*HISTORY_PARAMS, "format", "access_token")

@@ -13,14 +13,17 @@ from tidings.api.events import hub_of
 from tidings.api.params import parse_query
 from tidings.api.responses import json_response
 from tidings.api.schemas import error_responses
-from tidings.auth.principal import principal_of
+from tidings.api.tenancy import query_tenant
 from tidings.envelope.timefmt import format_us, now_us
 from tidings.errors import TidingsError
 from tidings.store import CountQuery, GroupBy
 
 router = APIRouter(tags=["events"])
 
-COUNT_PARAMS = ("since", "until", "time_since", "time_until", "bucket", "by", "utc_offset", "top")
+COUNT_PARAMS = (
+    *("since", "until", "time_since", "time_until", "bucket", "by", "utc_offset", "top"),
+    "tenant",
+)
 GROUPS: tuple[GroupBy, ...] = ("type", "source", "subject")
 MAX_TOP = 100
 
@@ -78,8 +81,10 @@ async def count_events(
     top: str | None = Q(None, description="series kept before the rest is folded (1-100)"),
     since: str | None = Q(None, description="received at or after (ISO 8601)"),
     until: str | None = Q(None, description="received at or before (ISO 8601); default now"),
+    tenant: str | None = Q(None, description="root only: count in this tenant"),
 ) -> Response:
     hub = hub_of(request)
+    owner = await query_tenant(request)
     kind = _choice(request, "bucket", ("hour", "day"), "hour") or "hour"
     group = _choice(request, "by", GROUPS, None)
     offset = _number(
@@ -102,7 +107,7 @@ async def count_events(
         )
     selection = replace(query, since_us=since_us, until_us=until_us)
     count_query = CountQuery(selection, width, grid.origin_us, _group(group))
-    rows = await hub.store.count_buckets(principal_of(request.scope).tenant, count_query)
+    rows = await hub.store.count_buckets(owner, count_query)
     body = {
         "bucket": kind,
         "by": group,

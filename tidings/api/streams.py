@@ -10,7 +10,7 @@ from starlette.responses import Response
 from tidings.api.events import HUB_SCOPE_KEY
 from tidings.api.params import multi_dict
 from tidings.api.schemas import error_responses
-from tidings.auth.principal import principal_of
+from tidings.api.tenancy import query_tenant
 from tidings.envelope import parse_filter
 from tidings.errors import TidingsError
 from tidings.hub import Hub
@@ -21,7 +21,8 @@ from tidings.streams.websocket import serve_websocket
 
 router = APIRouter(tags=["streams"])
 # access_token: the key of a browser that cannot set headers; auth reads it, the filter must not
-STREAM_PARAMS = ("last_event_id", "since", "access_token")
+# tenant: root only, the tenant whose events to stream (tidings.api.tenancy)
+STREAM_PARAMS = ("last_event_id", "since", "access_token", "tenant")
 
 
 def _hub(request: Request | WebSocket) -> Hub:
@@ -43,7 +44,7 @@ def _router(hub: Hub) -> Router:
     response_class=Response,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "an endless event stream"},
-        **error_responses(400, 503),
+        **error_responses(400, 403, 503),
     },
 )
 async def stream(
@@ -59,6 +60,7 @@ async def stream(
         None, description="resume after this position (the Last-Event-ID header wins)"
     ),
     since: str | None = Q(None, description="resume from this time (ISO 8601)"),
+    tenant: str | None = Q(None, description="root only: stream this tenant's events"),
 ) -> Response:
     hub = _hub(request)
     if hub.draining:
@@ -68,18 +70,18 @@ async def stream(
             "the server is shutting down; reconnect shortly",
             headers={"Retry-After": "2"},
         )
-    tenant = principal_of(request.scope).tenant
+    owner = await query_tenant(request)
     params = multi_dict(request.query_params)
     flt = parse_filter(params, ignore=STREAM_PARAMS)
     start = await resume.resolve(
         hub.store,
-        tenant,
+        owner,
         header=request.headers.get("last-event-id"),
         last_event_id=request.query_params.get("last_event_id"),
         since=request.query_params.get("since"),
     )
     truncated = (
-        await resume.truncation(hub.store, tenant, start.position)
+        await resume.truncation(hub.store, owner, start.position)
         if start.position is not None
         else None
     )
@@ -87,7 +89,7 @@ async def stream(
         store=hub.store,
         router=_router(hub),
         registry=hub.streams,
-        tenant=tenant,
+        tenant=owner,
         filter=flt,
         position=start.position,
         truncated=truncated,
@@ -105,12 +107,17 @@ async def websocket_stream(websocket: WebSocket) -> None:
     if hub.router is None:
         await websocket.close(1013, "server starting")
         return
+    try:
+        owner = await query_tenant(websocket)
+    except TidingsError as error:  # before the handshake: refused as auth refuses (1008)
+        await websocket.close(1008, error.code)
+        return
     await serve_websocket(
         websocket,
         store=hub.store,
         router=hub.router,
         registry=hub.streams,
-        tenant=principal_of(websocket.scope).tenant,
+        tenant=owner,
         heartbeat_s=hub.settings.heartbeat_s,
         stall_s=hub.settings.stream_stall_s,
     )

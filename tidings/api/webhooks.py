@@ -13,6 +13,7 @@ from starlette.responses import Response
 from tidings.api.body import M, parse_json, read_body, validated
 from tidings.api.responses import json_response
 from tidings.api.schemas import error_responses
+from tidings.api.tenancy import acting_tenant, owner_of, query_tenant
 from tidings.auth.principal import principal_of
 from tidings.delivery.sender import RESERVED_HEADERS
 from tidings.delivery.service import DeliveryService
@@ -31,14 +32,24 @@ MASK = "********"
 ENDPOINT_BODY_LIMIT = 1 << 20  # an endpoint's definition is small; a fixed limit is plenty
 
 
-def _tenant(request: Request) -> str:
-    return principal_of(request.scope).tenant
+async def _owner(request: Request, webhook_id: str) -> str:
+    """The tenant of the endpoint (any tenant's for a root key)."""
+    state = _service(request).state
+    return await owner_of(request, lambda tenant: state.get_endpoint(tenant, webhook_id))
 
 
-async def _audit(request: Request, action: str, endpoint_id: str, data: dict[str, Any]) -> None:
+async def _delivery_owner(request: Request, delivery_id: str) -> str:
+    state = _service(request).state
+    return await owner_of(request, lambda tenant: state.get_delivery(tenant, delivery_id))
+
+
+async def _audit(
+    request: Request, tenant: str, action: str, endpoint_id: str, data: dict[str, Any]
+) -> None:
+    """An audit event in the log of the tenant the action touched."""
     actor = principal_of(request.scope)
     await request.app.state.hub.auditor.record(
-        actor.tenant,
+        tenant,
         "webhook",
         action,
         actor,
@@ -96,6 +107,9 @@ class WebhookIn(BaseModel):
     description: Annotated[str, Field(max_length=1000)] | None = None
     rate_limit: Annotated[float, Field(gt=0, le=100_000)] | None = None
     headers: dict[str, Annotated[str, Field(max_length=4096)]] | None = None
+    tenant: str | None = Field(
+        None, description="root only: create the endpoint in this tenant (default: the key's)"
+    )
 
     _events = field_validator("events")(_check_patterns)
     _headers = field_validator("headers")(_check_headers)
@@ -204,13 +218,14 @@ def _merged_filter(spec: WebhookIn) -> dict[str, Any]:
     "/v1/webhooks",
     status_code=201,
     summary="Register an endpoint",
-    responses=error_responses(400, 422),
+    responses=error_responses(400, 403, 422),
     openapi_extra={
         "requestBody": {"content": {"application/json": {"schema": WebhookIn.model_json_schema()}}}
     },
 )
 async def create_webhook(request: Request) -> Response:
     spec = await _parse(request, WebhookIn)
+    tenant = await acting_tenant(request, spec.tenant, "body")
     values = {
         "url": spec.url,
         "events": spec.events,
@@ -221,10 +236,10 @@ async def create_webhook(request: Request) -> Response:
         "rate_limit": spec.rate_limit,
         "headers": spec.headers,
     }
-    endpoint = await _service(request).create(_tenant(request), values)
+    endpoint = await _service(request).create(tenant, values)
     # Audit events are readable with the subscribe scope: no secret, header or URL path.
     shown = {"host": urlsplit(endpoint.url).hostname, "events": endpoint.events}
-    await _audit(request, "created", endpoint.id, shown)
+    await _audit(request, tenant, "created", endpoint.id, shown)
     return json_response(
         endpoint_dict(endpoint, with_secret=True, with_headers=True),
         201,
@@ -232,15 +247,19 @@ async def create_webhook(request: Request) -> Response:
     )
 
 
-@router.get("/v1/webhooks", summary="List endpoints")
-async def list_webhooks(request: Request) -> Response:
-    endpoints = await _service(request).list_endpoints(_tenant(request))
+@router.get("/v1/webhooks", summary="List endpoints", responses=error_responses(400, 403))
+async def list_webhooks(
+    request: Request,
+    tenant: str | None = Q(None, description="root only: the endpoints of this tenant"),
+) -> Response:
+    endpoints = await _service(request).list_endpoints(await query_tenant(request))
     return json_response({"webhooks": [endpoint_dict(e) for e in endpoints]})
 
 
 @router.get("/v1/webhooks/{webhook_id}", summary="One endpoint", responses=error_responses(404))
 async def get_webhook(request: Request, webhook_id: str) -> Response:
-    return json_response(endpoint_dict(await _service(request).get(_tenant(request), webhook_id)))
+    tenant = await _owner(request, webhook_id)
+    return json_response(endpoint_dict(await _service(request).get(tenant, webhook_id)))
 
 
 @router.patch(
@@ -261,13 +280,14 @@ async def patch_webhook(request: Request, webhook_id: str) -> Response:
             raise invalid(
                 f"{key} cannot be null", [{"loc": ["body", key], "msg": "cannot be null"}]
             )
+    tenant = await _owner(request, webhook_id)
     if "headers" in changes and changes["headers"] is None:
         changes["headers"] = {}
     elif MASK in (changes.get("headers") or {}).values():
-        current = (await _service(request).get(_tenant(request), webhook_id)).headers
+        current = (await _service(request).get(tenant, webhook_id)).headers
         changes["headers"] = _unmask(changes["headers"], current)
-    endpoint = await _service(request).update(_tenant(request), webhook_id, changes)
-    await _audit(request, "changed", endpoint.id, {"changes": sorted(changes)})
+    endpoint = await _service(request).update(tenant, webhook_id, changes)
+    await _audit(request, tenant, "changed", endpoint.id, {"changes": sorted(changes)})
     return json_response(endpoint_dict(endpoint))
 
 
@@ -278,8 +298,9 @@ async def patch_webhook(request: Request, webhook_id: str) -> Response:
     responses=error_responses(404),
 )
 async def delete_webhook(request: Request, webhook_id: str) -> Response:
-    await _service(request).delete(_tenant(request), webhook_id)
-    await _audit(request, "deleted", webhook_id, {})
+    tenant = await _owner(request, webhook_id)
+    await _service(request).delete(tenant, webhook_id)
+    await _audit(request, tenant, "deleted", webhook_id, {})
     return Response(status_code=204)
 
 
@@ -290,8 +311,9 @@ async def delete_webhook(request: Request, webhook_id: str) -> Response:
 )
 async def rotate_secret(request: Request, webhook_id: str) -> Response:
     spec = await _parse(request, RotateIn, allow_empty=True)
-    endpoint = await _service(request).rotate(_tenant(request), webhook_id, spec.secret)
-    await _audit(request, "rotated", endpoint.id, {})
+    tenant = await _owner(request, webhook_id)
+    endpoint = await _service(request).rotate(tenant, webhook_id, spec.secret)
+    await _audit(request, tenant, "rotated", endpoint.id, {})
     return json_response(endpoint_dict(endpoint, with_secret=True))
 
 
@@ -326,8 +348,9 @@ def _time(value: str | None, field: str) -> int | None:
 )
 async def replay(request: Request, webhook_id: str) -> Response:
     spec = await _parse(request, ReplayIn, allow_empty=True)
+    tenant = await _owner(request, webhook_id)
     count = await _service(request).replay(
-        _tenant(request),
+        tenant,
         webhook_id,
         _time(spec.since, "since"),
         _time(spec.until, "until"),
@@ -335,6 +358,7 @@ async def replay(request: Request, webhook_id: str) -> Response:
     )
     await _audit(
         request,
+        tenant,
         "replayed",
         webhook_id,
         {"since": spec.since, "until": spec.until, "only_failed": spec.only_failed, "count": count},
@@ -354,9 +378,8 @@ async def list_deliveries(
     limit: int = Q(50, ge=1, le=1000),
     cursor: str | None = Q(None, description="the `next` of the previous page"),
 ) -> Response:
-    found = await _service(request).deliveries(
-        _tenant(request), webhook_id, status, limit + 1, cursor
-    )
+    tenant = await _owner(request, webhook_id)
+    found = await _service(request).deliveries(tenant, webhook_id, status, limit + 1, cursor)
     more = len(found) > limit
     page = found[:limit]
     next_cursor = page[-1][0].id if more and page else None
@@ -371,7 +394,8 @@ async def list_deliveries(
     responses=error_responses(404),
 )
 async def get_delivery(request: Request, delivery_id: str) -> Response:
-    delivery, attempts = await _service(request).delivery(_tenant(request), delivery_id)
+    tenant = await _delivery_owner(request, delivery_id)
+    delivery, attempts = await _service(request).delivery(tenant, delivery_id)
     return json_response(delivery_dict(delivery, attempts))
 
 
@@ -382,5 +406,6 @@ async def get_delivery(request: Request, delivery_id: str) -> Response:
     responses=error_responses(404, 409, 410),
 )
 async def retry_delivery(request: Request, delivery_id: str) -> Response:
-    delivery, attempts = await _service(request).retry(_tenant(request), delivery_id)
+    tenant = await _delivery_owner(request, delivery_id)
+    delivery, attempts = await _service(request).retry(tenant, delivery_id)
     return json_response(delivery_dict(delivery, attempts), 202)
