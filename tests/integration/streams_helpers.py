@@ -267,7 +267,7 @@ def event_ids(frames: list[Frame]) -> list[int]:
 # -- WebSocket ------------------------------------------------------------------------------
 
 
-def ws_connect(server: ServerProcess, **options: Any) -> connect:
+def ws_connect(server: ServerProcess, *, query: str = "", **options: Any) -> connect:
     """A ``websockets`` client connection to ``/v1/ws`` (compression offered, as by default).
 
     A test stops reading mid-burst and closes; with the library's default ``max_queue`` (16
@@ -275,7 +275,7 @@ def ws_connect(server: ServerProcess, **options: Any) -> connect:
     close would wait out ``close_timeout``, so the queue is larger and the wait bounded.
     """
     settings: dict[str, Any] = {"max_queue": 4096, "close_timeout": 2, **options}
-    return connect(ws_url(server), proxy=None, open_timeout=10, **settings)
+    return connect(ws_url(server) + query, proxy=None, open_timeout=10, **settings)
 
 
 async def ws_recv(

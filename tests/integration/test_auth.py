@@ -430,6 +430,190 @@ async def test_an_admin_cannot_reach_beyond_its_tenant_or_mint_root(
         assert created.json()["key"].startswith("tdk_")
 
 
+async def test_root_acts_in_another_tenant_and_the_audit_goes_there(
+    server: ServerProcess, root: httpx.AsyncClient
+) -> None:
+    acme = await make_tenant(root, "acme")  # the tenant of the ingest source acme-hooks
+    kind = unique("rooted").replace("-", "_") + ".happened"
+    async with _client(server, acme.admin) as a:
+        # an endpoint created by root in acme: acme sees it, root's own tenant does not
+        hook = await root.post(
+            "/v1/webhooks",
+            json={"url": "http://127.0.0.1:9/x", "events": [kind], "tenant": "acme"},
+        )
+        assert hook.status_code == 201, hook.text
+        hook_id = hook.json()["id"]
+        assert hook_id in {w["id"] for w in (await a.get("/v1/webhooks")).json()["webhooks"]}
+        assert hook_id not in {w["id"] for w in (await root.get("/v1/webhooks")).json()["webhooks"]}
+        listed = await root.get("/v1/webhooks", params={"tenant": "acme"})
+        assert hook_id in {w["id"] for w in listed.json()["webhooks"]}
+        # by id, root finds it in acme without naming the tenant
+        assert (await root.get(f"/v1/webhooks/{hook_id}")).json()["events"] == [kind]
+        patched = await root.patch(f"/v1/webhooks/{hook_id}", json={"description": "by root"})
+        assert patched.status_code == 200, patched.text
+        assert (await a.get(f"/v1/webhooks/{hook_id}")).json()["description"] == "by root"
+        assert (await root.post(f"/v1/webhooks/{hook_id}/rotate-secret")).status_code == 200
+
+        # its deliveries, read by root
+        event = (await a.post("/v1/events", json={"type": kind})).json()
+
+        async def delivered() -> bool:
+            page = await root.get(f"/v1/webhooks/{hook_id}/deliveries")
+            return page.status_code == 200 and bool(page.json()["deliveries"])
+
+        assert await wait_until(delivered, timeout=15)
+        page = (await root.get(f"/v1/webhooks/{hook_id}/deliveries")).json()
+        delivery = page["deliveries"][0]
+        assert delivery["event_id"] == event["id"]
+        shown = await root.get(f"/v1/deliveries/{delivery['id']}")
+        assert shown.status_code == 200 and shown.json()["webhook_id"] == hook_id
+
+        # acme's events, stats and counts through ?tenant=
+        found = await root.get("/v1/events", params={"tenant": "acme", "type": kind})
+        assert [e["id"] for e in found.json()["events"]] == [event["id"]]
+        mine = await root.get("/v1/events", params={"type": kind})
+        assert mine.json()["events"] == []
+        assert (await root.get(f"/v1/events/{event['id']}")).status_code == 404
+        one = await root.get(f"/v1/events/{event['id']}", params={"tenant": "acme"})
+        assert one.status_code == 200
+        exported = await root.get("/v1/events/export", params={"tenant": "acme", "type": kind})
+        assert event["id"] in exported.text
+        stats = (await root.get("/v1/stats", params={"tenant": "acme"})).json()
+        assert stats["events"]["by_type"].get(kind) == 1
+        assert stats["deliveries"]["endpoints"] >= 1
+        counts = await root.get("/v1/stats/counts", params={"tenant": "acme", "type": kind})
+        assert sum(counts.json()["series"][0]["counts"]) == 1
+
+        # acme's dead letters: listed with ?tenant=, found by id, redriven in bulk by body
+        raw = b"root reads this: " + unique("raw").encode()
+        async with _client(server) as anyone:
+            parked = await anyone.post(
+                "/v1/ingest/acme-hooks", content=raw, headers={"X-Signature": _sign(raw)}
+            )
+        assert parked.status_code == 202, parked.text
+        letters = (await root.get("/v1/dead-letters", params={"tenant": "acme"})).json()
+        letter_id = letters["dead_letters"][0]["id"]
+        own = (await root.get("/v1/dead-letters")).json()["dead_letters"]
+        assert letter_id not in {d["id"] for d in own}
+        assert (await root.get(f"/v1/dead-letters/{letter_id}")).status_code == 200
+        redriven = await root.post("/v1/dead-letters/redrive", json={"tenant": "acme"})
+        assert redriven.status_code == 200, redriven.text
+        assert redriven.json()["failed"] >= 1  # still not JSON: kept, and counted
+        assert (await root.delete(f"/v1/dead-letters/{letter_id}")).status_code == 204
+        assert (await a.get(f"/v1/dead-letters/{letter_id}")).status_code == 404
+
+        assert (await root.delete(f"/v1/webhooks/{hook_id}")).status_code == 204
+        assert (await a.get(f"/v1/webhooks/{hook_id}")).status_code == 404
+
+        # every action is an audit event in acme's log, none in root's own
+        audit = await a.get("/v1/events", params={"type": "tidings.audit.#", "limit": "1000"})
+        touched = [
+            e
+            for e in audit.json()["events"]
+            if e["subject"] == hook_id or e["data"].get("dead_letter") == letter_id
+        ]
+        assert {e["type"] for e in touched} >= {
+            "tidings.audit.webhook.created",
+            "tidings.audit.webhook.changed",
+            "tidings.audit.webhook.rotated",
+            "tidings.audit.webhook.deleted",
+            "tidings.audit.dead_letter.deleted",
+        }
+        assert all(e["data"]["key_prefix"] == ROOT[:12] for e in touched)
+        bulk = await a.get("/v1/events", params={"type": "tidings.audit.dead_letter.redriven"})
+        assert bulk.json()["events"], "the bulk redrive is audited in acme"
+        ours = await root.get("/v1/events", params={"type": "tidings.audit.webhook.#"})
+        assert all(e["subject"] != hook_id for e in ours.json()["events"])
+
+
+async def test_root_streams_another_tenants_events(
+    server: ServerProcess, root: httpx.AsyncClient
+) -> None:
+    keys = await make_tenant(root)
+    kind = unique("streamed").replace("-", "_") + ".happened"
+    params = {"tenant": keys.tenant, "type": kind}
+    async with aconnect_sse(root, "GET", STREAM, params=params) as stream:
+        frames = stream.aiter_sse()
+        assert (await anext(frames)).event == "connected"
+        async with _client(server, keys.publish) as publisher:
+            await publisher.post("/v1/events", json={"type": kind})
+        async with asyncio.timeout(10):
+            async for frame in frames:
+                if frame.event == "event":
+                    assert frame.json()["type"] == kind
+                    break
+    query = f"?tenant={keys.tenant}"
+    async with ws_connect(server, query=query, additional_headers={"X-API-Key": ROOT}) as ws:
+        subscribe = {"op": "subscribe", "id": "s1", "filter": {"type": kind}, "last_event_id": 0}
+        await ws_send(ws, subscribe)
+        assert (await ws_recv(ws))["op"] == "subscribed"
+        got = await ws_recv(ws)
+        assert got["op"] == "event" and got["event"]["type"] == kind
+
+
+async def test_a_key_without_root_naming_another_tenant_is_refused_with_403(
+    server: ServerProcess, root: httpx.AsyncClient
+) -> None:
+    mine, theirs = await make_tenant(root), await make_tenant(root)
+    hook = {"url": "http://127.0.0.1:9/x", "events": ["#"]}
+    other = {"tenant": theirs.tenant}
+    async with _client(server, mine.admin) as http:
+        for method, path, params, body in [
+            ("POST", "/v1/webhooks", None, {**hook, **other}),
+            ("GET", "/v1/webhooks", other, None),
+            ("GET", "/v1/dead-letters", other, None),
+            ("POST", "/v1/dead-letters/redrive", None, other),
+            ("POST", "/v1/dead-letters/redrive", other, None),
+            ("GET", "/v1/stats", other, None),
+            ("GET", "/v1/stats/counts", other, None),
+            ("GET", "/v1/keys", other, None),
+            ("GET", "/v1/events", other, None),
+            ("GET", "/v1/events/export", other, None),
+            ("GET", STREAM, other, None),
+        ]:
+            answer = await http.request(method, path, params=params, json=body)
+            assert answer.status_code == 403, (method, path, answer.text)
+            assert answer.json()["error"]["code"] == "forbidden"
+        # naming its own tenant is naming nothing
+        created = await http.post("/v1/webhooks", json={**hook, "tenant": mine.tenant})
+        assert created.status_code == 201, created.text
+        listed = await http.get("/v1/webhooks", params={"tenant": mine.tenant})
+        assert [w["id"] for w in listed.json()["webhooks"]] == [created.json()["id"]]
+        # and root's endpoint in its own tenant stays out of reach by id
+        theirs_hook = await root.post("/v1/webhooks", json={**hook, **other})
+        assert (await http.get(f"/v1/webhooks/{theirs_hook.json()['id']}")).status_code == 404
+    headers = {"X-API-Key": mine.subscribe}
+    with pytest.raises(InvalidStatus) as refused:
+        async with ws_connect(server, query=f"?tenant={theirs.tenant}", additional_headers=headers):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_root_naming_a_tenant_that_does_not_exist_is_refused(
+    root: httpx.AsyncClient,
+) -> None:
+    hook = {"url": "http://127.0.0.1:9/x", "events": ["#"]}
+    answer = await root.post("/v1/webhooks", json={**hook, "tenant": "no-such-tenant"})
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["details"][0]["loc"] == ["body", "tenant"]
+    answer = await root.post("/v1/dead-letters/redrive", json={"tenant": "no-such-tenant"})
+    assert answer.status_code == 422
+    for path in ["/v1/webhooks", "/v1/keys", "/v1/dead-letters", "/v1/stats", "/v1/events"]:
+        answer = await root.get(path, params={"tenant": "no-such-tenant"})
+        assert answer.status_code == 400, (path, answer.text)
+        error = answer.json()["error"]
+        assert error["code"] == "invalid_parameter"
+        assert error["details"][0]["loc"] == ["query", "tenant"]
+        assert "no-such-tenant" in error["message"]
+        answer = await root.get(path, params={"tenant": "Not_A_Tenant"})
+        assert answer.status_code == 400, (path, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_tenant"
+    answer = await root.post("/v1/webhooks", json={**hook, "tenant": "Not_A_Tenant"})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (422, "invalid_tenant")
+
+
 async def test_admin_actions_are_audit_events_in_the_tenants_own_log(
     server: ServerProcess, root: httpx.AsyncClient
 ) -> None:

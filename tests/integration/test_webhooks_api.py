@@ -197,6 +197,30 @@ def test_unknown_ids_answer_404(client: httpx.Client) -> None:
         error_of(answer, 404, "delivery_not_found")
 
 
+def test_with_auth_off_the_tenant_field_acts_as_for_a_root_key(
+    client: httpx.Client, receiver: Receiver
+) -> None:
+    # Auth off: the caller may do everything (the server listens on loopback only), so it
+    # may name a tenant, which must exist, and finds an endpoint by id in any tenant.
+    tenant = "blue-" + uuid.uuid4().hex[:8]
+    assert client.post("/v1/tenants", json={"id": tenant}).status_code == 201
+    own = create_endpoint(client, receiver.url, tenant="default")
+    blue = create_endpoint(client, receiver.url, tenant=tenant)
+    listed = {w["id"] for w in client.get("/v1/webhooks").json()["webhooks"]}
+    assert own["id"] in listed and blue["id"] not in listed
+    theirs = client.get("/v1/webhooks", params={"tenant": tenant}).json()["webhooks"]
+    assert [w["id"] for w in theirs] == [blue["id"]]
+    assert client.get(f"/v1/webhooks/{blue['id']}").status_code == 200
+    assert client.delete(f"/v1/webhooks/{blue['id']}").status_code == 204
+    assert client.get("/v1/webhooks", params={"tenant": tenant}).json()["webhooks"] == []
+    error_of(
+        client.post("/v1/webhooks", json={"url": receiver.url, "tenant": "no-such-tenant"}),
+        422,
+        "validation_error",
+    )
+    error_of(client.get("/v1/webhooks", params={"tenant": "no-such"}), 400, "invalid_parameter")
+
+
 # -- change, delete ------------------------------------------------------------------------
 
 
