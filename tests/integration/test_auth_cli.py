@@ -16,7 +16,11 @@ ROOT = "tdk_" + "cli0" * 11
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {"TIDINGS_AUTH": "on", "TIDINGS_BOOTSTRAP_KEY": ROOT}
+    env = {
+        "TIDINGS_AUTH": "on",
+        "TIDINGS_BOOTSTRAP_KEY": ROOT,
+        "TIDINGS_WEBHOOK_ALLOW_PRIVATE": "true",
+    }
     server = ServerProcess(tmp_path_factory.mktemp("auth-cli") / "data", env=env).start()
     yield server
     server.stop()
@@ -70,3 +74,38 @@ def test_unknown_scopes_are_named(hub: ServerProcess) -> None:
     )
     assert_clean_failure(result)
     assert "invalid_scopes" in result.stderr and "'write'" in result.stderr
+
+
+def test_root_manages_another_tenants_webhooks_and_dead_letters(hub: ServerProcess) -> None:
+    root = {"TIDINGS_KEY": ROOT}
+    made = tidings("tenants", "create", "cli-blue", url=hub.url, env=root)
+    assert made.returncode == 0, made.stderr
+    added = tidings(
+        "webhooks", "add", "http://127.0.0.1:9/hook", "--tenant", "cli-blue", "--json",
+        url=hub.url, env=root,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    hook_id = json.loads(added.stdout)["id"]
+    theirs = tidings("webhooks", "list", "--tenant", "cli-blue", "--json", url=hub.url, env=root)
+    assert [w["id"] for w in json.loads(theirs.stdout)] == [hook_id]
+    own = tidings("webhooks", "list", "--json", url=hub.url, env=root)
+    assert hook_id not in {w["id"] for w in json.loads(own.stdout)}
+    shown = tidings("webhooks", "show", hook_id, "--json", url=hub.url, env=root)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["id"] == hook_id
+    letters = tidings("dlq", "list", "--tenant", "cli-blue", "--json", url=hub.url, env=root)
+    assert letters.returncode == 0 and letters.stdout == ""
+    redriven = tidings("dlq", "redrive", "--all", "--tenant", "cli-blue", url=hub.url, env=root)
+    assert redriven.returncode == 0, redriven.stderr
+    assert "redriven 0" in redriven.stderr
+    deleted = tidings("webhooks", "delete", hook_id, url=hub.url, env=root)
+    assert deleted.returncode == 0, deleted.stderr
+
+    admin = tidings(
+        "keys", "create", "--name", "ops", "--scope", "admin", url=hub.url, env=root
+    ).stdout.strip()
+    refused = tidings("webhooks", "list", "--tenant", "cli-blue", "--key", admin, url=hub.url)
+    assert_clean_failure(refused)
+    assert "forbidden" in refused.stderr
+    unknown = tidings("webhooks", "list", "--tenant", "cli-none", url=hub.url, env=root)
+    assert_clean_failure(unknown)
+    assert "no tenant 'cli-none'" in unknown.stderr

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tidings.cli.filters import resolve_time
-from tidings.cli.http import USAGE, KeyOption, UrlOption, api, err, fail
+from tidings.cli.http import USAGE, KeyOption, TenantOption, UrlOption, api, err, fail
 
 out = Console(highlight=False, soft_wrap=True)
 dlq = typer.Typer(
@@ -105,6 +105,7 @@ def list_(
     until: UntilOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 100,
     follow: Annotated[bool, typer.Option("--all", help="Follow the pages to the end.")] = False,
+    tenant: TenantOption = None,
     as_json: JsonOption = False,
     url: UrlOption = None,
     key: KeyOption = None,
@@ -122,7 +123,7 @@ def list_(
     cursor: str | None = None
     with api(url) as client:
         while True:
-            page = client.dead_letters_page(**filters, limit=limit, cursor=cursor)
+            page = client.dead_letters_page(**filters, limit=limit, cursor=cursor, tenant=tenant)
             shown.extend(letter.raw for letter in page.items)
             cursor = page.next
             if not cursor or not follow:
@@ -171,6 +172,7 @@ def redrive(
     everything: Annotated[
         bool, typer.Option("--all", help="Redrive every dead letter (no filter).")
     ] = False,
+    tenant: TenantOption = None,
     as_json: JsonOption = False,
     url: UrlOption = None,
     key: KeyOption = None,
@@ -190,6 +192,8 @@ def redrive(
         raise fail("give an ID or filters, not both", USAGE)
     if letter_id is None and not filters and not everything:
         raise fail("give an ID, filters (--source, --topic...), or --all", USAGE)
+    if letter_id is not None and tenant is not None:
+        raise fail("--tenant goes with filters or --all; an ID is found in any tenant", USAGE)
     with api(url) as client:
         if letter_id is not None:
             stored = client.redrive_dead_letter(letter_id)
@@ -200,7 +204,7 @@ def redrive(
                 ids = ", ".join(event.id for event in stored) or "none"
                 err.print(f"stored {len(stored)} event(s): {ids}", markup=False)
             return
-        counts = client.redrive_dead_letters(**filters)
+        counts = client.redrive_dead_letters(**filters, tenant=tenant)
     if as_json:
         _print_json(dataclasses.asdict(counts))
         return

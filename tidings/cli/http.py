@@ -54,6 +54,15 @@ KeyOption = Annotated[
     ),
 ]
 
+TenantOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant",
+        help="Act in this tenant (needs a root key; default: the key's own).",
+        show_default=False,
+    ),
+]
+
 
 def api_key() -> str | None:
     """``--key``, else ``TIDINGS_KEY``, else none."""

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from tidings.cli.choices import DeliveryStatus
 from tidings.cli.filters import resolve_time
-from tidings.cli.http import KeyOption, UrlOption, api, err
+from tidings.cli.http import KeyOption, TenantOption, UrlOption, api, err
 
 out = Console(highlight=False, soft_wrap=True)
 webhooks = typer.Typer(
@@ -105,6 +105,7 @@ def add(
         ),
     ] = None,
     inactive: Annotated[bool, typer.Option("--inactive", help="Register it disabled.")] = False,
+    tenant: TenantOption = None,
     as_json: JsonOption = False,
     url: UrlOption = None,
     key: KeyOption = None,
@@ -116,6 +117,8 @@ def add(
       tidings webhooks add https://example.com/hooks --events 'order.*'
 
       tidings webhooks add https://ci.example/in -e 'build.#' --exclude-source ci -H 'X-Token: t'
+
+      tidings webhooks add https://acme.example/in --tenant acme   # a root key, for acme
     """
     headers: dict[str, str] = {}
     for item in header or []:
@@ -134,20 +137,29 @@ def add(
             description=description,
             rate_limit=rate_limit,
             headers=headers or None,
+            tenant=tenant,
         )
     _show_endpoint(created.raw, as_json)
 
 
 @webhooks.command("list")
-def list_(as_json: JsonOption = False, url: UrlOption = None, key: KeyOption = None) -> None:
-    """List the endpoints.
+def list_(
+    tenant: TenantOption = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """List the endpoints (of the key's tenant, or of --tenant with a root key; the other
+    commands find an endpoint by its id in any tenant with a root key).
 
     Examples:
 
       tidings webhooks list
+
+      tidings webhooks list --tenant acme
     """
     with api(url) as client:
-        found = [endpoint.raw for endpoint in client.list_webhooks()]
+        found = [endpoint.raw for endpoint in client.list_webhooks(tenant)]
     if as_json:
         _print_json(found)
     elif found:

@@ -327,8 +327,10 @@ def query(
     order: Order | None = None,
     limit: int | None = None,
     cursor: str | None = None,
+    tenant: str | None = None,
 ) -> Pager[Event]:
-    """History matching the filter; ``limit`` is the page size (the server's default 100)."""
+    """History matching the filter; ``limit`` is the page size (the server's default 100).
+    ``tenant``: another tenant's history (a root key only)."""
     params = filter_params(
         type=type,
         source=source,
@@ -348,6 +350,7 @@ def query(
         order=order,
         limit=limit,
         cursor=cursor,
+        tenant=tenant,
     )
     return Pager(_get("/v1/events", params), "events", Event.from_json)
 
@@ -365,6 +368,7 @@ def export(
     until: Moment = None,
     order: Order | None = None,
     limit: int | None = None,
+    tenant: str | None = None,
 ) -> Call:
     """The export request: every matching event, streamed, oldest first by default."""
     params: list[tuple[str, str]] = [("format", format)]
@@ -376,13 +380,14 @@ def export(
         trace_id=trace_id,
         where=where,
     )
-    _optional(params, since=since, until=until, order=order, limit=limit)
+    _optional(params, since=since, until=until, order=order, limit=limit, tenant=tenant)
     return _get("/v1/events/export", params)
 
 
-def stats() -> Op[dict[str, Any]]:
-    """Counts by type, source and hour, the store, streams and deliveries."""
-    return Op(_get("/v1/stats"), _model(dict, "events"))
+def stats(tenant: str | None = None) -> Op[dict[str, Any]]:
+    """Counts by type, source and hour, the store, streams and deliveries (of ``tenant``
+    with a root key, else of the key's own)."""
+    return Op(_get("/v1/stats", _optional([], tenant=tenant)), _model(dict, "events"))
 
 
 def ready() -> Op[dict[str, Any]]:
@@ -407,9 +412,11 @@ def create_webhook(
     description: str | None = None,
     rate_limit: float | None = None,
     headers: Mapping[str, str] | None = None,
+    tenant: str | None = None,
 ) -> Op[Webhook]:
     """Register an endpoint for the ``events`` type patterns and the other filters. The answer
-    carries the signing ``secret`` (generated unless given); it is not shown again."""
+    carries the signing ``secret`` (generated unless given); it is not shown again.
+    ``tenant``: register it in another tenant (a root key only)."""
     body: dict[str, Any] = {"url": url, "events": list(events), "active": active}
     criteria: dict[str, Any] = {}
     for name, values in (
@@ -428,15 +435,18 @@ def create_webhook(
         ("description", description),
         ("rate_limit", rate_limit),
         ("headers", dict(headers) if headers is not None else None),
+        ("tenant", tenant),
     ):
         if value is not None:
             body[name] = value
     return Op(_send("POST", "/v1/webhooks", body), _model(Webhook.from_json, "id", "url"))
 
 
-def list_webhooks() -> Op[list[Webhook]]:
-    """Every endpoint (secrets are not shown)."""
-    return Op(_get("/v1/webhooks"), _listed(Webhook.from_json, "webhooks"))
+def list_webhooks(tenant: str | None = None) -> Op[list[Webhook]]:
+    """Every endpoint (secrets are not shown); another tenant's with a root key. An endpoint,
+    its deliveries and dead letters are found by id in any tenant with a root key."""
+    call = _get("/v1/webhooks", _optional([], tenant=tenant))
+    return Op(call, _listed(Webhook.from_json, "webhooks"))
 
 
 def get_webhook(webhook_id: str) -> Op[Webhook]:
@@ -534,8 +544,9 @@ def dead_letters(
     order: Order | None = None,
     limit: int | None = None,
     cursor: str | None = None,
+    tenant: str | None = None,
 ) -> Pager[DeadLetter]:
-    """Parked input, newest first by default."""
+    """Parked input, newest first by default; another tenant's with a root key."""
     params = [
         (name, joined)
         for name, joined in (
@@ -545,7 +556,9 @@ def dead_letters(
         )
         if joined is not None
     ]
-    _optional(params, since=since, until=until, order=order, limit=limit, cursor=cursor)
+    _optional(
+        params, since=since, until=until, order=order, limit=limit, cursor=cursor, tenant=tenant
+    )
     return Pager(_get("/v1/dead-letters", params), "dead_letters", DeadLetter.from_json)
 
 
@@ -571,8 +584,10 @@ def redrive_dead_letters(
     reason: Values = None,
     since: Moment = None,
     until: Moment = None,
+    tenant: str | None = None,
 ) -> Op[Redriven]:
-    """Redrive every dead letter that matches (all of them when nothing is given)."""
+    """Redrive every dead letter that matches (all of them when nothing is given), in
+    ``tenant`` with a root key, else in the key's own."""
     body: dict[str, Any] = {}
     for name, value in (("source", source), ("topic", topic), ("reason", reason)):
         joined = _joined(value)
@@ -581,6 +596,8 @@ def redrive_dead_letters(
     for name, moment in (("since", since), ("until", until)):
         if moment is not None:
             body[name] = iso(moment)
+    if tenant is not None:
+        body["tenant"] = tenant
     call = _send("POST", "/v1/dead-letters/redrive", body)
     return Op(call, _model(Redriven.from_json, "redriven"))
 

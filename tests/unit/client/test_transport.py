@@ -148,6 +148,28 @@ def test_keys_are_created_and_listed_as_design_describes() -> None:
     assert [k.key for k in client.list_keys()] == [None]
 
 
+def test_a_root_key_names_another_tenant_in_the_body_or_the_query() -> None:
+    hook = {"id": "wh_1", "url": "http://h/x", "events": ["#"]}
+    client, sent = client_answering(
+        httpx2.Response(201, json=hook),
+        httpx2.Response(200, json={"webhooks": [hook]}),
+        httpx2.Response(200, json={"events": {}}),
+        httpx2.Response(200, json={"dead_letters": [], "next": None}),
+        httpx2.Response(200, json={"redriven": 0, "failed": 0, "events": 0, "failures": []}),
+        httpx2.Response(200, json={"events": [], "next": None}),
+    )
+    client.create_webhook("http://h/x", tenant="acme")
+    client.list_webhooks(tenant="acme")
+    client.stats(tenant="acme")
+    list(client.dead_letters(tenant="acme"))
+    client.redrive_dead_letters(source="s", tenant="acme")
+    list(client.query(type="a", tenant="acme"))
+    assert orjson.loads(sent[0].content)["tenant"] == "acme"
+    for request in (sent[1], sent[2], sent[3], sent[5]):
+        assert request.url.params["tenant"] == "acme", request.url
+    assert orjson.loads(sent[4].content) == {"source": "s", "tenant": "acme"}
+
+
 def test_an_id_with_a_slash_is_refused_before_anything_is_sent() -> None:
     client, sent = client_answering()
     with pytest.raises(TidingsError):
