@@ -13,6 +13,11 @@ Both variants run the same code path but for the auth middleware (off: it only c
 Host header), so the ratio is what the middleware, the key lookup, the scope check, the
 stream slot and the rate check cost. Prints a Markdown table; the JSON goes to bench/results/.
 
+The variants run one after the other, so drift on the machine between them lands on the
+ratio; the stream figure moved by 2x between runs of one variant. bench/auth/stream_pair.py
+measures the stream phase with both servers at once, and bench/auth/call_counts.py counts
+which functions run per delivered event (a count no noise changes).
+
     .venv/bin/python bench/auth/run.py                # 2 rounds, 12 s phases
     .venv/bin/python bench/auth/run.py --quick        # 1 round, 4 s phases
 """
