@@ -330,3 +330,22 @@ def test_history_documents_its_query_parameters(spec: dict[str, Any]) -> None:
     } <= names  # fmt: skip
     assert "422" not in operation["responses"]
     assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
+def test_a_root_key_names_another_tenant_where_the_document_says(spec: dict[str, Any]) -> None:
+    tenant_id = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}
+    for path in [
+        "/v1/events", "/v1/events/{event_id}", "/v1/events/export", "/v1/events/stream",
+        "/v1/webhooks", "/v1/dead-letters", "/v1/stats", "/v1/stats/counts", "/v1/keys",
+    ]:  # fmt: skip
+        operation = spec["paths"][path]["get"]
+        (tenant,) = [p for p in operation["parameters"] if p["name"] == "tenant"]
+        assert tenant["schema"] == tenant_id, path
+        assert {"400", "403"} <= set(operation["responses"]), path
+        assert "422" not in operation["responses"], path  # a parameter is refused with 400
+    body = spec["paths"]["/v1/webhooks"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["tenant"]["anyOf"][0] == tenant_id
+    assert {"403", "422"} <= set(spec["paths"]["/v1/webhooks"]["post"]["responses"])
+    for path in ["/v1/webhooks/{webhook_id}", "/v1/deliveries/{delivery_id}"]:
+        names = {p["name"] for p in spec["paths"][path]["get"]["parameters"]}
+        assert "tenant" not in names, path  # found by id in any tenant
