@@ -612,6 +612,8 @@ async def test_root_naming_a_tenant_that_does_not_exist_is_refused(
         assert answer.json()["error"]["code"] == "invalid_tenant"
     answer = await root.post("/v1/webhooks", json={**hook, "tenant": "Not_A_Tenant"})
     assert (answer.status_code, answer.json()["error"]["code"]) == (422, "invalid_tenant")
+    twice = await root.get("/v1/webhooks", params=[("tenant", "default"), ("tenant", "acme")])
+    assert (twice.status_code, twice.json()["error"]["code"]) == (400, "invalid_parameter")
 
 
 async def test_admin_actions_are_audit_events_in_the_tenants_own_log(
