@@ -38,6 +38,7 @@ class TidingsServer(uvicorn.Server):
         self.hub = hub  # told about the shutdown before uvicorn acts on it
         hub.streams.transport_of = self.transport_of
         hub.streams.chunked_of = self.chunked_of
+        hub.streams.settle = self.settle
 
     def _protocol_of(self, scope: Any) -> Any:
         """The uvicorn protocol of the open connection that is serving ``scope``.
@@ -68,6 +69,13 @@ class TidingsServer(uvicorn.Server):
         the same way may be written to its transport directly."""
         cycle = getattr(self._protocol_of(scope), "cycle", None)
         return getattr(cycle, "chunked_encoding", None) is True
+
+    def settle(self, scope: Any) -> None:
+        """Let the protocol serving ``scope`` drop what its request needed, now that the
+        response is a stream that only writes (``GuardedHttpProtocol.settle_stream``)."""
+        settle_stream = getattr(self._protocol_of(scope), "settle_stream", None)
+        if settle_stream is not None:
+            settle_stream(scope)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Open the store before uvicorn starts the app, so a store that cannot be used ends

@@ -44,7 +44,16 @@ def _top(diff: list[tracemalloc.StatisticDiff], n: int, per: int) -> list[str]:
     return lines
 
 
-async def measure(connections: int, port: int, top: int) -> None:
+def _tracebacks(diff: list[tracemalloc.StatisticDiff], n: int, per: int) -> list[str]:
+    lines = []
+    for stat in diff[:n]:
+        lines.append(f"{stat.size_diff / per:10.0f} B {stat.count_diff / per:7.2f} blocks")
+        for frame in stat.traceback:
+            lines.append(f"        {Path(frame.filename).name}:{frame.lineno}")
+    return lines
+
+
+async def measure(connections: int, port: int, top: int, frames: int) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="fanout-memory-"))
     settings = Settings(
         port=port, data_dir=data_dir, log_level="warning", heartbeat_s=86_400, host=HOST
@@ -76,6 +85,9 @@ async def measure(connections: int, port: int, top: int) -> None:
         print("\n".join(_top(after.compare_to(before, "lineno"), top, n)))
         print(f"\nby file (top {top}), per connection:")
         print("\n".join(_top(after.compare_to(before, "filename"), top, n)))
+        if frames > 1:
+            print(f"\nby traceback (top {top}, innermost frame last), per connection:")
+            print("\n".join(_tracebacks(after.compare_to(before, "traceback"), top, n)))
     finally:
         await asyncio.to_thread(gen.close)
         server.should_exit = True
@@ -88,15 +100,18 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=2000)
     ap.add_argument("--port", type=int, default=18473)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument(
+        "--frames", type=int, default=1, help="frames kept per allocation (>1: by traceback too)"
+    )
     args = ap.parse_args()
     raise_fd_limit()
-    tracemalloc.start(1)
+    tracemalloc.start(args.frames)
     try:
         import uvloop
     except ImportError:
-        asyncio.run(measure(args.connections, args.port, args.top))
+        asyncio.run(measure(args.connections, args.port, args.top, args.frames))
     else:
-        uvloop.run(measure(args.connections, args.port, args.top))
+        uvloop.run(measure(args.connections, args.port, args.top, args.frames))
 
 
 if __name__ == "__main__":

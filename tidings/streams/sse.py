@@ -307,6 +307,7 @@ class SSEResponse(Response):
         registry.add(conn)
         if registry.chunked_of(scope):
             conn.direct = conn.socket_transport
+        registry.settle(scope)  # the request's headers have been read: the parser may go
         try:
             sub = conn.add_subscription("", self._tenant, self._filter, self._position)
             hello = {
