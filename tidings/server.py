@@ -70,12 +70,13 @@ class TidingsServer(uvicorn.Server):
         cycle = getattr(self._protocol_of(scope), "cycle", None)
         return getattr(cycle, "chunked_encoding", None) is True
 
-    def settle(self, scope: Any) -> None:
+    def settle(self, scope: Any) -> asyncio.Future[None] | None:
         """Let the protocol serving ``scope`` drop what its request needed, now that the
-        response is a stream that only writes (``GuardedHttpProtocol.settle_stream``)."""
+        response is a stream that only writes (``GuardedHttpProtocol.settle_stream``); the
+        future it answers is done when the connection is gone."""
         settle_stream = getattr(self._protocol_of(scope), "settle_stream", None)
-        if settle_stream is not None:
-            settle_stream(scope)
+        gone: asyncio.Future[None] | None = settle_stream(scope) if settle_stream else None
+        return gone
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Open the store before uvicorn starts the app, so a store that cannot be used ends

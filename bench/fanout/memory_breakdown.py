@@ -101,17 +101,21 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=18473)
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="uvloop is what runs"
+    )
+    ap.add_argument(
         "--frames", type=int, default=1, help="frames kept per allocation (>1: by traceback too)"
     )
     args = ap.parse_args()
     raise_fd_limit()
     tracemalloc.start(args.frames)
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(measure(args.connections, args.port, args.top, args.frames))
+    run = measure(args.connections, args.port, args.top, args.frames)
+    if args.loop == "asyncio":
+        asyncio.run(run)
     else:
-        uvloop.run(measure(args.connections, args.port, args.top, args.frames))
+        import uvloop
+
+        uvloop.run(run)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ class App:
         self.streaming = asyncio.Event()
         self.end_stream = asyncio.Event()
         self.stream_headers: list[tuple[bytes, bytes]] = []
+        self.gone: asyncio.Future[None] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -74,7 +75,7 @@ class App:
         if scope["path"] == "/stream":
             self.stream_headers = list(scope["headers"])
             assert self.protocol is not None
-            self.protocol.settle_stream(scope)
+            self.gone = self.protocol.settle_stream(scope)
             await send(
                 {"type": "http.response.body", "body": b"data: hello\n\n", "more_body": True}
             )
@@ -174,7 +175,7 @@ async def test_a_settle_for_another_scope_changes_nothing() -> None:
     protocol.data_received(PING)
     await settle_loop()
     protocol.data_received(b"GET /ping HTTP/1.1\r\nHost: t")  # a next request half read
-    protocol.settle_stream({"headers": []})
+    assert protocol.settle_stream({"headers": []}) is None  # not its request
     protocol.settle_stream(protocol.scope)  # its headers are not complete: nothing goes
     assert protocol.parser is not None and protocol.headers == []
     protocol.data_received(b"est\r\n\r\n")
@@ -206,3 +207,26 @@ async def test_writes_paused_by_the_transport_wait_for_it_to_resume() -> None:
     protocol.resume_writing()
     await settle_loop()
     assert transport.written.endswith(b"pong\r\n0\r\n\r\n")
+
+
+async def test_the_future_of_a_settled_stream_is_done_when_the_connection_is_lost() -> None:
+    app = App()
+    protocol, _ = make_protocol(app)
+    protocol.data_received(STREAM)
+    await asyncio.wait_for(app.streaming.wait(), 5)
+    assert app.gone is not None and not app.gone.done()
+    protocol.connection_lost(None)
+    assert app.gone.done()
+    app.end_stream.set()
+    await settle_loop()
+
+
+async def test_the_future_of_a_settled_stream_is_done_when_its_response_is_over() -> None:
+    app = App()
+    protocol, transport = make_protocol(app)
+    protocol.data_received(STREAM)
+    await asyncio.wait_for(app.streaming.wait(), 5)
+    assert app.gone is not None and not app.gone.done()
+    app.end_stream.set()
+    await settle_loop()
+    assert app.gone.done() and not transport.closed
