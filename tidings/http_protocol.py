@@ -329,11 +329,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         coroutines, event wait and message weigh 0.6 KB more); None when ``scope`` is not
         this connection's current request.
 
-        What goes is the parser (0.9 KB with the callbacks it binds) and the request's header
-        list, which the handler has read. A parser between two keep-alive requests is in the
-        state of a new one, so the next request's first bytes get a new parser; a request
-        that is not complete, bytes of a pipelined one or a connection that closes after this
-        response keep their parser.
+        What goes is the parser (0.9 KB with the callbacks it binds), the request's raw target
+        and its header list, which the handler has read. A parser between two keep-alive
+        requests is in the state of a new one, so the next request's first bytes get a new
+        parser; a request that is not complete, bytes of a pipelined one or a connection that
+        closes after this response keep their parser.
         """
         if scope is not self.scope:
             return None
@@ -351,6 +351,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _release_request(self, scope: Any) -> None:
         if not self.pipeline and self.cycle is not None and self.cycle.keep_alive:
             self.parser = None  # type: ignore[assignment]
+        self.url = b""  # read into the scope's path and query string
         self.headers.clear()
         headers = scope.get("headers")
         if isinstance(headers, list):  # a copy of it, when Starlette's ``Headers`` has read it

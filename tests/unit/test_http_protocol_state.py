@@ -110,6 +110,7 @@ async def test_a_settled_stream_holds_no_parser_or_headers_and_the_next_request_
     assert (b"x-big", b"x" * 200) in app.stream_headers  # the handler read them before
     assert protocol.parser is None
     assert protocol.headers == [] and protocol.scope["headers"] == []
+    assert protocol.url == b"" and protocol.scope["path"] == "/stream"
     assert b"data: hello" in transport.written
 
     app.end_stream.set()  # the stream ends (a revoked key, say) and the connection stays open
