@@ -39,6 +39,10 @@ class TidingsServer(uvicorn.Server):
         hub.streams.transport_of = self.transport_of
         hub.streams.chunked_of = self.chunked_of
         hub.streams.settle = self.settle
+        self._last_found: tuple[Any, Any] = (
+            None,
+            None,
+        )  # the last scope looked up, and its protocol
 
     def _protocol_of(self, scope: Any) -> Any:
         """The uvicorn protocol of the open connection that is serving ``scope``.
@@ -49,11 +53,15 @@ class TidingsServer(uvicorn.Server):
         """
         if not scope:
             return None
+        last_scope, last_found = self._last_found
+        if scope is last_scope:  # a stream asks several questions about its scope in a row
+            return last_found
         connections = list(self.server_state.connections)
         found = next((c for c in connections if getattr(c, "scope", None) is scope), None)
         if found is None and scope.get("client"):
             peer = tuple(scope["client"])
             found = next((c for c in connections if getattr(c, "client", None) == peer), None)
+        self._last_found = (scope, found)
         return found
 
     def transport_of(self, scope: Any) -> asyncio.WriteTransport | None:

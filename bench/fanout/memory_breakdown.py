@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import tracemalloc
+from collections import Counter
 from pathlib import Path
 
 from run import LoadGen
@@ -42,6 +43,11 @@ def _top(diff: list[tracemalloc.StatisticDiff], n: int, per: int) -> list[str]:
             f"  ({Path(frame.filename).parent.name})"
         )
     return lines
+
+
+def _types() -> Counter[str]:
+    """How many objects of each type the garbage collector tracks (containers only)."""
+    return Counter(type(o).__qualname__ for o in gc.get_objects())
 
 
 def _tracebacks(diff: list[tracemalloc.StatisticDiff], n: int, per: int) -> list[str]:
@@ -71,11 +77,13 @@ async def measure(connections: int, port: int, top: int, frames: int) -> None:
         await asyncio.to_thread(gen.ask, ("close",))
         await asyncio.sleep(1.0)
         gc.collect()
+        types_before = _types()
         before, rss_before = tracemalloc.take_snapshot(), vm_rss_kb(os.getpid())
         opened = await gen.connect(port, path, connections)
         await asyncio.sleep(2.0)
         gc.collect()
         after, rss_after = tracemalloc.take_snapshot(), vm_rss_kb(os.getpid())
+        types_after = _types()
         n = max(1, opened["open"])
         traced = sum(s.size_diff for s in after.compare_to(before, "filename"))
         print(f"{opened['open']:,} idle SSE connections")
@@ -85,6 +93,13 @@ async def measure(connections: int, port: int, top: int, frames: int) -> None:
         print("\n".join(_top(after.compare_to(before, "lineno"), top, n)))
         print(f"\nby file (top {top}), per connection:")
         print("\n".join(_top(after.compare_to(before, "filename"), top, n)))
+        print("\nobjects the garbage collector tracks, by type, per connection:")
+        counts = Counter(types_after)
+        counts.subtract(types_before)
+        tracked = sum(counts.values())
+        print(f"{tracked / n:10.2f}  all")
+        for name, count in counts.most_common(top):
+            print(f"{count / n:10.2f}  {name}")
         if frames > 1:
             print(f"\nby traceback (top {top}, innermost frame last), per connection:")
             print("\n".join(_tracebacks(after.compare_to(before, "traceback"), top, n)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import deque
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +20,8 @@ from uvicorn.server import ServerState
 
 from tidings.connection_limits import ConnectionLimits
 from tidings.http_protocol import GuardedHttpProtocol, guarded_protocol
+from tidings.server import TidingsServer
+from tidings.streams.registry import StreamRegistry
 
 STREAM = (
     b"GET /stream HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\nX-Big: "
@@ -231,3 +234,25 @@ async def test_the_future_of_a_settled_stream_is_done_when_its_response_is_over(
     app.end_stream.set()
     await settle_loop()
     assert app.gone.done() and not transport.closed
+
+
+class _Conn:
+    def __init__(self, scope: dict[str, Any]) -> None:
+        self.scope = scope
+        self.client = scope["client"]
+
+
+def test_the_server_finds_the_protocol_of_a_scope_and_remembers_the_last_one() -> None:
+    """A stream asks three questions about its scope in a row (its transport, its framing,
+    settling): one look through the open connections answers all three."""
+    hub = SimpleNamespace(streams=StreamRegistry())
+    server = TidingsServer(Config(App()), hub)  # type: ignore[arg-type]
+    first = _Conn({"client": ("10.0.0.1", 1)})
+    second = _Conn({"client": ("10.0.0.2", 2)})
+    server.server_state.connections.update({first, second})  # type: ignore[arg-type]
+    assert server._protocol_of(first.scope) is first
+    assert server._protocol_of(second.scope) is second
+    server.server_state.connections.clear()
+    assert server._protocol_of(second.scope) is second  # remembered
+    assert server._protocol_of(first.scope) is None  # gone
+    assert server._protocol_of(None) is None
