@@ -266,22 +266,6 @@ DRAIN_POLL_S = 0.05  # how often a task waiting on unsent bytes looks whether th
 class SSEResponse(Response):
     """Runs one SSE connection as the response body."""
 
-    # Slots, not an instance dict: this object lives as long as the stream.
-    __slots__ = (
-        "_filter",
-        "_heartbeat_s",
-        "_position",
-        "_registry",
-        "_router",
-        "_stall_s",
-        "_store",
-        "_tenant",
-        "_truncated",
-        "background",
-        "raw_headers",
-        "status_code",
-    )
-
     def __init__(
         self,
         *,
