@@ -38,6 +38,11 @@ class TidingsServer(uvicorn.Server):
         self.hub = hub  # told about the shutdown before uvicorn acts on it
         hub.streams.transport_of = self.transport_of
         hub.streams.chunked_of = self.chunked_of
+        hub.streams.settle = self.settle
+        self._last_found: tuple[Any, Any] = (
+            None,
+            None,
+        )  # the last scope looked up, and its protocol
 
     def _protocol_of(self, scope: Any) -> Any:
         """The uvicorn protocol of the open connection that is serving ``scope``.
@@ -48,11 +53,15 @@ class TidingsServer(uvicorn.Server):
         """
         if not scope:
             return None
+        last_scope, last_found = self._last_found
+        if scope is last_scope:  # a stream asks several questions about its scope in a row
+            return last_found
         connections = list(self.server_state.connections)
         found = next((c for c in connections if getattr(c, "scope", None) is scope), None)
         if found is None and scope.get("client"):
             peer = tuple(scope["client"])
             found = next((c for c in connections if getattr(c, "client", None) == peer), None)
+        self._last_found = (scope, found)
         return found
 
     def transport_of(self, scope: Any) -> asyncio.WriteTransport | None:
@@ -68,6 +77,14 @@ class TidingsServer(uvicorn.Server):
         the same way may be written to its transport directly."""
         cycle = getattr(self._protocol_of(scope), "cycle", None)
         return getattr(cycle, "chunked_encoding", None) is True
+
+    def settle(self, scope: Any) -> asyncio.Future[None] | None:
+        """Let the protocol serving ``scope`` drop what its request needed, now that the
+        response is a stream that only writes (``GuardedHttpProtocol.settle_stream``); the
+        future it answers is done when the connection is gone."""
+        settle_stream = getattr(self._protocol_of(scope), "settle_stream", None)
+        gone: asyncio.Future[None] | None = settle_stream(scope) if settle_stream else None
+        return gone
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Open the store before uvicorn starts the app, so a store that cannot be used ends

@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import tracemalloc
+from collections import Counter
 from pathlib import Path
 
 from run import LoadGen
@@ -44,7 +45,21 @@ def _top(diff: list[tracemalloc.StatisticDiff], n: int, per: int) -> list[str]:
     return lines
 
 
-async def measure(connections: int, port: int, top: int) -> None:
+def _types() -> Counter[str]:
+    """How many objects of each type the garbage collector tracks (containers only)."""
+    return Counter(type(o).__qualname__ for o in gc.get_objects())
+
+
+def _tracebacks(diff: list[tracemalloc.StatisticDiff], n: int, per: int) -> list[str]:
+    lines = []
+    for stat in diff[:n]:
+        lines.append(f"{stat.size_diff / per:10.0f} B {stat.count_diff / per:7.2f} blocks")
+        for frame in stat.traceback:
+            lines.append(f"        {Path(frame.filename).name}:{frame.lineno}")
+    return lines
+
+
+async def measure(connections: int, port: int, top: int, frames: int) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="fanout-memory-"))
     settings = Settings(
         port=port, data_dir=data_dir, log_level="warning", heartbeat_s=86_400, host=HOST
@@ -62,11 +77,13 @@ async def measure(connections: int, port: int, top: int) -> None:
         await asyncio.to_thread(gen.ask, ("close",))
         await asyncio.sleep(1.0)
         gc.collect()
+        types_before = _types()
         before, rss_before = tracemalloc.take_snapshot(), vm_rss_kb(os.getpid())
         opened = await gen.connect(port, path, connections)
         await asyncio.sleep(2.0)
         gc.collect()
         after, rss_after = tracemalloc.take_snapshot(), vm_rss_kb(os.getpid())
+        types_after = _types()
         n = max(1, opened["open"])
         traced = sum(s.size_diff for s in after.compare_to(before, "filename"))
         print(f"{opened['open']:,} idle SSE connections")
@@ -76,6 +93,16 @@ async def measure(connections: int, port: int, top: int) -> None:
         print("\n".join(_top(after.compare_to(before, "lineno"), top, n)))
         print(f"\nby file (top {top}), per connection:")
         print("\n".join(_top(after.compare_to(before, "filename"), top, n)))
+        print("\nobjects the garbage collector tracks, by type, per connection:")
+        counts = Counter(types_after)
+        counts.subtract(types_before)
+        tracked = sum(counts.values())
+        print(f"{tracked / n:10.2f}  all")
+        for name, count in counts.most_common(top):
+            print(f"{count / n:10.2f}  {name}")
+        if frames > 1:
+            print(f"\nby traceback (top {top}, innermost frame last), per connection:")
+            print("\n".join(_tracebacks(after.compare_to(before, "traceback"), top, n)))
     finally:
         await asyncio.to_thread(gen.close)
         server.should_exit = True
@@ -88,15 +115,22 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=2000)
     ap.add_argument("--port", type=int, default=18473)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="uvloop is what runs"
+    )
+    ap.add_argument(
+        "--frames", type=int, default=1, help="frames kept per allocation (>1: by traceback too)"
+    )
     args = ap.parse_args()
     raise_fd_limit()
-    tracemalloc.start(1)
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(measure(args.connections, args.port, args.top))
+    tracemalloc.start(args.frames)
+    run = measure(args.connections, args.port, args.top, args.frames)
+    if args.loop == "asyncio":
+        asyncio.run(run)
     else:
-        uvloop.run(measure(args.connections, args.port, args.top))
+        import uvloop
+
+        uvloop.run(run)
 
 
 if __name__ == "__main__":

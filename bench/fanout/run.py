@@ -54,6 +54,7 @@ from servers import (
     NchanServer,
     Server,
     TidingsAsyncioServer,
+    TidingsAtRevision,
     TidingsNormalServer,
     TidingsServer,
     nchan_version,
@@ -496,6 +497,8 @@ def make_server(cfg: Config, name: str) -> Server:
         return TidingsAsyncioServer(cfg.tidings_port)
     if name == "nchan":
         return NchanServer(cfg.nchan_port)
+    if name.startswith("tidings@"):
+        return TidingsAtRevision(cfg.tidings_port, name.partition("@")[2])
     raise ValueError(f"unknown server {name!r}")
 
 
@@ -615,8 +618,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool]:
     ap.add_argument(
         "--servers",
         default="tidings,nchan",
-        help="comma list of tidings, nchan, tidings-normal (a diagnostic: no fsync) and "
-        "tidings-asyncio (a diagnostic: asyncio's loop instead of uvloop)",
+        help="comma list of tidings, nchan, tidings-normal (a diagnostic: no fsync), "
+        "tidings-asyncio (a diagnostic: asyncio's loop instead of uvloop) and tidings@<git "
+        "revision> (that commit's tidings/, for before/after figures)",
     )
     ap.add_argument(
         "--profile", action="store_true", help="py-spy on Tidings in every window (not for figures)"

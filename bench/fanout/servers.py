@@ -81,6 +81,9 @@ class Server(ABC):
     @abstractmethod
     def command(self) -> list[str]: ...
 
+    def cwd(self) -> Path:
+        return ROOT
+
     def env(self) -> dict[str, str]:
         return dict(os.environ)
 
@@ -92,7 +95,7 @@ class Server(ABC):
             raise RuntimeError(f"port {self.port} is in use")
         with self.log_path.open("wb") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                self.command(), cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT
+                self.command(), cwd=self.cwd(), env=self.env(), stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -171,6 +174,26 @@ class TidingsAsyncioServer(TidingsServer):
 
     def command(self) -> list[str]:
         return [sys.executable, str(HERE / "asyncio_loop.py"), *super().command()[3:]]
+
+
+class TidingsAtRevision(TidingsServer):
+    """Tidings as committed at a git revision (``tidings@<rev>``), beside the working tree's,
+    for before/after figures from one run: that revision's ``tidings/`` is exported into the
+    run's directory and ``python -m tidings`` starts there (the current directory comes first
+    on ``sys.path``), with this checkout's virtualenv."""
+
+    def __init__(self, port: int, revision: str) -> None:
+        self.name = f"tidings@{revision}"
+        super().__init__(port)
+        self.src = self.dir / "src"
+        self.src.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", revision, "tidings"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(self.src)], input=archive, check=True)
+
+    def cwd(self) -> Path:
+        return self.src
 
 
 class NchanServer(Server):

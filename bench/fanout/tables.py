@@ -6,7 +6,7 @@ from __future__ import annotations
 from statistics import mean
 from typing import Any
 
-MEMORY_TARGET_KB = 30.0  # per idle SSE connection, above the idle process
+MEMORY_TARGET_KB = 10.0  # per idle SSE connection, above the idle process
 MEMORY_TARGET_CONNECTIONS = 10_000
 TARGET_SUBSCRIBERS = 1000
 RATE_TARGET = 0.5  # Tidings' flat delivery rate at least half of nchan's

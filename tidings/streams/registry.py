@@ -35,6 +35,10 @@ class StreamRegistry:
         # Set by the server: whether the response of a scope is sent as HTTP/1.1 chunks, so
         # that live writes may frame their bytes themselves and skip the ASGI send.
         self.chunked_of: Callable[[Any], bool] = lambda scope: False
+        # Set by the server: tells the connection serving a scope that its response is a
+        # stream that only writes from now on, so what reading the request needed may go;
+        # answers a future done when that connection is gone (None: the ASGI receive says).
+        self.settle: Callable[[Any], asyncio.Future[None] | None] = lambda scope: None
         # SSE connections woken this loop turn; their events counted once per flush
         self.live = LiveWrites(metrics.STREAM_EVENTS.labels("sse").inc)
         self.heartbeats = HeartbeatClock()  # SSE connections' heartbeats

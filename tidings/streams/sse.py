@@ -61,6 +61,7 @@ class SSEConnection(StreamConnection):
         self._next_heartbeat = 0.0  # loop time when the next heartbeat is due
         self._heartbeat_due = False  # a heartbeat is owed
         self.finished = False  # the response is over (or the socket was dropped)
+        self.gone: asyncio.Future[None] | None = None  # what the response's task awaits
         self.end_reason = "client"  # why, for the registry's counts
 
     # -- framing ----------------------------------------------------------------------------
@@ -245,6 +246,8 @@ class SSEConnection(StreamConnection):
 
     def _end(self, *, drop: bool) -> None:
         self.finished = True
+        if self.gone is not None and not self.gone.done():
+            self.gone.set_result(None)  # the response is over: its task stops waiting
         if drop:
             self._registry.drop(self)
 
@@ -307,28 +310,19 @@ class SSEResponse(Response):
         registry.add(conn)
         if registry.chunked_of(scope):
             conn.direct = conn.socket_transport
+        # The request has been read: its parser and headers may go, and the server says when
+        # the connection is gone with one future (None: the ASGI receive says it).
+        conn.gone = registry.settle(scope)
         try:
-            sub = conn.add_subscription("", self._tenant, self._filter, self._position)
-            hello = {
-                "connection_id": conn.id,
-                "filter": self._filter.to_dict(),
-                "position": sub.cursor.position,
-            }
-            conn.push(sse_frame("connected", hello))
-            if self._truncated:
-                conn.system(
-                    "history_truncated",
-                    {
-                        "message": "events after the resume point were deleted by retention",
-                        **self._truncated,
-                    },
-                )
-            conn.start_heartbeats()
+            self._start(conn)
             # This task only waits for the client to go; the stream is written by live
             # writes and, while it is not live, by the connection's own task. The end of the
             # response (or the reset of a stalled socket) ends this wait too.
-            while (await receive())["type"] != "http.disconnect":
-                pass
+            if conn.gone is not None:
+                await conn.gone
+            else:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
         finally:
             task = conn._task
             conn.stop()
@@ -337,3 +331,23 @@ class SSEResponse(Response):
                     await task
             conn.remove_all()
             registry.remove(conn, conn.end_reason)
+
+    def _start(self, conn: SSEConnection) -> None:
+        """Subscribe and queue the first frames (outside ``__call__``, whose frame lives as
+        long as the stream and would keep what is made here)."""
+        sub = conn.add_subscription("", self._tenant, self._filter, self._position)
+        hello = {
+            "connection_id": conn.id,
+            "filter": self._filter.to_dict(),
+            "position": sub.cursor.position,
+        }
+        conn.push(sse_frame("connected", hello))
+        if self._truncated:
+            conn.system(
+                "history_truncated",
+                {
+                    "message": "events after the resume point were deleted by retention",
+                    **self._truncated,
+                },
+            )
+        conn.start_heartbeats()
