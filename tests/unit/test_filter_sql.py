@@ -237,6 +237,22 @@ def _one(params: dict[str, Any], *specs: dict[str, Any]) -> None:
         ({"data.a": str(2**63)}, [{"data": {"a": 2**63}}, {"data": {"a": float(2**63)}}]),
         ({"data.a": str(2**63 - 1)}, [{"data": {"a": 2**63 - 1}}, {"data": {"a": 2**63}}]),
         ({"data.a": "-9223372036854775808"}, [{"data": {"a": -(2**63)}}]),
+        # the substring prefilter: values as orjson writes them, inside other text or not
+        ({"data.a": 'q"u\\o\u00e9\n\u2028'}, [{"data": {"a": 'q"u\\o\u00e9\n\u2028'}}]),
+        ({"data.a": "é,😀,ü"}, [{"data": {"a": "é"}}, {"data": {"a": "😀"}}, {"data": {"a": "u"}}]),
+        ({"data.a": "x\x01y"}, [{"data": {"a": "x\x01y"}}, {"data": {"a": "x\\u0001y"}}]),
+        ({"data.a": "1"}, [{"data": {"a": 1.0}}, {"data": {"a": -1}}, {"data": {"a": "1"}}]),
+        ({"data.a": "1.0"}, [{"data": {"a": 1}}, {"data": {"a": True}}, {"data": {"a": "1.0"}}]),
+        ({"data.a": "-1"}, [{"data": {"a": -1.0}}, {"data": {"a": 1}}, {"data": {"a": -1}}]),
+        ({"data.a": "0"}, [{"data": {"a": -0.0}}, {"data": {"a": 0}}, {"data": {"a": False}}]),
+        ({"data.a": "-0.0"}, [{"data": {"a": 0}}, {"data": {"a": 0.0}}]),
+        ({"data.a": "1e16"}, [{"data": {"a": 10**16}}, {"data": {"a": 1e16}}]),
+        ({"data.a": "10000000000000000"}, [{"data": {"a": 1e16}}, {"data": {"a": 10**16}}]),
+        ({"data.a": "123456789012345678"}, [{"data": {"a": 1.2345678901234568e17}}]),
+        ({"data.a": "2.5e-7"}, [{"data": {"a": 2.5e-7}}, {"data": {"a": -2.5e-7}}]),
+        ({"data.a": "-2.5"}, [{"data": {"a": -2.5}}, {"data": {"a": 2.5}}]),
+        ({"data.a": "false"}, [{"data": {"a": False}}, {"data": {"a": 0}}, {"data": {"b": False}}]),
+        ({"data.a": "7"}, [{"data": {"a": 8, "b": 7}}, {"data": {"a": 17}}, {"data": {"a": 7}}]),
         ({"type": "a.#"}, [{"type": "a"}, {"type": "a.b.c"}, {"type": "b.a"}]),
         ({"type": "*.b"}, [{"type": "a.b"}, {"type": "b"}, {"type": "a.b.b"}]),
         ({"subject": "s1"}, [{"subject": None}, {"subject": "s1"}, {"subject": ""}]),
@@ -245,6 +261,12 @@ def _one(params: dict[str, Any], *specs: dict[str, Any]) -> None:
 )
 def test_sql_agrees_on_the_edge_cases(params: dict[str, Any], specs: list[dict[str, Any]]) -> None:
     _one(params, *specs)
+
+
+def test_a_data_condition_searches_the_text_before_calling_the_json_functions() -> None:
+    conditions, params = filter_clause(parse_filter({"data.level": "17"}))
+    assert conditions[0].startswith("((instr(data, ?) > 0) AND ("), conditions
+    assert params[0] == "17"  # "17" and its string form '"17"': the shorter one implies both
 
 
 def test_an_empty_filter_has_no_conditions() -> None:

@@ -73,6 +73,52 @@ def _number_condition(column: str, path: str, value: float) -> tuple[str, list[A
     return "(" + " OR ".join(ors) + ")", params
 
 
+def _tokens(value: Any) -> set[str] | None:
+    """Texts of which one appears in any stored document holding ``value``, or None.
+
+    Documents are stored as orjson wrote them (every write path encodes with orjson; a copy
+    between stores keeps the text): an equal string is written as ``orjson.dumps(value)``, an
+    equal integer as its digits, an equal float as orjson writes that float (a minus sign
+    before the same text when negative), true, false and null as themselves.
+    """
+    if value is None or isinstance(value, bool):
+        return {orjson.dumps(value).decode()}
+    if isinstance(value, str):
+        try:
+            return {orjson.dumps(value).decode()}
+        except orjson.JSONEncodeError:  # a lone surrogate: leave it to the exact condition
+            return None
+    if isinstance(value, int | float):
+        tokens = set()
+        if isinstance(value, int) or value.is_integer():
+            tokens.add(str(abs(int(value))))
+        try:
+            if float(value) == value:
+                tokens.add(orjson.dumps(abs(float(value))).decode())
+        except OverflowError:  # an integer no float equals
+            pass
+        return tokens
+    return None
+
+
+def _prefilter(column: str, values: tuple[Any, ...]) -> tuple[str, list[str]] | None:
+    """A cheap necessary condition (substring search, in C) ahead of the JSON functions.
+
+    A page with a ``data.<path>`` filter walks the log by seq; calling json_extract() on every
+    row costs several times more than finding that the value's text is not in the row at all.
+    """
+    tokens: set[str] = set()
+    for value in values:
+        found = _tokens(value)
+        if found is None:
+            return None
+        tokens |= found
+    # a text containing another is implied by it
+    needed = sorted(t for t in tokens if not any(o != t and o in t for o in tokens))
+    sql = " OR ".join(f"instr({column}, ?) > 0" for _ in needed)
+    return f"({sql})", needed
+
+
 def filter_clause(flt: Filter) -> tuple[list[str], list[Any]]:
     """SQL conditions (to AND together) and their parameters for ``flt``."""
     conditions: list[str] = []
@@ -104,11 +150,15 @@ def filter_clause(flt: Filter) -> tuple[list[str], list[Any]]:
         column = "data" if condition.root == "data" else "metadata"
         path = _json_path(condition.path)
         ors = []
+        prefilter = _prefilter(column, condition.values)
+        if prefilter is not None:
+            params.extend(prefilter[1])
         for value in condition.values:
             sql, values = _value_condition(column, path, value)
             ors.append(sql)
             params.extend(values)
-        conditions.append("(" + " OR ".join(ors) + ")")
+        exact = "(" + " OR ".join(ors) + ")"
+        conditions.append(exact if prefilter is None else f"({prefilter[0]} AND {exact})")
     return conditions, params
 
 
