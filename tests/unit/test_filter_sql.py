@@ -302,3 +302,40 @@ def test_a_trace_id_lookup_searches_its_index_instead_of_scanning_the_tenant() -
     finally:
         conn.close()
     assert "events_by_trace (tenant=? AND trace_id=?)" in plan, plan
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(EVENT, min_size=1, max_size=12),
+    st.lists(st.sampled_from(["a", "b", "a.b", "c.a", "b.b.b", "x"]), min_size=2, max_size=4),
+    st.sampled_from(["asc", "desc"]),
+    st.integers(0, 5),
+    st.one_of(st.none(), st.integers(0, 12)),
+    st.one_of(st.none(), NAMES),
+)
+def test_a_list_of_type_literals_merges_one_page_per_type(
+    specs: list[dict[str, Any]],
+    types: list[str],
+    order: str,
+    limit: int,
+    after: int | None,
+    sources: list[str] | None,
+) -> None:
+    events = [make_event(seq, spec) for seq, spec in enumerate(specs, start=1)]
+    events.append(make_event(len(events) + 1, specs[0], tenant="other"))
+    params: dict[str, Any] = {"type": types} | ({"source": sources} if sources else {})
+    flt = parse_filter(params)
+    query = Query(filter=flt, order="asc" if order == "asc" else "desc", limit=limit, after=after)
+    sql, values = query_sql("default", query)
+    assert (" UNION ALL " in sql) == (len(set(types)) > 1)
+    matching = [
+        e.seq
+        for e in events
+        if e.tenant == "default" and flt.matches(e) and (after is None or e.seq > after)
+    ]
+    wanted = (matching if order == "asc" else matching[::-1])[:limit]
+    conn = open_table(events)
+    try:
+        assert [row[0] for row in conn.execute(sql, values)] == wanted
+    finally:
+        conn.close()

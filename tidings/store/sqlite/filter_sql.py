@@ -6,6 +6,7 @@ generated events and filters.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -184,14 +185,32 @@ def where_clause(tenant: str, query: Query) -> tuple[str, list[Any]]:
     return " AND ".join(where), params
 
 
+MERGED_TYPES = 8  # at most this many type literals are read one by one and merged
+
+
 def query_sql(tenant: str, query: Query) -> tuple[str, list[Any]]:
     """The full SELECT for a history query."""
-    where, params = where_clause(tenant, query)
     order = "ASC" if query.order == "asc" else "DESC"
+    limit = max(query.limit, 0)  # SQLite reads a negative LIMIT as "no limit"
+    literals = list(dict.fromkeys(query.filter.types))
+    if 2 <= len(literals) <= MERGED_TYPES and all(is_literal(t) for t in literals):
+        # One type at a time walks the (tenant, type, seq) index in seq order and stops at
+        # the limit; `type IN (...)` would read every match of every type, then sort them.
+        parts, params = [], []
+        for literal in literals:
+            one = replace(query, filter=replace(query.filter, types=(literal,)))
+            where, values = where_clause(tenant, one)
+            parts.append(
+                f"SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events WHERE {where} "
+                f"ORDER BY seq {order} LIMIT ?)"
+            )
+            params.extend([*values, limit])
+        return " UNION ALL ".join(parts) + f" ORDER BY seq {order} LIMIT ?", [*params, limit]
+    where, params = where_clause(tenant, query)
     # Named index choice: ordering by seq within a tenant; SQLite picks a filter index when
     # it is more selective.
     sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq {order} LIMIT ?"
-    params.append(max(query.limit, 0))  # SQLite reads a negative LIMIT as "no limit"
+    params.append(limit)
     return sql, params
 
 
