@@ -264,9 +264,11 @@ def test_sql_agrees_on_the_edge_cases(params: dict[str, Any], specs: list[dict[s
 
 
 def test_a_data_condition_searches_the_text_before_calling_the_json_functions() -> None:
-    conditions, params = filter_clause(parse_filter({"data.level": "17"}))
-    assert conditions[0].startswith("((instr(data, ?) > 0) AND ("), conditions
-    assert params[0] == "17"  # "17" and its string form '"17"': the shorter one implies both
+    conditions, params = filter_clause(parse_filter({"data.room.level": "17,x"}))
+    assert conditions[0].startswith("((instr(data, ?) > 0 OR instr(data, ?) > 0 OR"), conditions
+    # the member's text: "17" as a string, 17 as a number (then 17.0 too), "x"
+    expected = ['"level":"17"', '"level":"x"', '"level":17,', '"level":17.', '"level":17}']
+    assert params[:5] == sorted(expected)
 
 
 def test_an_empty_filter_has_no_conditions() -> None:

@@ -34,8 +34,9 @@ class Page:
 
 
 def page_sql(
-    page: Page, after: int | None, before: int | None, limit: int
+    page: Page, after: int | None, before: int | None, limit: int, *, walk: bool = False
 ) -> tuple[str, list[Any]]:
+    """The SELECT of one part of ``page``; ``walk``: a short range, read by seq."""
     params = Params(page.tenant)
     where = ["tenant = $1"]
     bounds = (
@@ -47,7 +48,7 @@ def page_sql(
     for sql, value in bounds:
         if value is not None:
             where.append(f"{sql} {params.add(value)}")
-    where.extend(filter_clause(page.filter, params))
+    where.extend(filter_clause(page.filter, params, walk=walk))
     order = "ASC" if page.order == "asc" else "DESC"
     sql = (
         f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
@@ -59,8 +60,10 @@ def page_sql(
 async def read_page(conn: Any, page: Page) -> list[Any]:
     """The rows of ``page``, in its order."""
 
-    async def fetch(after: int | None, before: int | None, limit: int) -> list[Any]:
-        sql, values = page_sql(page, after, before, limit)
+    async def fetch(
+        after: int | None, before: int | None, limit: int, *, walk: bool = False
+    ) -> list[Any]:
+        sql, values = page_sql(page, after, before, limit, walk=walk)
         return list(await conn.fetch(sql, *values))
 
     if page.limit <= 0:
@@ -75,8 +78,8 @@ async def read_page(conn: Any, page: Page) -> list[Any]:
         )
         edge = (top or 0) - WINDOW  # first: after edge
         if page.after is not None and edge <= page.after:
-            return await fetch(page.after, page.before, page.limit)
-        first = await fetch(edge, page.before, page.limit)
+            return await fetch(page.after, page.before, page.limit, walk=True)
+        first = await fetch(edge, page.before, page.limit, walk=True)
         if len(first) >= page.limit:
             return first
         return first + await fetch(page.after, edge + 1, page.limit - len(first))
@@ -86,8 +89,8 @@ async def read_page(conn: Any, page: Page) -> list[Any]:
         bottom = (earliest or 1) - 1
     edge = bottom + WINDOW  # first: up to edge
     if page.before is not None and edge >= page.before - 1:
-        return await fetch(page.after, page.before, page.limit)
-    first = await fetch(page.after, edge + 1, page.limit)
+        return await fetch(page.after, page.before, page.limit, walk=True)
+    first = await fetch(page.after, edge + 1, page.limit, walk=True)
     if len(first) >= page.limit:
         return first
     return first + await fetch(edge, page.before, page.limit - len(first))

@@ -74,23 +74,32 @@ def _number_condition(column: str, path: str, value: float) -> tuple[str, list[A
     return "(" + " OR ".join(ors) + ")", params
 
 
-def _tokens(value: Any) -> set[str] | None:
-    """Texts of which one appears in any stored document holding ``value``, or None.
+_EXACT_DIGITS = 10**15  # below it, orjson writes an integral float as its digits and ".0"
+
+
+def _tokens(key: str, value: Any) -> set[str] | None:
+    """Texts of which one appears in any stored document whose member ``key`` holds ``value``.
 
     Documents are stored as orjson wrote them (every write path encodes with orjson; a copy
-    between stores keeps the text): an equal string is written as ``orjson.dumps(value)``, an
-    equal integer as its digits, an equal float as orjson writes that float (a minus sign
-    before the same text when negative), true, false and null as themselves.
+    between stores keeps the text): compact, so a member is its key's JSON text, a colon and
+    its value's JSON text. An equal string is written as ``orjson.dumps(value)``; an equal
+    integer as its digits; an equal float as orjson writes that float (for an integral one
+    below ``_EXACT_DIGITS``: the digits and ".0"); true, false and null as themselves.
     """
+    member = orjson.dumps(key).decode() + ":"
     if value is None or isinstance(value, bool):
-        return {orjson.dumps(value).decode()}
+        return {member + orjson.dumps(value).decode()}
     if isinstance(value, str):
         try:
-            return {orjson.dumps(value).decode()}
+            return {member + orjson.dumps(value).decode()}
         except orjson.JSONEncodeError:  # a lone surrogate: leave it to the exact condition
             return None
     if isinstance(value, int | float):
-        tokens = set()
+        if (isinstance(value, int) or value.is_integer()) and abs(value) < _EXACT_DIGITS:
+            digits = [str(int(value))] + (["-0"] if value == 0 else [])  # -0.0 equals 0
+            # the digits end the number, or ".0" follows
+            return {member + d + end for d in digits for end in (",", "}", ".")}
+        tokens = set()  # large or fractional: the number's text alone, wherever it is
         if isinstance(value, int) or value.is_integer():
             tokens.add(str(abs(int(value))))
         try:
@@ -102,15 +111,15 @@ def _tokens(value: Any) -> set[str] | None:
     return None
 
 
-def _prefilter(column: str, values: tuple[Any, ...]) -> tuple[str, list[str]] | None:
+def _prefilter(column: str, key: str, values: tuple[Any, ...]) -> tuple[str, list[str]] | None:
     """A cheap necessary condition (substring search, in C) ahead of the JSON functions.
 
     A page with a ``data.<path>`` filter walks the log by seq; calling json_extract() on every
-    row costs several times more than finding that the value's text is not in the row at all.
+    row costs several times more than finding that the member's text is not in the row.
     """
     tokens: set[str] = set()
     for value in values:
-        found = _tokens(value)
+        found = _tokens(key, value)
         if found is None:
             return None
         tokens |= found
@@ -151,7 +160,7 @@ def filter_clause(flt: Filter) -> tuple[list[str], list[Any]]:
         column = "data" if condition.root == "data" else "metadata"
         path = _json_path(condition.path)
         ors = []
-        prefilter = _prefilter(column, condition.values)
+        prefilter = _prefilter(column, condition.path[-1], condition.values)
         if prefilter is not None:
             params.extend(prefilter[1])
         for value in condition.values:
