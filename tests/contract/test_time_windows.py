@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from tidings.envelope import DEFAULT_TENANT, Event, Filter
+from tidings.envelope.timefmt import now_us
 from tidings.store import Query, Store
+from tidings.store.postgres import PostgresStore
+from tidings.store.sqlite import SqliteStore
 from tidings.store.time_blocks import BLOCK
 
 from .test_store_contract import ALL, candidate, everything
@@ -171,3 +177,51 @@ async def test_the_summary_survives_a_reopen_and_keeps_growing(
     await load(reopened, skewed_times(BLOCK + 10, seed=16))
     await catch_up(reopened)
     await assert_pages_agree(reopened, seed=17)
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def test_a_purge_drops_the_blocks_it_emptied_and_keeps_the_rest(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    from tests.contract.conftest import FakeClock
+
+    clock = FakeClock(now_us())
+    monkeypatch.setattr(f"tidings.store.{backend}.writer.now_us", clock)
+    store: SqliteStore | PostgresStore
+    if backend == "sqlite":
+        store = SqliteStore(tmp_path / "tidings.db")
+    else:
+        store = PostgresStore(request.getfixturevalue("pg_url"), pool_size=4)
+    await store.open()
+    try:
+        await _purge_and_prune(store, clock)
+    finally:
+        await store.close()
+
+
+async def _purge_and_prune(store: SqliteStore | PostgresStore, clock: FakeClock) -> None:
+    async def blocks() -> list[tuple[str, int]]:
+        sql = "SELECT tenant, block FROM event_time_blocks ORDER BY 1, 2"
+        if isinstance(store, SqliteStore):
+            return await store.read(lambda conn: conn.execute(sql).fetchall())
+        return [(r[0], r[1]) for r in await store.run(lambda conn: conn.fetch(sql))]
+
+    await load(store, skewed_times(3 * BLOCK - 20, seed=18))
+    await load(store, skewed_times(10, seed=19), tenant="acme")  # in block 2
+    await load(store, skewed_times(BLOCK + 20, seed=20))
+    await catch_up(store)
+
+    assert await blocks() == [("acme", 2), *(("default", b) for b in range(4))]
+    cutoff = clock.advance(10)
+    await load(store, skewed_times(100, seed=21))
+
+    await store.purge(cutoff, keep_from=BLOCK + 5)  # default keeps block 1 on
+    assert await blocks() == [("acme", 2), *(("default", b) for b in (1, 2, 3))]
+    await assert_pages_agree(store, seed=22)
+
+    await store.purge(cutoff, keep_from=3 * BLOCK + 5)  # acme has nothing left
+    assert await blocks() == [("default", 3)]
+    await assert_pages_agree(store, seed=23)
+    assert await store.query("acme", Query(time_since_us=0)) == []
