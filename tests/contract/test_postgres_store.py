@@ -358,6 +358,9 @@ async def test_pages_with_a_data_filter_read_in_windows_find_what_one_read_finds
             {"type": "*.y.#"},
             {"type": "z.#"},
             {"type": "a.*.c", "data.c": "common"},
+            {"type": "a.x.c,b.y.c"},
+            {"type": "a.x.c,z.z,a.x.c", "data.c": "rare"},
+            {"type": "b.y.c,a.*.c"},
         )
         for order in ("asc", "desc")
         for limit in (1, 4, 100)
