@@ -267,8 +267,7 @@ def test_a_data_condition_searches_the_text_before_calling_the_json_functions() 
     conditions, params = filter_clause(parse_filter({"data.room.level": "17,x"}))
     assert conditions[0].startswith("((instr(data, ?) > 0 OR instr(data, ?) > 0 OR"), conditions
     # the member's text: "17" as a string, 17 as a number (then 17.0 too), "x"
-    expected = ['"level":"17"', '"level":"x"', '"level":17,', '"level":17.', '"level":17}']
-    assert params[:5] == sorted(expected)
+    assert params[:3] == ['"level":"17"', '"level":"x"', '"level":17']
 
 
 def test_an_empty_filter_has_no_conditions() -> None:

@@ -4,15 +4,22 @@
 SELECT next_block FROM event_time_summary WHERE id = 1;
 
 -- name: overlapping_desc
--- The summarised blocks of a tenant between two block numbers whose times meet the window.
-SELECT block FROM event_time_blocks
-WHERE tenant = $1 AND block BETWEEN $2 AND $3 AND max_time_us >= $4 AND min_time_us <= $5
-ORDER BY block DESC;
+-- How far the summary goes, and the blocks of a tenant between two block numbers (and below
+-- that) whose times meet the window, in one round trip.
+SELECT s.next_block, ARRAY(
+    SELECT block FROM event_time_blocks
+    WHERE tenant = $1 AND block BETWEEN $2 AND LEAST($3, s.next_block - 1)
+      AND max_time_us >= $4 AND min_time_us <= $5
+    ORDER BY block DESC
+) FROM event_time_summary s WHERE s.id = 1;
 
 -- name: overlapping_asc
-SELECT block FROM event_time_blocks
-WHERE tenant = $1 AND block BETWEEN $2 AND $3 AND max_time_us >= $4 AND min_time_us <= $5
-ORDER BY block ASC;
+SELECT s.next_block, ARRAY(
+    SELECT block FROM event_time_blocks
+    WHERE tenant = $1 AND block BETWEEN $2 AND LEAST($3, s.next_block - 1)
+      AND max_time_us >= $4 AND min_time_us <= $5
+    ORDER BY block ASC
+) FROM event_time_summary s WHERE s.id = 1;
 
 -- name: lock_summary
 -- One catch-up at a time across the nodes sharing the database.

@@ -11,23 +11,21 @@ from tidings.store.time_blocks import BLOCK, STEP, Window, complete_below, segme
 
 Q = load_queries("tidings.store.postgres", "time_blocks.sql")
 _LOWEST, _HIGHEST = -(2**63), 2**63 - 1
+NO_BLOCK = 2**53  # beyond any block
 
 
 async def read_time_page(conn: Any, page: Page) -> list[Any]:
     """The rows of ``page`` (which has a time window), in its order."""
     if page.limit <= 0:
         return []
-    summarised = int(await conn.fetchval(Q["summarised"]))
     window = Window(page.order, page.after, page.before)
-    first, last = window.block_range(summarised)
-    blocks: list[int] = []
-    if first <= last:
-        since = _LOWEST if page.time_since_us is None else page.time_since_us
-        until = _HIGHEST if page.time_until_us is None else page.time_until_us
-        name = "overlapping_asc" if page.order == "asc" else "overlapping_desc"
-        blocks = [r[0] for r in await conn.fetch(Q[name], page.tenant, first, last, since, until)]
+    first, last = window.block_range(NO_BLOCK)  # the summary's end is applied in the query
+    since = _LOWEST if page.time_since_us is None else page.time_since_us
+    until = _HIGHEST if page.time_until_us is None else page.time_until_us
+    name = "overlapping_asc" if page.order == "asc" else "overlapping_desc"
+    summarised, blocks = await conn.fetchrow(Q[name], page.tenant, first, last, since, until)
     rows: list[Any] = []
-    for after, before in segments(window, summarised, blocks):
+    for after, before in segments(window, int(summarised), blocks):
         part = replace(page, after=after, before=before, limit=page.limit - len(rows))
         rows.extend(await read_page(conn, part))
         if len(rows) >= page.limit:

@@ -96,9 +96,9 @@ def _tokens(key: str, value: Any) -> set[str] | None:
             return None
     if isinstance(value, int | float):
         if (isinstance(value, int) or value.is_integer()) and abs(value) < _EXACT_DIGITS:
-            digits = [str(int(value))] + (["-0"] if value == 0 else [])  # -0.0 equals 0
-            # the digits end the number, or ".0" follows
-            return {member + d + end for d in digits for end in (",", "}", ".")}
+            # the digits, perhaps followed by more (a longer number, ".0"): the exact
+            # condition decides; one short text is cheaper to look for than every ending
+            return {member + str(int(value))} | ({member + "-0"} if value == 0 else set())
         tokens = set()  # large or fractional: the number's text alone, wherever it is
         if isinstance(value, int) or value.is_integer():
             tokens.add(str(abs(int(value))))
