@@ -1,6 +1,6 @@
 -- A summary of the log in blocks of 1,024 positions, per tenant: the least and greatest
 -- producer time in each, so a page over a time_since/time_until window reads only the blocks
--- that overlap it (tidings/store/time_blocks.py). Written in the background, never at commit.
+-- that overlap it (tidings/store/time_blocks.py). Built in the background, not as events are appended.
 CREATE TABLE event_time_blocks (
     tenant      TEXT    NOT NULL,
     block       INTEGER NOT NULL,  -- seq / 1024
