@@ -336,20 +336,32 @@ async def test_each_filter_can_use_its_index(
 async def test_pages_with_a_data_filter_read_in_windows_find_what_one_read_finds(
     pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A data.<path> page first reads the positions next to where it starts, then the rest:
-    the answer must be the one a single read gives, in every order and bound."""
+    """A data.<path> or type pattern page first reads the positions next to where it starts,
+    then the rest: the answer must be the one a single read gives, in every order and bound."""
     from tidings.store.postgres import pages
 
     seqs = [
         r.seq
         for r in await pg_store.append(
-            [candidate(data={"c": "rare" if n % 9 == 0 else "common"}, metadata={"n": n})
+            [candidate("a.x.c" if n % 7 == 0 else "b.y.c",
+                       data={"c": "rare" if n % 9 == 0 else "common"}, metadata={"n": n})
              for n in range(60)]
         )
     ]  # fmt: skip
     queries = [
         Query(filter=parse_filter(flt), order=order, limit=limit, after=after, before=before)
-        for flt in ({"data.c": "rare"}, {"data.c": "common"}, {"data.c": "none"})
+        for flt in (
+            {"data.c": "rare"},
+            {"data.c": "common"},
+            {"data.c": "none"},
+            {"type": "a.*.c"},
+            {"type": "*.y.#"},
+            {"type": "z.#"},
+            {"type": "a.*.c", "data.c": "common"},
+            {"type": "a.x.c,b.y.c"},
+            {"type": "a.x.c,z.z,a.x.c", "data.c": "rare"},
+            {"type": "b.y.c,a.*.c"},
+        )
         for order in ("asc", "desc")
         for limit in (1, 4, 100)
         for after, before in ((None, None), (seqs[5], None), (None, seqs[50]), (seqs[3], seqs[40]))

@@ -237,6 +237,22 @@ def _one(params: dict[str, Any], *specs: dict[str, Any]) -> None:
         ({"data.a": str(2**63)}, [{"data": {"a": 2**63}}, {"data": {"a": float(2**63)}}]),
         ({"data.a": str(2**63 - 1)}, [{"data": {"a": 2**63 - 1}}, {"data": {"a": 2**63}}]),
         ({"data.a": "-9223372036854775808"}, [{"data": {"a": -(2**63)}}]),
+        # the substring prefilter: values as orjson writes them, inside other text or not
+        ({"data.a": 'q"u\\o\u00e9\n\u2028'}, [{"data": {"a": 'q"u\\o\u00e9\n\u2028'}}]),
+        ({"data.a": "é,😀,ü"}, [{"data": {"a": "é"}}, {"data": {"a": "😀"}}, {"data": {"a": "u"}}]),
+        ({"data.a": "x\x01y"}, [{"data": {"a": "x\x01y"}}, {"data": {"a": "x\\u0001y"}}]),
+        ({"data.a": "1"}, [{"data": {"a": 1.0}}, {"data": {"a": -1}}, {"data": {"a": "1"}}]),
+        ({"data.a": "1.0"}, [{"data": {"a": 1}}, {"data": {"a": True}}, {"data": {"a": "1.0"}}]),
+        ({"data.a": "-1"}, [{"data": {"a": -1.0}}, {"data": {"a": 1}}, {"data": {"a": -1}}]),
+        ({"data.a": "0"}, [{"data": {"a": -0.0}}, {"data": {"a": 0}}, {"data": {"a": False}}]),
+        ({"data.a": "-0.0"}, [{"data": {"a": 0}}, {"data": {"a": 0.0}}]),
+        ({"data.a": "1e16"}, [{"data": {"a": 10**16}}, {"data": {"a": 1e16}}]),
+        ({"data.a": "10000000000000000"}, [{"data": {"a": 1e16}}, {"data": {"a": 10**16}}]),
+        ({"data.a": "123456789012345678"}, [{"data": {"a": 1.2345678901234568e17}}]),
+        ({"data.a": "2.5e-7"}, [{"data": {"a": 2.5e-7}}, {"data": {"a": -2.5e-7}}]),
+        ({"data.a": "-2.5"}, [{"data": {"a": -2.5}}, {"data": {"a": 2.5}}]),
+        ({"data.a": "false"}, [{"data": {"a": False}}, {"data": {"a": 0}}, {"data": {"b": False}}]),
+        ({"data.a": "7"}, [{"data": {"a": 8, "b": 7}}, {"data": {"a": 17}}, {"data": {"a": 7}}]),
         ({"type": "a.#"}, [{"type": "a"}, {"type": "a.b.c"}, {"type": "b.a"}]),
         ({"type": "*.b"}, [{"type": "a.b"}, {"type": "b"}, {"type": "a.b.b"}]),
         ({"subject": "s1"}, [{"subject": None}, {"subject": "s1"}, {"subject": ""}]),
@@ -245,6 +261,13 @@ def _one(params: dict[str, Any], *specs: dict[str, Any]) -> None:
 )
 def test_sql_agrees_on_the_edge_cases(params: dict[str, Any], specs: list[dict[str, Any]]) -> None:
     _one(params, *specs)
+
+
+def test_a_data_condition_searches_the_text_before_calling_the_json_functions() -> None:
+    conditions, params = filter_clause(parse_filter({"data.room.level": "17,x"}))
+    assert conditions[0].startswith("((instr(data, ?) > 0 OR instr(data, ?) > 0 OR"), conditions
+    # the member's text: "17" as a string, 17 as a number (then 17.0 too), "x"
+    assert params[:3] == ['"level":"17"', '"level":"x"', '"level":17']
 
 
 def test_an_empty_filter_has_no_conditions() -> None:
@@ -280,3 +303,40 @@ def test_a_trace_id_lookup_searches_its_index_instead_of_scanning_the_tenant() -
     finally:
         conn.close()
     assert "events_by_trace (tenant=? AND trace_id=?)" in plan, plan
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(EVENT, min_size=1, max_size=12),
+    st.lists(st.sampled_from(["a", "b", "a.b", "c.a", "b.b.b", "x"]), min_size=2, max_size=4),
+    st.sampled_from(["asc", "desc"]),
+    st.integers(0, 5),
+    st.one_of(st.none(), st.integers(0, 12)),
+    st.one_of(st.none(), NAMES),
+)
+def test_a_list_of_type_literals_merges_one_page_per_type(
+    specs: list[dict[str, Any]],
+    types: list[str],
+    order: str,
+    limit: int,
+    after: int | None,
+    sources: list[str] | None,
+) -> None:
+    events = [make_event(seq, spec) for seq, spec in enumerate(specs, start=1)]
+    events.append(make_event(len(events) + 1, specs[0], tenant="other"))
+    params: dict[str, Any] = {"type": types} | ({"source": sources} if sources else {})
+    flt = parse_filter(params)
+    query = Query(filter=flt, order="asc" if order == "asc" else "desc", limit=limit, after=after)
+    sql, values = query_sql("default", query)
+    assert (" UNION ALL " in sql) == (len(set(types)) > 1)
+    matching = [
+        e.seq
+        for e in events
+        if e.tenant == "default" and flt.matches(e) and (after is None or e.seq > after)
+    ]
+    wanted = (matching if order == "asc" else matching[::-1])[:limit]
+    conn = open_table(events)
+    try:
+        assert [row[0] for row in conn.execute(sql, values)] == wanted
+    finally:
+        conn.close()

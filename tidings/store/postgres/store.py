@@ -20,6 +20,7 @@ from tidings.store.base import (
 )
 from tidings.store.errors import StoreOpenError
 from tidings.store.listeners import Listeners
+from tidings.store.postgres import time_pages
 from tidings.store.postgres.connection import (
     UNAVAILABLE,
     create_pool,
@@ -33,6 +34,7 @@ from tidings.store.postgres.pages import Page, read_page
 from tidings.store.postgres.writer import Writer
 from tidings.store.sql import load_queries
 from tidings.store.stats import STATS_TOP, hours_since, store_stats
+from tidings.store.time_blocks import Catchup
 
 log = logging.getLogger("tidings.store")
 
@@ -58,6 +60,7 @@ class PostgresStore:
         self._head = 0  # highest position this process knows committed
         self._hot: list[str] = []  # statements prepared on every connection as it opens
         self._migrated = False  # the tables they name exist
+        self.time_summary = Catchup(self._summarise)  # summary of producer times, by block
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -79,6 +82,7 @@ class PostgresStore:
                 async with conn.transaction():  # wait for a group in flight to be visible
                     await conn.execute(QUERIES["wait_for_writers"])
                     self._head = int(await conn.fetchval(QUERIES["sequence_position"]))
+                self.time_summary.summarised = await time_pages.summarised(conn)
             await self._fill(pool)
             write_pool = await create_pool(self.url, max_size=2, custom_plans=False)
         except StoreOpenError:
@@ -114,6 +118,7 @@ class PostgresStore:
     async def close(self) -> None:
         if self._writer is None:
             return
+        await self.time_summary.stop()
         writer, self._writer = self._writer, None
         await writer.stop()
         pool, self._pool = self._pool, None
@@ -130,6 +135,7 @@ class PostgresStore:
     def _committed(self, count: int, events: list[Event], elapsed: float) -> None:
         if events:
             self._head = max(self._head, events[-1].seq)
+            self.time_summary.nudge(self._head)
         self._listeners.tell_group(count, elapsed)
         if events:
             self._listeners.tell_commit(events)
@@ -187,7 +193,15 @@ class PostgresStore:
                 await self._fetchval(QUERIES["purge_chunk"], older_than_us, limit, chunk, now_us())
             )
 
-        return await purge_in_chunks(delete_chunk, chunk)
+        deleted = await purge_in_chunks(delete_chunk, chunk)
+        if deleted:
+            await self.run(time_pages.prune)
+        return deleted
+
+    async def _summarise(self, start: int) -> int | None:
+        """Summarise producer times past block ``start``, up to what is complete."""
+        end = await self.run(time_pages.summarise)
+        return end if end > start else None
 
     # -- reads --------------------------------------------------------------------------
 
@@ -226,8 +240,12 @@ class PostgresStore:
                 query.time_since_us,
                 query.time_until_us,
             )
-            return _checked(query.filter, await read_page(conn, page))
+            if query.time_since_us is None and query.time_until_us is None:
+                return _checked(query.filter, await read_page(conn, page))
+            return _checked(query.filter, await time_pages.read_time_page(conn, page))
 
+        if query.time_since_us is not None or query.time_until_us is not None:
+            self.time_summary.nudge(self._head)
         return await self.run(read)
 
     async def read_after(

@@ -6,6 +6,7 @@ generated events and filters.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -73,6 +74,61 @@ def _number_condition(column: str, path: str, value: float) -> tuple[str, list[A
     return "(" + " OR ".join(ors) + ")", params
 
 
+_EXACT_DIGITS = 10**15  # below it, orjson writes an integral float as its digits and ".0"
+
+
+def _tokens(key: str, value: Any) -> set[str] | None:
+    """Texts of which one appears in any stored document whose member ``key`` holds ``value``.
+
+    Documents are stored as orjson wrote them (every write path encodes with orjson; a copy
+    between stores keeps the text): compact, so a member is its key's JSON text, a colon and
+    its value's JSON text. An equal string is written as ``orjson.dumps(value)``; an equal
+    integer as its digits; an equal float as orjson writes that float (for an integral one
+    below ``_EXACT_DIGITS``: the digits and ".0"); true, false and null as themselves.
+    """
+    member = orjson.dumps(key).decode() + ":"
+    if value is None or isinstance(value, bool):
+        return {member + orjson.dumps(value).decode()}
+    if isinstance(value, str):
+        try:
+            return {member + orjson.dumps(value).decode()}
+        except orjson.JSONEncodeError:  # a lone surrogate: leave it to the exact condition
+            return None
+    if isinstance(value, int | float):
+        if (isinstance(value, int) or value.is_integer()) and abs(value) < _EXACT_DIGITS:
+            # the digits, perhaps followed by more (a longer number, ".0"): the exact
+            # condition decides; one short text is cheaper to look for than every ending
+            return {member + str(int(value))} | ({member + "-0"} if value == 0 else set())
+        tokens = set()  # large or fractional: the number's text alone, wherever it is
+        if isinstance(value, int) or value.is_integer():
+            tokens.add(str(abs(int(value))))
+        try:
+            if float(value) == value:
+                tokens.add(orjson.dumps(abs(float(value))).decode())
+        except OverflowError:  # an integer no float equals
+            pass
+        return tokens
+    return None
+
+
+def _prefilter(column: str, key: str, values: tuple[Any, ...]) -> tuple[str, list[str]] | None:
+    """A cheap necessary condition (substring search, in C) ahead of the JSON functions.
+
+    A page with a ``data.<path>`` filter walks the log by seq; calling json_extract() on every
+    row costs several times more than finding that the member's text is not in the row.
+    """
+    tokens: set[str] = set()
+    for value in values:
+        found = _tokens(key, value)
+        if found is None:
+            return None
+        tokens |= found
+    # a text containing another is implied by it
+    needed = sorted(t for t in tokens if not any(o != t and o in t for o in tokens))
+    sql = " OR ".join(f"instr({column}, ?) > 0" for _ in needed)
+    return f"({sql})", needed
+
+
 def filter_clause(flt: Filter) -> tuple[list[str], list[Any]]:
     """SQL conditions (to AND together) and their parameters for ``flt``."""
     conditions: list[str] = []
@@ -104,11 +160,15 @@ def filter_clause(flt: Filter) -> tuple[list[str], list[Any]]:
         column = "data" if condition.root == "data" else "metadata"
         path = _json_path(condition.path)
         ors = []
+        prefilter = _prefilter(column, condition.path[-1], condition.values)
+        if prefilter is not None:
+            params.extend(prefilter[1])
         for value in condition.values:
             sql, values = _value_condition(column, path, value)
             ors.append(sql)
             params.extend(values)
-        conditions.append("(" + " OR ".join(ors) + ")")
+        exact = "(" + " OR ".join(ors) + ")"
+        conditions.append(exact if prefilter is None else f"({prefilter[0]} AND {exact})")
     return conditions, params
 
 
@@ -134,14 +194,32 @@ def where_clause(tenant: str, query: Query) -> tuple[str, list[Any]]:
     return " AND ".join(where), params
 
 
+MERGED_TYPES = 8  # at most this many type literals are read one by one and merged
+
+
 def query_sql(tenant: str, query: Query) -> tuple[str, list[Any]]:
     """The full SELECT for a history query."""
-    where, params = where_clause(tenant, query)
     order = "ASC" if query.order == "asc" else "DESC"
+    limit = max(query.limit, 0)  # SQLite reads a negative LIMIT as "no limit"
+    literals = list(dict.fromkeys(query.filter.types))
+    if 2 <= len(literals) <= MERGED_TYPES and all(is_literal(t) for t in literals):
+        # One type at a time walks the (tenant, type, seq) index in seq order and stops at
+        # the limit; `type IN (...)` would read every match of every type, then sort them.
+        parts, params = [], []
+        for literal in literals:
+            one = replace(query, filter=replace(query.filter, types=(literal,)))
+            where, values = where_clause(tenant, one)
+            parts.append(
+                f"SELECT * FROM (SELECT {EVENT_COLUMNS} FROM events WHERE {where} "
+                f"ORDER BY seq {order} LIMIT ?)"
+            )
+            params.extend([*values, limit])
+        return " UNION ALL ".join(parts) + f" ORDER BY seq {order} LIMIT ?", [*params, limit]
+    where, params = where_clause(tenant, query)
     # Named index choice: ordering by seq within a tenant; SQLite picks a filter index when
     # it is more selective.
     sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} ORDER BY seq {order} LIMIT ?"
-    params.append(max(query.limit, 0))  # SQLite reads a negative LIMIT as "no limit"
+    params.append(limit)
     return sql, params
 
 

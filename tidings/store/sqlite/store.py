@@ -27,12 +27,15 @@ from tidings.store.base import (
 from tidings.store.errors import StoreOpenError
 from tidings.store.listeners import Listeners
 from tidings.store.sql import load_migrations, load_queries
+from tidings.store.sqlite import time_pages
 from tidings.store.sqlite.connection import SYNCHRONOUS_MODES, connect
 from tidings.store.sqlite.filter_sql import EVENT_COLUMNS, count_sql, filter_clause, query_sql
 from tidings.store.sqlite.integrity import check_location, quick_check
 from tidings.store.sqlite.readers import ReaderPool
+from tidings.store.sqlite.time_pages import has_time_window, time_page
 from tidings.store.sqlite.writer import Writer
 from tidings.store.stats import STATS_TOP, hours_since, store_stats
+from tidings.store.time_blocks import STEP, Catchup, complete_below
 
 log = logging.getLogger("tidings.store")
 
@@ -68,6 +71,7 @@ class SqliteStore:
         self._writer: Writer | None = None
         self._listeners = Listeners(log)  # told of every commit, in order
         self._head = 0  # highest committed seq
+        self.time_summary = Catchup(self._summarise)  # summary of producer times, by block
         self._last_probe = -PROBE_AFTER_S  # monotonic time of the last readiness write
 
     # -- life cycle ---------------------------------------------------------------------
@@ -96,6 +100,7 @@ class SqliteStore:
             self._quick_check(conn)
             migrate(conn)
             head = int(conn.execute(QUERIES["sequence_position"]).fetchone()[0])
+            self.time_summary.summarised = time_pages.summarised(conn)
         except StoreOpenError:
             conn.close()
             raise
@@ -130,6 +135,7 @@ class SqliteStore:
     async def close(self) -> None:
         if self._writer is None:
             return
+        await self.time_summary.stop()
         writer, self._writer = self._writer, None
         await writer.stop()
         await self._readers.close()
@@ -144,6 +150,7 @@ class SqliteStore:
     def _committed(self, count: int, events: list[Event], elapsed: float) -> None:
         if events:
             self._head = events[-1].seq
+            self.time_summary.nudge(self._head)
         self._listeners.tell_group(count, elapsed)
         if events:
             self._listeners.tell_commit(events)
@@ -172,7 +179,19 @@ class SqliteStore:
             )
             return deleted
 
-        return await purge_in_chunks(delete_chunk, chunk)
+        deleted = await purge_in_chunks(delete_chunk, chunk)
+        if deleted:
+            await self._require_writer().call(time_pages.prune)
+        return deleted
+
+    async def _summarise(self, start: int) -> int | None:
+        """Summarise producer times from block ``start`` on, up to what is complete."""
+        end = min(complete_below(self._head), start + STEP)
+        if end <= start:
+            return None
+        rows = await self._readers.run(lambda conn: time_pages.summarise(conn, start, end))
+        await self._require_writer().call(lambda conn: time_pages.record(conn, rows, end))
+        return end
 
     # -- reads --------------------------------------------------------------------------
 
@@ -191,9 +210,13 @@ class SqliteStore:
             bounded = _time_window_as_positions(conn, tenant, query)
             if bounded is None:
                 return []
+            if has_time_window(bounded):
+                return [_event(r) for r in time_page(conn, tenant, bounded)]
             sql, params = query_sql(tenant, bounded)
             return [_event(r) for r in conn.execute(sql, params)]
 
+        if has_time_window(query):
+            self.time_summary.nudge(self._head)
         return await self._readers.run(read)
 
     async def read_after(
