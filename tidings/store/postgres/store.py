@@ -80,7 +80,9 @@ class PostgresStore:
                     await conn.execute(QUERIES["wait_for_writers"])
                     self._head = int(await conn.fetchval(QUERIES["sequence_position"]))
             await self._fill(pool)
-            write_pool = await create_pool(self.url, max_size=2, custom_plans=False)
+            # the writer's statements leave no session state (its locks end with each
+            # transaction), so a connection goes back without a reset round trip
+            write_pool = await create_pool(self.url, max_size=2, custom_plans=False, reset=False)
         except StoreOpenError:
             await pool.close()
             raise
