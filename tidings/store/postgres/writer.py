@@ -10,6 +10,12 @@ seq 102 commit before 101). Usually the whole group is one statement committed o
 Python (plan.py), so an idempotency conflict drops its caller and nothing else; a row the
 database refuses, or a key another node stored meanwhile, sends the group down a slow path:
 one transaction under the lock, keys looked up again, a savepoint per caller.
+
+Two groups are in flight at once, each on a connection of its own: the second waits for the
+log lock inside PostgreSQL while the first commits, so its round trip and the Python work
+around it overlap the first's commit instead of following it. Answers, commit listeners and
+the head are handed on in position order all the same (commit_order.py). A group holding a
+deduplication key of a group in flight waits for that one to finish, so its lookup sees it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import asyncpg  # type: ignore[import-untyped]
 from tidings.envelope import AppendResult, Candidate, Event
 from tidings.envelope.timefmt import now_us
 from tidings.errors import TidingsError
+from tidings.store.postgres.commit_order import CommitOrder
 from tidings.store.postgres.connection import UNAVAILABLE, unavailable
 from tidings.store.postgres.filter_sql import document_text
 from tidings.store.postgres.plan import CallerPlan, GroupPlan, StoredKey
@@ -34,6 +41,7 @@ from tidings.store.postgres.plan import CallerPlan, GroupPlan, StoredKey
 log = logging.getLogger("tidings.store")
 
 MAX_GROUP_EVENTS = 5000  # bounds one transaction's size and every caller's wait
+IN_FLIGHT = 2  # groups sent and not answered yet; each holds a connection of the write pool
 
 # What a refused row looks like: the server's refusal, or a value the driver cannot encode
 REFUSED: tuple[type[BaseException], ...] = (
@@ -52,17 +60,38 @@ class _Append:
     future: asyncio.Future[list[AppendResult]]
 
 
-class Writer:
-    """Owns the write task; connections come from the store's pool, one per group."""
+@dataclass(slots=True)
+class _Landed:
+    """A group's outcome, waiting for its turn to be handed on."""
 
-    def __init__(self, pool: Any, queries: dict[str, str], on_commit: CommitCallback) -> None:
-        self._pool = pool  # asyncpg pool shared with the readers
+    group: list[_Append]
+    count: int  # candidates in the group
+    elapsed: float  # seconds from sending to the answer
+    plans: list[CallerPlan] | None = None  # None: the group failed as a whole
+    received_us: int = 0
+    error: TidingsError | None = None
+
+
+class Writer:
+    """Owns the write task; connections come from the store's write pool, one per group."""
+
+    def __init__(
+        self,
+        pool: Any,
+        queries: dict[str, str],
+        on_commit: CommitCallback,
+        head: int | None = None,
+    ) -> None:
+        self._pool = pool  # asyncpg pool of IN_FLIGHT connections (or more)
         self._q = queries  # named SQL
-        self._on_commit = on_commit  # told of each group, in commit order
+        self._on_commit = on_commit  # told of each group, in position order
         self._queue: deque[_Append] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._order: CommitOrder[_Landed] = CommitOrder(head)  # hands groups on in order
+        self._flights: dict[asyncio.Task[None], frozenset[tuple[str, str]]] = {}  # their keys
+        self._slots = asyncio.Semaphore(IN_FLIGHT)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="tidings:pg-writer")
@@ -91,61 +120,96 @@ class Writer:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
+                await self._slots.acquire()  # a group in flight answered: send the next
                 group: list[_Append] = []
                 count = 0
                 while self._queue and count < MAX_GROUP_EVENTS:
                     item = self._queue.popleft()
                     group.append(item)
                     count += len(item.candidates)
-                await self._commit(group, count)
+                keys = _keys(group)
+                clashing = [t for t, theirs in self._flights.items() if keys & theirs]
+                if clashing:  # its lookup must see what those store
+                    await asyncio.wait(clashing)
+                flight = asyncio.get_running_loop().create_task(
+                    self._fly(self._order.launch(), group, count, keys)
+                )
+                self._flights[flight] = keys
+                flight.add_done_callback(self._flights.pop)
             if self._closed:
+                if self._flights:
+                    await asyncio.wait(list(self._flights))
                 return
 
-    async def _commit(self, group: list[_Append], count: int) -> None:
+    async def _fly(
+        self, token: int, group: list[_Append], count: int, keys: frozenset[tuple[str, str]]
+    ) -> None:
+        """Write one group, then hand on every group that is now in position order."""
+        landed = _Landed(group, count, 0.0)
         started = time.perf_counter()
         try:
-            plans, received_us = await self._write_group(group)
+            landed.plans, landed.received_us = await self._commit(group, keys)
+        except TidingsError as error:
+            landed.error = error
+        except BaseException as error:  # the flight must land, or the groups after it wait
+            landed.error = _failure(error)
+            if not isinstance(error, Exception):
+                raise
+        finally:
+            self._slots.release()
+            landed.elapsed = time.perf_counter() - started
+            for ready in self._order.finish(token, _positions(landed.plans), landed):
+                self._hand_on(ready)
+
+    async def _commit(
+        self, group: list[_Append], keys: frozenset[tuple[str, str]]
+    ) -> tuple[list[CallerPlan], int]:
+        try:
+            return await self._write_group(group, keys)
         except REFUSED as error:
             if isinstance(error, UNAVAILABLE):
-                self._fail(group, unavailable(error))
-                return
+                raise unavailable(error) from None
             # A row the database refused, or a key another node stored since it was looked
             # up: nothing of the group was stored; again, under the lock, caller by caller.
             log.info("a write group was refused; committing caller by caller: %s", error)
             try:
-                plans, received_us = await self._write_each(group)
+                return await self._write_each(group, keys)
             except Exception as again:
-                self._fail(group, _failure(again))
-                return
+                raise _failure(again) from None
         except Exception as error:
-            self._fail(group, _failure(error))
+            raise _failure(error) from None
+
+    def _hand_on(self, landed: _Landed) -> None:
+        """Answer a group's callers and tell the listeners, in position order."""
+        if landed.plans is None:
+            error = landed.error or TidingsError(503, "store_unavailable", "the commit failed")
+            log.error("a write group failed: %s", error.message)
+            for request in landed.group:
+                if not request.future.done():
+                    request.future.set_exception(error)
             return
         committed: list[Event] = []
-        for request, plan in zip(group, plans, strict=True):
+        for request, plan in zip(landed.group, landed.plans, strict=True):
             if plan.error is None:
-                committed.extend(plan.events(received_us))
+                committed.extend(plan.events(landed.received_us))
             if request.future.done():  # the caller went away; its events are stored anyway
                 continue
             if plan.error is not None:
                 request.future.set_exception(plan.error)
             else:
                 request.future.set_result(plan.results())
-        self._on_commit(count, committed, time.perf_counter() - started)
+        self._on_commit(landed.count, committed, landed.elapsed)
 
-    def _fail(self, group: list[_Append], error: TidingsError) -> None:
-        log.error("a write group failed: %s", error.message)
-        for request in group:
-            if not request.future.done():
-                request.future.set_exception(error)
-
-    async def _write_group(self, group: list[_Append]) -> tuple[list[CallerPlan], int]:
+    async def _write_group(
+        self, group: list[_Append], keys: frozenset[tuple[str, str]]
+    ) -> tuple[list[CallerPlan], int]:
         """The whole group in one statement that commits on its own: one round trip.
 
         Keys are looked up first, outside the lock; one stored meanwhile by another node
         makes the insert fail on the unique index, and the group goes the slow way.
         """
         async with self._pool.acquire() as conn:
-            plan = GroupPlan(await self._stored_keys(conn, group))
+            plan = GroupPlan(await self._stored_keys(conn, keys))
             for request in group:
                 plan.add(request.candidates)
             rows = plan.rows
@@ -157,13 +221,15 @@ class Writer:
         plan.assign(last - len(rows) + 1)
         return plan.callers, int(received_us)
 
-    async def _write_each(self, group: list[_Append]) -> tuple[list[CallerPlan], int]:
+    async def _write_each(
+        self, group: list[_Append], keys: frozenset[tuple[str, str]]
+    ) -> tuple[list[CallerPlan], int]:
         """One transaction under the log lock, with a savepoint per caller: a caller whose
         rows are refused fails alone."""
         async with self._pool.acquire() as conn:
             await conn.execute(self._q["lock_log"])  # BEGIN; the lock, until COMMIT
             try:
-                plan = GroupPlan(await self._stored_keys(conn, group))
+                plan = GroupPlan(await self._stored_keys(conn, keys))
                 received_us = max(now_us(), await conn.fetchval(self._q["log_state"]))
                 for request in group:
                     caller = plan.add(request.candidates)
@@ -175,14 +241,8 @@ class Writer:
         return plan.callers, received_us
 
     async def _stored_keys(
-        self, conn: Any, group: list[_Append]
+        self, conn: Any, keys: frozenset[tuple[str, str]]
     ) -> dict[tuple[str, str], StoredKey]:
-        keys = {
-            (c.tenant, c.dedupe_key)
-            for request in group
-            for c in request.candidates
-            if c.dedupe_key is not None
-        }
         if not keys:
             return {}
         tenants, names = zip(*keys, strict=True)
@@ -207,6 +267,22 @@ class Writer:
             await conn.execute("ROLLBACK TO SAVEPOINT caller")
             group.discard(plan, _refused(error))
         await conn.execute("RELEASE SAVEPOINT caller")
+
+
+def _keys(group: list[_Append]) -> frozenset[tuple[str, str]]:
+    """The group's deduplication keys."""
+    return frozenset(
+        (c.tenant, c.dedupe_key)
+        for request in group
+        for c in request.candidates
+        if c.dedupe_key is not None
+    )
+
+
+def _positions(plans: list[CallerPlan] | None) -> tuple[int, int] | None:
+    """The first and last position a group stored (None: it stored nothing)."""
+    seqs = [seq for plan in plans or () for seq in plan.seqs if plan.error is None]
+    return (min(seqs), max(seqs)) if seqs else None
 
 
 def _columns(rows: list[Candidate]) -> list[list[Any]]:
