@@ -89,9 +89,10 @@ class Writer:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._queued = 0  # candidates in the queue
         self._order: CommitOrder[_Landed] = CommitOrder(head)  # hands groups on in order
         self._flights: dict[asyncio.Task[None], frozenset[tuple[str, str]]] = {}  # their keys
-        self._slots = asyncio.Semaphore(IN_FLIGHT)
+        self._last_sent = 0  # candidates in the group sent last
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="tidings:pg-writer")
@@ -101,6 +102,7 @@ class Writer:
             raise TidingsError(503, "store_closed", "the store is shutting down")
         future: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Append(candidates, future))
+        self._queued += len(candidates)
         self._wake.set()
         return await future
 
@@ -119,27 +121,41 @@ class Writer:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
-                await self._slots.acquire()  # a group in flight answered: send the next
+            while self._queue and self._may_send():
                 group: list[_Append] = []
                 count = 0
                 while self._queue and count < MAX_GROUP_EVENTS:
                     item = self._queue.popleft()
                     group.append(item)
                     count += len(item.candidates)
+                self._queued -= count
                 keys = _keys(group)
                 clashing = [t for t, theirs in self._flights.items() if keys & theirs]
                 if clashing:  # its lookup must see what those store
                     await asyncio.wait(clashing)
+                self._last_sent = count
                 flight = asyncio.get_running_loop().create_task(
                     self._fly(self._order.launch(), group, count, keys)
                 )
                 self._flights[flight] = keys
-                flight.add_done_callback(self._flights.pop)
-            if self._closed:
-                if self._flights:
-                    await asyncio.wait(list(self._flights))
+                flight.add_done_callback(self._landed)
+            if self._closed and not self._queue and not self._flights:
                 return
+
+    def _may_send(self) -> bool:
+        """Whether to send the queue now. With no group in flight, always. With one, only
+        when the queue holds at least as many candidates as the group sent last: the groups
+        stay as large as they were, so the second one in flight saves a wait and costs no
+        more commits; otherwise the queue waits for the answer, as it would with no second
+        group at all (on a machine short of CPU, more and smaller commits would cost more
+        than the wait they save)."""
+        if not self._flights:
+            return True
+        return len(self._flights) < IN_FLIGHT and self._queued >= self._last_sent
+
+    def _landed(self, flight: asyncio.Task[None]) -> None:
+        self._flights.pop(flight, None)
+        self._wake.set()  # the queue may go now
 
     async def _fly(
         self, token: int, group: list[_Append], count: int, keys: frozenset[tuple[str, str]]
@@ -156,7 +172,6 @@ class Writer:
             if not isinstance(error, Exception):
                 raise
         finally:
-            self._slots.release()
             landed.elapsed = time.perf_counter() - started
             for ready in self._order.finish(token, _positions(landed.plans), landed):
                 self._hand_on(ready)
