@@ -11,11 +11,13 @@ Python (plan.py), so an idempotency conflict drops its caller and nothing else; 
 database refuses, or a key another node stored meanwhile, sends the group down a slow path:
 one transaction under the lock, keys looked up again, a savepoint per caller.
 
-Two groups are in flight at once, each on a connection of its own: the second waits for the
-log lock inside PostgreSQL while the first commits, so its round trip and the Python work
-around it overlap the first's commit instead of following it. Answers, commit listeners and
-the head are handed on in position order all the same (commit_order.py). A group holding a
-deduplication key of a group in flight waits for that one to finish, so its lookup sees it.
+Up to two groups are in flight at once, each on a connection of its own: the second waits
+for the log lock inside PostgreSQL while the first commits, so its round trip and the Python
+work around it overlap the first's commit instead of following it. It goes out only once it is
+as large as the group before it (``_may_send``), so groups do not shrink into more commits.
+Answers, commit listeners and the head are handed on in position order all the same
+(commit_order.py). A group holding a deduplication key of a group in flight waits for that
+one to be answered, so its lookup sees it. ``IN_FLIGHT = 1`` sends one group at a time.
 """
 
 from __future__ import annotations
@@ -174,7 +176,10 @@ class Writer:
         finally:
             landed.elapsed = time.perf_counter() - started
             for ready in self._order.finish(token, _positions(landed.plans), landed):
-                self._hand_on(ready)
+                try:
+                    self._hand_on(ready)
+                except Exception:  # the groups after it must still be answered
+                    log.exception("answering a write group failed")
 
     async def _commit(
         self, group: list[_Append], keys: frozenset[tuple[str, str]]
