@@ -385,6 +385,21 @@ async def test_a_text_field_with_a_nul_character_is_refused_alone_with_422(
     assert [e.id for e in await everything(pg_store)] == ["before", "after"]
 
 
+async def test_text_json_cannot_carry_fails_its_caller_alone(pg_store: PostgresStore) -> None:
+    """A lone surrogate cannot be written as JSON (the group's rows) nor as UTF-8: the group is
+    written again caller by caller, and only that caller is refused."""
+    bad = replace(candidate(), subject="a\ud800b")
+    results = await asyncio.gather(
+        pg_store.append([candidate(id="before")]),
+        pg_store.append([bad]),
+        pg_store.append([candidate(id="after")]),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[1], TidingsError)
+    assert [e.id for e in await everything(pg_store)] == ["before", "after"]
+
+
 @pytest.mark.parametrize(
     ("params", "index"),
     [

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+import orjson
 
 from tidings.envelope import AppendResult, Candidate, Event
 from tidings.envelope.timefmt import now_us
@@ -50,6 +51,7 @@ REFUSED: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.exceptions.DataError,
     ValueError,
+    orjson.JSONEncodeError,  # text JSON cannot carry (a lone surrogate)
 )
 
 CommitCallback = Callable[[int, list[Event], float], None]
@@ -236,7 +238,7 @@ class Writer:
             if not rows:
                 return plan.callers, 0
             last, received_us, _ = await conn.fetchrow(
-                self._q["append_group"], *_columns(rows), now_us(), len(rows)
+                self._q["append_group"], _rows_json(rows), now_us(), len(rows)
             )
         plan.assign(last - len(rows) + 1)
         return plan.callers, int(received_us)
@@ -305,8 +307,33 @@ def _positions(plans: list[CallerPlan] | None) -> tuple[int, int] | None:
     return (min(seqs), max(seqs)) if seqs else None
 
 
+def _rows_json(rows: list[Candidate]) -> str:
+    """The rows of ``append_group``: one JSON array, ``n`` counting from 1."""
+    return orjson.dumps(
+        [
+            {
+                "n": n,
+                "tenant": c.tenant,
+                "id": c.id,
+                "type": c.type,
+                "source": c.source,
+                "subject": c.subject,
+                "time_us": c.time_us,
+                "trace_id": c.trace_id,
+                "idempotency_key": c.idempotency_key,
+                "dedupe_key": c.dedupe_key,
+                "data_text": c.data_json,
+                "metadata_text": c.metadata_json,
+                "data_doc": document_text(c.data_json),
+                "metadata_doc": document_text(c.metadata_json),
+            }
+            for n, c in enumerate(rows, 1)
+        ]
+    ).decode()
+
+
 def _columns(rows: list[Candidate]) -> list[list[Any]]:
-    """The insert's parameter arrays, one per column (unnest turns them back into rows)."""
+    """``insert_events``' parameter arrays, one per column (unnest turns them back into rows)."""
     return [
         [c.tenant for c in rows],
         [c.id for c in rows],
