@@ -9,11 +9,16 @@ lists the hottest functions; the raw collapsed stacks are kept beside it for a f
 
     .venv/bin/python bench/profile_publish.py --server tidings --load single
     .venv/bin/python bench/profile_publish.py --server peer --load open --rate 1000
+    .venv/bin/python bench/profile_publish.py --server tidings-pg --load single
+
+``tidings-pg`` runs Tidings on a fresh database of the ``--postgres`` server, dropped after.
+py-spy samples the Python process only: the PostgreSQL backends' CPU is not in the profile.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +28,17 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from run_publish import RESULTS, ROOT, Scenario, Server, run_openloop, run_wrk, start, stop
+from run_publish import (
+    RESULTS,
+    ROOT,
+    Scenario,
+    Server,
+    psql,
+    run_openloop,
+    run_wrk,
+    start,
+    stop,
+)
 
 # First match wins: the layer a frame's file belongs to.
 LAYERS = (
@@ -83,7 +98,12 @@ def summarize(raw: Path, top: int = 25) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", choices=("tidings", "peer"), default="tidings")
+    parser.add_argument("--server", choices=("tidings", "tidings-pg", "peer"), default="tidings")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="the PostgreSQL server of tidings-pg (a database is created and dropped)",
+    )
     parser.add_argument("--load", choices=("single", "batch100", "open"), default="single")
     parser.add_argument("--rate", type=float, default=1000.0, help="requests/s with --load open")
     parser.add_argument("--seconds", type=float, default=15.0)
@@ -94,7 +114,8 @@ def main() -> None:
         sys.exit("py-spy is not installed (.venv/bin/pip install py-spy)")
     if not 1 <= args.seconds <= 120:
         parser.error("seconds must be 1-120")
-    server = Server(args.server, args.port, "/readyz" if args.server == "tidings" else "/healthz")
+    tidings = args.server.startswith("tidings")
+    server = Server(args.server, args.port, "/readyz" if tidings else "/healthz")
     scenario = {
         "single": Scenario("single", batch=1, connections=32),
         "batch100": Scenario("batch100", batch=100, connections=16),
@@ -104,7 +125,18 @@ def main() -> None:
     stem = RESULTS / f"profile-{args.server}-{args.load}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     raw = stem.with_suffix(".txt")
     work = Path(tempfile.mkdtemp(prefix="tidings-profile-"))
-    proc = start(server, work / "data", work / "server.log")
+    database = f"tidings_profile_{os.getpid()}"
+    store_env: dict[str, str] = {}
+    if args.server == "tidings-pg":
+        server_url = args.postgres.rstrip("/")
+        psql(server_url, "postgres", f'CREATE DATABASE "{database}"')
+        store_env["TIDINGS_STORE"] = f"{server_url}/{database}"
+    try:
+        proc = start(server, work / "data", work / "server.log", store_env)
+    except BaseException:
+        if store_env:
+            psql(server_url, "postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        raise
     try:
         run_wrk(scenario, server.port, 2, connections=4, threads=1)  # warm-up
         sampler = subprocess.Popen(
@@ -122,6 +154,8 @@ def main() -> None:
             sys.exit(f"py-spy failed: {err.decode(errors='replace')}")
     finally:
         stop(proc)
+        if store_env:
+            psql(server_url, "postgres", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         shutil.rmtree(work, ignore_errors=True)
     header = (
         f"# {args.server}, load {args.load}: {load['req_per_s']:,.0f} req/s, "

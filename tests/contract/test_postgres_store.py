@@ -4,6 +4,7 @@ its indexes make possible, start-up errors and the text PostgreSQL cannot hold."
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from tidings.errors import TidingsError
 from tidings.store import Query
 from tidings.store.errors import StoreOpenError
 from tidings.store.postgres import PostgresStore
+from tidings.store.postgres.connection import LOG_LOCK
 from tidings.store.postgres.filter_sql import EVENT_COLUMNS, Params, filter_clause
 from tidings.store.postgres.migrate import latest_version, migrate
 from tidings.store.sql import load_migrations
@@ -138,6 +140,99 @@ async def test_two_nodes_racing_the_same_keys_store_each_once_and_answer_the_sam
     stored = await everything(pg_store)
     assert len(stored) == 60
     assert [e.seq for e in stored] == sorted(e.seq for e in stored)
+
+
+async def _waiting_for_the_log_lock(conn: asyncpg.Connection, groups: int) -> None:
+    """Until ``groups`` of the store's connections wait for the log lock ``conn`` holds."""
+    for _ in range(2000):
+        waiting = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'tidings' AND wait_event_type = 'Lock'"
+        )
+        if waiting == groups:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"the writer never had {groups} group(s) waiting for the log lock")
+
+
+@pytest.fixture
+async def lock_holder(pg_store: PostgresStore, pg_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection holding the log lock: the writer's groups queue behind it in PostgreSQL."""
+    conn = await asyncpg.connect(pg_url)
+    await conn.execute(f"SELECT pg_advisory_lock({LOG_LOCK})")
+    yield conn
+    await conn.close()
+
+
+async def test_two_groups_in_flight_are_answered_and_announced_in_position_order(
+    pg_store: PostgresStore, lock_holder: asyncpg.Connection
+) -> None:
+    """The second group waits for the lock in PostgreSQL beside the first; a third waits in
+    the queue until they are answered. Listeners hear of every commit once, in order."""
+    heard: list[int] = []
+    pg_store.add_commit_listener(lambda events: heard.extend(e.seq for e in events))
+    first = asyncio.create_task(pg_store.append([candidate(id="a1"), candidate(id="a2")]))
+    await _waiting_for_the_log_lock(lock_holder, 1)
+    second = asyncio.create_task(pg_store.append([candidate(id="b1"), candidate(id="b2")]))
+    await _waiting_for_the_log_lock(lock_holder, 2)
+    third = asyncio.create_task(pg_store.append([candidate(id="c1")]))
+    await lock_holder.execute(f"SELECT pg_advisory_unlock({LOG_LOCK})")
+
+    answers = [await first, await second, await third]
+    seqs = [r.seq for answer in answers for r in answer]
+    stored = await everything(pg_store)
+    assert sorted(seqs) == [e.seq for e in stored]
+    assert [e.id for e in stored][:4] in (["a1", "a2", "b1", "b2"], ["b1", "b2", "a1", "a2"])
+    assert answers[2][0].seq == max(seqs)  # sent once the two in flight were answered
+    assert heard == [e.seq for e in stored]
+    assert pg_store.head() == max(seqs)
+
+
+async def test_a_refused_group_in_flight_fails_its_caller_alone_and_keeps_the_order(
+    pg_store: PostgresStore, lock_holder: asyncpg.Connection
+) -> None:
+    heard: list[int] = []
+    pg_store.add_commit_listener(lambda events: heard.extend(e.seq for e in events))
+    first = asyncio.create_task(pg_store.append([candidate(id="before")]))
+    await _waiting_for_the_log_lock(lock_holder, 1)
+    bad = replace(candidate(), subject="a\x00b")
+    second = asyncio.gather(
+        pg_store.append([bad]), pg_store.append([candidate(id="beside")]), return_exceptions=True
+    )
+    await _waiting_for_the_log_lock(lock_holder, 2)
+    await lock_holder.execute(f"SELECT pg_advisory_unlock({LOG_LOCK})")
+
+    [kept] = await first
+    refused, [beside] = await second
+    assert isinstance(refused, TidingsError) and refused.status == 422
+    stored = await everything(pg_store)
+    assert [(e.id, e.seq) for e in stored] == sorted(
+        [("before", kept.seq), ("beside", beside.seq)], key=lambda pair: pair[1]
+    )
+    assert heard == [e.seq for e in stored]
+
+
+async def test_a_group_holding_a_key_of_a_group_in_flight_waits_for_it(
+    pg_store: PostgresStore, lock_holder: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sent beside it, the repeat would find nothing, hit the unique index and go the slow
+    way; waiting, its lookup finds the first and answers its seq."""
+    first = asyncio.create_task(pg_store.append([candidate(idempotency_key="k", data=1)]))
+    await _waiting_for_the_log_lock(lock_holder, 1)
+    again = asyncio.create_task(pg_store.append([candidate(idempotency_key="k", data=1)]))
+    writer = pg_store._writer
+    assert writer is not None
+    for _ in range(5000):  # taken by the writer, which waits for the first to be answered
+        if not writer._queue:
+            break
+        await asyncio.sleep(0.001)
+    with caplog.at_level(logging.INFO, logger="tidings.store"):
+        await lock_holder.execute(f"SELECT pg_advisory_unlock({LOG_LOCK})")
+        [original], [repeat] = await first, await again
+
+    assert (repeat.seq, repeat.duplicate) == (original.seq, True)
+    assert len(await everything(pg_store)) == 1
+    assert not [r for r in caplog.records if "refused" in r.getMessage()]
 
 
 # -- migrations -----------------------------------------------------------------------------
@@ -287,6 +382,21 @@ async def test_a_text_field_with_a_nul_character_is_refused_alone_with_422(
     )
 
     assert isinstance(results[1], TidingsError) and results[1].status == 422
+    assert [e.id for e in await everything(pg_store)] == ["before", "after"]
+
+
+async def test_text_json_cannot_carry_fails_its_caller_alone(pg_store: PostgresStore) -> None:
+    """A lone surrogate cannot be written as JSON (the group's rows) nor as UTF-8: the group is
+    written again caller by caller, and only that caller is refused."""
+    bad = replace(candidate(), subject="a\ud800b")
+    results = await asyncio.gather(
+        pg_store.append([candidate(id="before")]),
+        pg_store.append([bad]),
+        pg_store.append([candidate(id="after")]),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[1], TidingsError)
     assert [e.id for e in await everything(pg_store)] == ["before", "after"]
 
 

@@ -41,29 +41,29 @@ FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::te
 -- A whole group in one statement, committed on its own (one round trip). In order: the log
 -- lock, then the state row (locked, and read at its newest version even if another group
 -- committed since this statement began), then the positions, then the rows. Both locks are
--- held until the commit: the next group draws only once these rows are visible.
+-- held until the commit: the next group draws only once these rows are visible. The rows come
+-- as one JSON array of objects ($1, built by orjson): one text parameter costs the driver far
+-- less to encode than an array per column.
 WITH state AS (
-    UPDATE log_state SET received_at_us = GREATEST(received_at_us, $14)
+    UPDATE log_state SET received_at_us = GREATEST(received_at_us, $2)
     WHERE id = 1
       AND (SELECT 1 FROM (SELECT pg_advisory_xact_lock(127996005019239)) AS locked) = 1
     RETURNING received_at_us
 ), drawn AS (
-    SELECT setval('events_seq', nextval('events_seq') + $15 - 1) AS last, received_at_us
+    SELECT setval('events_seq', nextval('events_seq') + $3 - 1) AS last, received_at_us
     FROM state
 ), stored AS (
     INSERT INTO events (seq, tenant, id, type, source, subject, time_us, received_at_us,
                         trace_id, idempotency_key, dedupe_key, data_text, metadata_text, data,
                         metadata)
-    SELECT d.last - $15 + u.n, u.tenant, u.id, u.type, u.source, u.subject, u.time_us,
+    SELECT d.last - $3 + u.n, u.tenant, u.id, u.type, u.source, u.subject, u.time_us,
            d.received_at_us, u.trace_id, u.idempotency_key, u.dedupe_key, u.data_text,
            u.metadata_text, COALESCE(u.data_doc, u.data_text)::jsonb,
            COALESCE(u.metadata_doc, u.metadata_text)::jsonb
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-                $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                $13::text[])
-         WITH ORDINALITY
-         AS u(tenant, id, type, source, subject, time_us, trace_id, idempotency_key,
-              dedupe_key, data_text, metadata_text, data_doc, metadata_doc, n),
+    FROM json_to_recordset($1::json)
+         AS u(n bigint, tenant text, id text, type text, source text, subject text,
+              time_us bigint, trace_id text, idempotency_key text, dedupe_key text,
+              data_text text, metadata_text text, data_doc text, metadata_doc text),
          drawn d
     RETURNING 1
 )

@@ -31,7 +31,7 @@ from tidings.store.postgres.connection import (
 from tidings.store.postgres.filter_sql import EVENT_COLUMNS, Params, filter_clause, needs_recheck
 from tidings.store.postgres.migrate import migrate
 from tidings.store.postgres.pages import Page, read_page
-from tidings.store.postgres.writer import Writer
+from tidings.store.postgres.writer import IN_FLIGHT, Writer
 from tidings.store.sql import load_queries
 from tidings.store.stats import STATS_TOP, hours_since, store_stats
 from tidings.store.time_blocks import Catchup
@@ -54,7 +54,7 @@ class PostgresStore:
         self.url = url  # postgresql://user:password@host:port/database
         self._pool_size = pool_size  # connections, shared by the writer and the readers
         self._pool: Any = None  # reads and the other parts' writes
-        self._write_pool: Any = None  # the group commits (two connections: one, and a spare)
+        self._write_pool: Any = None  # the group commits: one connection per group in flight
         self._writer: Writer | None = None
         self._listeners = Listeners(log)  # told of every commit, in order
         self._head = 0  # highest position this process knows committed
@@ -84,7 +84,16 @@ class PostgresStore:
                     self._head = int(await conn.fetchval(QUERIES["sequence_position"]))
                 self.time_summary.summarised = await time_pages.summarised(conn)
             await self._fill(pool)
-            write_pool = await create_pool(self.url, max_size=2, custom_plans=False)
+            # the writer's statements leave no session state (its locks end with each
+            # transaction), so a connection goes back without a reset round trip
+            write_pool = await create_pool(
+                self.url,
+                min_size=IN_FLIGHT,
+                max_size=IN_FLIGHT + 1,
+                custom_plans=False,
+                keep_idle=True,
+                reset=False,
+            )
         except StoreOpenError:
             await pool.close()
             raise
@@ -92,7 +101,7 @@ class PostgresStore:
             await pool.close()
             raise start_error(self.url, error) from None
         self._pool, self._write_pool = pool, write_pool
-        self._writer = Writer(write_pool, QUERIES, self._committed)
+        self._writer = Writer(write_pool, QUERIES, self._committed, self._head)
         self._writer.start()
 
     def prepare_on_connect(self, *statements: str) -> None:
