@@ -16,7 +16,6 @@ import orjson
 
 from tidings.store.deliveries import AttemptRecord, Delivery, Endpoint, Secret
 
-PURGE_CHUNK = 1000  # finished deliveries deleted per transaction, so none holds the writer long
 HOUR_US = 3_600_000_000
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from tidings.store import delivery_rows
 from tidings.store.deliveries import (
     Attempt,
     AttemptRecord,
@@ -15,25 +16,12 @@ from tidings.store.deliveries import (
     EndpointAttempts,
     Status,
 )
-from tidings.store.delivery_rows import (
-    HOUR_US,
-    PURGE_CHUNK,
-    RecordedBatch,
-    by_due_time,
-    cursor_moves,
-    delivery_from,
-    delivery_inserts,
-    endpoint_from,
-    endpoint_insert,
-    endpoint_update,
-    lowest,
-    purge_in_chunks,
-)
 from tidings.store.postgres.store import PostgresStore
 from tidings.store.sql import load_queries
 
 T = TypeVar("T")
 Q = load_queries("tidings.store.postgres", "deliveries.sql")
+PURGE_CHUNK = 1000
 
 
 async def _attempts(conn: Any, delivery_id: str) -> list[Attempt]:
@@ -78,11 +66,11 @@ class PostgresDeliveryStore:
         return await self._store.run(run)
 
     async def create_endpoint(self, endpoint: Endpoint) -> None:
-        args = endpoint_insert(endpoint)
+        args = delivery_rows.endpoint_insert(endpoint)
         await self._store.run(lambda conn: conn.execute(Q["insert_endpoint"], *args))
 
     async def save_endpoint(self, endpoint: Endpoint) -> None:
-        args = endpoint_update(endpoint)
+        args = delivery_rows.endpoint_update(endpoint)
         await self._store.run(lambda conn: conn.execute(Q["update_endpoint"], *args))
 
     async def delete_endpoint(self, tenant: str, endpoint_id: str, now_us: int = 0) -> bool:
@@ -96,13 +84,16 @@ class PostgresDeliveryStore:
     async def get_endpoint(self, tenant: str, endpoint_id: str) -> Endpoint | None:
         async def run(conn: Any) -> Endpoint | None:
             row = await conn.fetchrow(Q["select_endpoint"], tenant, endpoint_id)
-            return endpoint_from(row) if row else None
+            return delivery_rows.endpoint_from(row) if row else None
 
         return await self._store.run(run)
 
     async def list_endpoints(self, tenant: str | None) -> list[Endpoint]:
         async def run(conn: Any) -> list[Endpoint]:
-            return [endpoint_from(r) for r in await conn.fetch(Q["select_endpoints"], tenant)]
+            return [
+                delivery_rows.endpoint_from(r)
+                for r in await conn.fetch(Q["select_endpoints"], tenant)
+            ]
 
         return await self._store.run(run)
 
@@ -112,8 +103,8 @@ class PostgresDeliveryStore:
         cursors: dict[str, int],
         lease_until_us: int | None = None,
     ) -> None:
-        rows = delivery_inserts(deliveries, lease_until_us)
-        moves = cursor_moves(cursors)
+        rows = delivery_rows.delivery_inserts(deliveries, lease_until_us)
+        moves = delivery_rows.cursor_moves(cursors)
 
         async def run(conn: Any) -> None:
             if rows:
@@ -129,13 +120,13 @@ class PostgresDeliveryStore:
 
         async def run(conn: Any) -> list[Delivery]:
             rows = await conn.fetch(Q["claim_due"], now_us, limit, lease_until_us)
-            return by_due_time(map(delivery_from, rows))
+            return delivery_rows.by_due_time(map(delivery_rows.delivery_from, rows))
 
         return await self._store.run(run)
 
     async def record(self, records: Sequence[AttemptRecord], now_us: int) -> None:
         """Log the attempts and settle their deliveries; each endpoint is updated once."""
-        batch = RecordedBatch.of(records, now_us)
+        batch = delivery_rows.RecordedBatch.of(records, now_us)
         attempts, settled = batch.attempts, batch.settled
         cleared, first_failure = batch.cleared, batch.first_failure
         if len({r.delivery_id for r in records}) == len(records):
@@ -192,7 +183,7 @@ class PostgresDeliveryStore:
             row = await conn.fetchrow(Q["select_delivery"], tenant, delivery_id)
             if row is None:
                 return None
-            return delivery_from(row), await _attempts(conn, delivery_id)
+            return delivery_rows.delivery_from(row), await _attempts(conn, delivery_id)
 
         return await self._store.run(run)
 
@@ -203,7 +194,7 @@ class PostgresDeliveryStore:
             rows = await conn.fetch(
                 Q["select_deliveries"], tenant, endpoint_id, status, before, limit
             )
-            found = [delivery_from(r) for r in rows]
+            found = [delivery_rows.delivery_from(r) for r in rows]
             return [(d, await _attempts(conn, d.id)) for d in found]
 
         return await self._store.run(run)
@@ -212,13 +203,13 @@ class PostgresDeliveryStore:
         async def run(conn: Any) -> Delivery | None:
             await conn.execute(Q["retry_delivery"], now_us, now_us, tenant, delivery_id)
             row = await conn.fetchrow(Q["select_delivery"], tenant, delivery_id)
-            return delivery_from(row) if row else None
+            return delivery_rows.delivery_from(row) if row else None
 
         return await self._write(run)
 
     async def retention_floor(self) -> int | None:
         async def run(conn: Any) -> int | None:
-            return lowest(
+            return delivery_rows.lowest(
                 [await conn.fetchval(Q[name]) for name in ("floor_pending", "floor_cursors")]
             )
 
@@ -232,7 +223,7 @@ class PostgresDeliveryStore:
                 await conn.executemany(Q["delete_attempts"], [(i,) for i in ids])
             return len(ids)
 
-        return await purge_in_chunks(lambda: self._write(chunk), PURGE_CHUNK)
+        return await delivery_rows.purge_in_chunks(lambda: self._write(chunk), PURGE_CHUNK)
 
     async def stats(self, tenant: str, now_us: int) -> DeliveryStats:
         async def run(conn: Any) -> DeliveryStats:
@@ -240,7 +231,9 @@ class PostgresDeliveryStore:
             oldest = await conn.fetchval(Q["oldest_pending"], tenant)
             recent = {
                 r[0]: int(r[1])
-                for r in await conn.fetch(Q["attempts_since"], tenant, now_us - HOUR_US)
+                for r in await conn.fetch(
+                    Q["attempts_since"], tenant, now_us - delivery_rows.HOUR_US
+                )
             }
             return DeliveryStats(by_status, oldest, recent)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from tidings.store import delivery_rows
 from tidings.store.deliveries import (
     Attempt,
     AttemptRecord,
@@ -14,24 +15,11 @@ from tidings.store.deliveries import (
     EndpointAttempts,
     Status,
 )
-from tidings.store.delivery_rows import (
-    HOUR_US,
-    PURGE_CHUNK,
-    RecordedBatch,
-    by_due_time,
-    cursor_moves,
-    delivery_from,
-    delivery_inserts,
-    endpoint_from,
-    endpoint_insert,
-    endpoint_update,
-    lowest,
-    purge_in_chunks,
-)
 from tidings.store.sql import load_queries
 from tidings.store.sqlite.store import SqliteStore
 
 Q = load_queries("tidings.store.sqlite", "deliveries.sql")
+PURGE_CHUNK = 1000
 
 
 def _attempts(conn: sqlite3.Connection, delivery_id: str) -> list[Attempt]:
@@ -43,11 +31,11 @@ class SqliteDeliveryStore:
         self._store = store  # its writer thread serialises every write
 
     async def create_endpoint(self, endpoint: Endpoint) -> None:
-        args = endpoint_insert(endpoint)
+        args = delivery_rows.endpoint_insert(endpoint)
         await self._store.write(lambda conn: conn.execute(Q["insert_endpoint"], args))
 
     async def save_endpoint(self, endpoint: Endpoint) -> None:
-        args = endpoint_update(endpoint)
+        args = delivery_rows.endpoint_update(endpoint)
         await self._store.write(lambda conn: conn.execute(Q["update_endpoint"], args))
 
     async def delete_endpoint(self, tenant: str, endpoint_id: str, now_us: int = 0) -> bool:
@@ -60,13 +48,16 @@ class SqliteDeliveryStore:
     async def get_endpoint(self, tenant: str, endpoint_id: str) -> Endpoint | None:
         def run(conn: sqlite3.Connection) -> Endpoint | None:
             row = conn.execute(Q["select_endpoint"], (tenant, endpoint_id)).fetchone()
-            return endpoint_from(row) if row else None
+            return delivery_rows.endpoint_from(row) if row else None
 
         return await self._store.read(run)
 
     async def list_endpoints(self, tenant: str | None) -> list[Endpoint]:
         return await self._store.read(
-            lambda conn: [endpoint_from(r) for r in conn.execute(Q["select_endpoints"], (tenant,))]
+            lambda conn: [
+                delivery_rows.endpoint_from(r)
+                for r in conn.execute(Q["select_endpoints"], (tenant,))
+            ]
         )
 
     async def dispatch(
@@ -75,8 +66,8 @@ class SqliteDeliveryStore:
         cursors: dict[str, int],
         lease_until_us: int | None = None,
     ) -> None:
-        rows = delivery_inserts(deliveries, lease_until_us)
-        moves = cursor_moves(cursors)
+        rows = delivery_rows.delivery_inserts(deliveries, lease_until_us)
+        moves = delivery_rows.cursor_moves(cursors)
 
         def run(conn: sqlite3.Connection) -> None:
             conn.executemany(Q["insert_delivery"], rows)
@@ -89,13 +80,13 @@ class SqliteDeliveryStore:
 
         def run(conn: sqlite3.Connection) -> list[Delivery]:
             rows = conn.execute(Q["claim_due"], (now_us, limit, lease_until_us)).fetchall()
-            return by_due_time(map(delivery_from, rows))
+            return delivery_rows.by_due_time(map(delivery_rows.delivery_from, rows))
 
         return await self._store.write(run)
 
     async def record(self, records: Sequence[AttemptRecord], now_us: int) -> None:
         """Log the attempts and settle their deliveries; each endpoint is updated once."""
-        batch = RecordedBatch.of(records, now_us)
+        batch = delivery_rows.RecordedBatch.of(records, now_us)
 
         def run(conn: sqlite3.Connection) -> None:
             conn.executemany(Q["insert_attempt"], batch.attempts)
@@ -125,7 +116,7 @@ class SqliteDeliveryStore:
             row = conn.execute(Q["select_delivery"], (tenant, delivery_id)).fetchone()
             if row is None:
                 return None
-            return delivery_from(row), _attempts(conn, delivery_id)
+            return delivery_rows.delivery_from(row), _attempts(conn, delivery_id)
 
         return await self._store.read(run)
 
@@ -136,7 +127,7 @@ class SqliteDeliveryStore:
             rows = conn.execute(
                 Q["select_deliveries"], (tenant, endpoint_id, status, before, limit)
             )
-            found = [delivery_from(r) for r in rows.fetchall()]
+            found = [delivery_rows.delivery_from(r) for r in rows.fetchall()]
             return [(d, _attempts(conn, d.id)) for d in found]
 
         return await self._store.read(run)
@@ -145,13 +136,13 @@ class SqliteDeliveryStore:
         def run(conn: sqlite3.Connection) -> Delivery | None:
             conn.execute(Q["retry_delivery"], (now_us, now_us, tenant, delivery_id))
             row = conn.execute(Q["select_delivery"], (tenant, delivery_id)).fetchone()
-            return delivery_from(row) if row else None
+            return delivery_rows.delivery_from(row) if row else None
 
         return await self._store.write(run)
 
     async def retention_floor(self) -> int | None:
         def run(conn: sqlite3.Connection) -> int | None:
-            return lowest(
+            return delivery_rows.lowest(
                 conn.execute(Q[name]).fetchone()[0] for name in ("floor_pending", "floor_cursors")
             )
 
@@ -165,13 +156,17 @@ class SqliteDeliveryStore:
             conn.executemany(Q["delete_attempts"], [(i,) for i in ids])
             return len(ids)
 
-        return await purge_in_chunks(lambda: self._store.write(chunk), PURGE_CHUNK)
+        return await delivery_rows.purge_in_chunks(lambda: self._store.write(chunk), PURGE_CHUNK)
 
     async def stats(self, tenant: str, now_us: int) -> DeliveryStats:
         def run(conn: sqlite3.Connection) -> DeliveryStats:
             by_status = dict(conn.execute(Q["count_by_status"], (tenant,)).fetchall())
             oldest = conn.execute(Q["oldest_pending"], (tenant,)).fetchone()[0]
-            recent = dict(conn.execute(Q["attempts_since"], (tenant, now_us - HOUR_US)).fetchall())
+            recent = dict(
+                conn.execute(
+                    Q["attempts_since"], (tenant, now_us - delivery_rows.HOUR_US)
+                ).fetchall()
+            )
             return DeliveryStats(by_status, oldest, recent)
 
         return await self._store.read(run)
