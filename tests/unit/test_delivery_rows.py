@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from tidings.store.base import purge_in_chunks
 from tidings.store.deliveries import Attempt, AttemptRecord, Endpoint, Secret
 from tidings.store.delivery_rows import (
     RecordedBatch,
@@ -11,7 +12,6 @@ from tidings.store.delivery_rows import (
     endpoint_insert,
     endpoint_update,
     lowest,
-    purge_in_chunks,
 )
 
 

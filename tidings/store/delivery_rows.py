@@ -8,7 +8,7 @@ the statements and the way they are run differ, and those stay in
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,14 +139,3 @@ def lowest(values: Iterable[Any]) -> int | None:
     """The lowest of the values that are not NULL, as an int; None when all are."""
     present = [int(v) for v in values if v is not None]
     return min(present) if present else None
-
-
-async def purge_in_chunks(delete_chunk: Callable[[], Awaitable[int]], chunk: int) -> int:
-    """Run ``delete_chunk`` (deleting at most ``chunk`` rows and saying how many) until a
-    chunk comes back short; the total deleted."""
-    total = 0
-    while True:
-        deleted = await delete_chunk()
-        total += deleted
-        if deleted < chunk:
-            return total

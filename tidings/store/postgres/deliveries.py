@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from tidings.store import delivery_rows
+from tidings.store.base import purge_in_chunks
 from tidings.store.deliveries import (
     Attempt,
     AttemptRecord,
@@ -223,7 +224,7 @@ class PostgresDeliveryStore:
                 await conn.executemany(Q["delete_attempts"], [(i,) for i in ids])
             return len(ids)
 
-        return await delivery_rows.purge_in_chunks(lambda: self._write(chunk), PURGE_CHUNK)
+        return await purge_in_chunks(lambda: self._write(chunk), PURGE_CHUNK)
 
     async def stats(self, tenant: str, now_us: int) -> DeliveryStats:
         async def run(conn: Any) -> DeliveryStats:

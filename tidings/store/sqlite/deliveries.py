@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from tidings.store import delivery_rows
+from tidings.store.base import purge_in_chunks
 from tidings.store.deliveries import (
     Attempt,
     AttemptRecord,
@@ -156,7 +157,7 @@ class SqliteDeliveryStore:
             conn.executemany(Q["delete_attempts"], [(i,) for i in ids])
             return len(ids)
 
-        return await delivery_rows.purge_in_chunks(lambda: self._store.write(chunk), PURGE_CHUNK)
+        return await purge_in_chunks(lambda: self._store.write(chunk), PURGE_CHUNK)
 
     async def stats(self, tenant: str, now_us: int) -> DeliveryStats:
         def run(conn: sqlite3.Connection) -> DeliveryStats:
