@@ -16,7 +16,7 @@ import orjson
 
 from tidings.store.deliveries import AttemptRecord, Delivery, Endpoint, Secret
 
-HOUR_US = 3_600_000_000
+HOUR_US = 3_600_000_000  # the window of the attempts counted in DeliveryStats
 
 
 def _json(value: Any) -> str:
