@@ -23,6 +23,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from tests.integration.module_server import server_and_client
 from tests.integration.receiver import (
     Action,
     Receiver,
@@ -35,7 +36,7 @@ from tests.integration.receiver import (
     respond,
     wait_delivery,
 )
-from tests.integration.server import ServerProcess, ServerStore
+from tests.integration.server import ServerProcess
 from tidings import __version__
 
 SCHEDULE = "0,0.3,0.3,0.3,0.3"
@@ -51,21 +52,7 @@ ENV = {
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
-) -> Iterator[ServerProcess]:
-    process = ServerProcess(
-        tmp_path_factory.mktemp("delivery") / "data", env=ENV, store=server_store
-    ).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30.0) as http:
-        yield http
+server, client = server_and_client("delivery", ENV)
 
 
 @pytest.fixture
@@ -535,17 +522,19 @@ def test_retry_of_a_delivery_whose_event_was_purged_answers_410(
         assert answer.json()["error"]["code"] == "event_purged"
 
 
+HANGING_TIMEOUT_S = 15.0  # an attempt to a hanging receiver lasts this long
+HANGING_ENV = {
+    **ENV,
+    "TIDINGS_WEBHOOK_TIMEOUT_S": str(HANGING_TIMEOUT_S),
+    "TIDINGS_DELIVERY_CONCURRENCY": "8",
+}
+
+
 def test_a_hanging_receiver_does_not_delay_deliveries_to_another(
     start_server: Callable[..., ServerProcess], receivers: Callable[[], Receiver]
 ) -> None:
-    timeout_s = 15.0
-    server = start_server(
-        env={
-            **ENV,
-            "TIDINGS_WEBHOOK_TIMEOUT_S": str(timeout_s),
-            "TIDINGS_DELIVERY_CONCURRENCY": "8",
-        }
-    )
+    timeout_s = HANGING_TIMEOUT_S
+    server = start_server(env=HANGING_ENV)
     stuck, healthy = receivers(), receivers()
     stuck.default = hang(timeout_s + 5)
     with httpx.Client(base_url=server.url, timeout=30.0) as http:
@@ -566,14 +555,8 @@ def test_a_hanging_receiver_does_not_delay_deliveries_to_another(
 def test_retries_of_a_hanging_receiver_do_not_hold_up_retries_to_another(
     start_server: Callable[..., ServerProcess], receivers: Callable[[], Receiver]
 ) -> None:
-    timeout_s = 15.0
-    server = start_server(
-        env={
-            **ENV,
-            "TIDINGS_WEBHOOK_TIMEOUT_S": str(timeout_s),
-            "TIDINGS_DELIVERY_CONCURRENCY": "8",
-        }
-    )
+    timeout_s = HANGING_TIMEOUT_S
+    server = start_server(env=HANGING_ENV)
     stuck, healthy = receivers(), receivers()
     stuck.fail_first(40, respond(500, b"first no"))
     stuck.default = hang(timeout_s + 5)  # every retry hangs

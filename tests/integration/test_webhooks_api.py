@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from tests.integration.module_server import receiver_fixture, server_and_client
 from tests.integration.receiver import (
     Receiver,
     create_endpoint,
@@ -21,7 +22,7 @@ from tests.integration.receiver import (
     respond,
     wait_delivery,
 )
-from tests.integration.server import ServerProcess, ServerStore
+from tests.integration.server import ServerProcess
 
 OVERLAP_S = 4.0
 ENV = {
@@ -37,27 +38,8 @@ ENDPOINT_FIELDS = {
 DELIVERY_FIELDS = {"id", "webhook_id", "event_id", "status", "attempts", "next_attempt_at"}
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
-) -> Iterator[ServerProcess]:
-    process = ServerProcess(
-        tmp_path_factory.mktemp("webhooks-api") / "data", env=ENV, store=server_store
-    ).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30.0) as http:
-        yield http
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as running:
-        yield running
+server, client = server_and_client("webhooks-api", ENV)
+receiver = receiver_fixture()
 
 
 def prefix() -> str:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from standardwebhooks.webhooks import Webhook
 
+from tests.integration.module_server import receiver_fixture, server_and_client
 from tests.integration.receiver import Receiver, publish, respond, wait_delivery
-from tests.integration.server import ServerProcess, ServerStore
+from tests.integration.server import ServerProcess
 from tests.integration.test_cli import assert_clean_failure, tidings
 
 ENV = {
@@ -20,27 +19,8 @@ ENV = {
 }
 
 
-@pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, server_store: ServerStore
-) -> Iterator[ServerProcess]:
-    process = ServerProcess(
-        tmp_path_factory.mktemp("webhooks-cli") / "data", env=ENV, store=server_store
-    ).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def client(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30.0) as http:
-        yield http
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as running:
-        yield running
+server, client = server_and_client("webhooks-cli", ENV)
+receiver = receiver_fixture()
 
 
 def ok(*args: str, server: ServerProcess) -> str:

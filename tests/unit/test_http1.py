@@ -163,10 +163,56 @@ def answer(
     return head.encode() + b"\r\n" + body
 
 
-async def answer_all(conn: Conn) -> None:
-    """A well-behaved keep-alive server: 200 ``ok`` to every request."""
+def answers_each(response: bytes) -> Handler:
+    """A keep-alive server: ``response`` to every request."""
+
+    async def handler(conn: Conn) -> None:
+        while await conn.read_request() is not None:
+            conn.send(response)
+
+    return handler
+
+
+answer_all = answers_each(answer())  # well-behaved: 200 ``ok`` to every request
+
+
+def answers_once(response: bytes) -> Handler:
+    """``response`` to the first request of each connection, which it then closes."""
+
+    async def handler(conn: Conn) -> None:
+        if await conn.read_request() is not None:
+            conn.send(response)
+
+    return handler
+
+
+async def keeps(conn: Conn) -> None:
+    """200 ``ok`` to every request until the client closes the connection, which it counts."""
     while await conn.read_request() is not None:
         conn.send(answer())
+    conn.server.note_client_close()
+
+
+async def hangs(conn: Conn) -> None:
+    """Reads a request and never answers, until the client closes the connection."""
+    if await conn.read_request() is not None:
+        await conn.wait_closed_by_client()
+
+
+async def drops(conn: Conn) -> None:
+    """Reads a request and closes the connection without a word."""
+    await conn.read_request()
+
+
+def gated(gate: asyncio.Event) -> Handler:
+    """Answers each request once ``gate`` is set."""
+
+    async def handler(conn: Conn) -> None:
+        while await conn.read_request() is not None:
+            await gate.wait()
+            conn.send(answer())
+
+    return handler
 
 
 ServerFactory = Callable[..., Awaitable[Server]]
@@ -259,11 +305,7 @@ async def test_sequential_requests_share_one_kept_alive_connection(
 async def test_an_answer_with_connection_close_is_not_reused(
     serve: ServerFactory, make_pool: PoolFactory
 ) -> None:
-    async def says_close_but_stays(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            conn.send(answer(headers=(("Connection", "close"),)))
-
-    server = await serve(says_close_but_stays)
+    server = await serve(answers_each(answer(headers=(("Connection", "close"),))))  # and stays
     pool = make_pool()
     await post(pool, server.url())
     await post(pool, server.url())
@@ -271,33 +313,65 @@ async def test_an_answer_with_connection_close_is_not_reused(
     assert pool.open_connections(server.url()) == 0
 
 
-async def test_a_chunked_body_is_read_whole_and_the_connection_reused(
-    serve: ServerFactory, make_pool: PoolFactory
+CHUNKED = answer(headers=(("Transfer-Encoding", "chunked"),), body=b"", length=False)
+
+
+@pytest.mark.parametrize(
+    ("handler", "options", "body", "connections"),
+    [
+        pytest.param(
+            answers_each(CHUNKED + b"2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n"),
+            {},
+            b"hello",
+            1,
+            id="a_chunked_body_is_read_whole_and_the_connection_reused",
+        ),
+        pytest.param(
+            answers_each(answer(body=b"0123456789" * 1000)),
+            {"body_limit": 25},
+            b"0123456789012345678901234",
+            1,
+            id="a_body_over_the_limit_is_cut_but_drained_so_the_connection_is_reused",
+        ),
+        *(
+            pytest.param(
+                answers_once(answer(body=b"all of it", version=version, length=False)),
+                {},
+                b"all of it",
+                2,
+                id=f"a_body_delimited_by_the_end_of_the_connection_in_http_{version}",
+            )
+            for version in ("1.0", "1.1")
+        ),
+        pytest.param(
+            answers_each(answer(version="1.0", headers=(("Connection", "keep-alive"),))),
+            {},
+            b"ok",
+            1,
+            id="http_1_0_with_keep_alive_and_a_length_is_reused",
+        ),
+        pytest.param(
+            answers_each(answer() + b"junk\r\n\r\n"),
+            {},
+            b"ok",
+            2,
+            id="garbage_after_a_complete_answer_keeps_the_answer_but_not_the_connection",
+        ),
+    ],
+)
+async def test_answers_are_read_whole_and_connections_reused_as_their_framing_allows(
+    serve: ServerFactory,
+    make_pool: PoolFactory,
+    handler: Handler,
+    options: dict[str, Any],
+    body: bytes,
+    connections: int,
 ) -> None:
-    async def chunked(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            head = answer(headers=(("Transfer-Encoding", "chunked"),), body=b"", length=False)
-            conn.send(head + b"2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n")
-
-    server = await serve(chunked)
-    pool = make_pool()
-    assert await post(pool, server.url()) == b"hello"
-    assert await post(pool, server.url()) == b"hello"
-    assert server.accepted == 1
-
-
-async def test_a_body_over_the_limit_is_cut_but_drained_so_the_connection_is_reused(
-    serve: ServerFactory, make_pool: PoolFactory
-) -> None:
-    async def big(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            conn.send(answer(body=b"0123456789" * 1000))
-
-    server = await serve(big)
-    pool = make_pool(body_limit=25)
-    assert await post(pool, server.url()) == b"0123456789012345678901234"
-    assert await post(pool, server.url()) == b"0123456789012345678901234"
-    assert server.accepted == 1
+    server = await serve(handler)
+    pool = make_pool(**options)
+    assert await post(pool, server.url()) == body
+    assert await post(pool, server.url()) == body
+    assert server.accepted == connections
 
 
 async def test_a_huge_body_is_not_drained_the_connection_is_closed_instead(
@@ -320,35 +394,6 @@ async def test_a_huge_body_is_not_drained_the_connection_is_closed_instead(
     assert time.monotonic() - started < 1
     assert pool.open_connections(server.url()) == 0
     await server.wait_client_closes()
-
-
-@pytest.mark.parametrize("version", ["1.0", "1.1"])
-async def test_a_body_delimited_by_the_end_of_the_connection(
-    serve: ServerFactory, make_pool: PoolFactory, version: str
-) -> None:
-    async def until_close(conn: Conn) -> None:
-        if await conn.read_request() is not None:
-            conn.send(answer(body=b"all of it", version=version, length=False))
-
-    server = await serve(until_close)
-    pool = make_pool()
-    assert await post(pool, server.url()) == b"all of it"
-    assert await post(pool, server.url()) == b"all of it"
-    assert server.accepted == 2
-
-
-async def test_http_1_0_with_keep_alive_and_a_length_is_reused(
-    serve: ServerFactory, make_pool: PoolFactory
-) -> None:
-    async def old(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            conn.send(answer(version="1.0", headers=(("Connection", "keep-alive"),)))
-
-    server = await serve(old)
-    pool = make_pool()
-    await post(pool, server.url())
-    await post(pool, server.url())
-    assert server.accepted == 1
 
 
 async def test_100_continue_is_not_the_answer(serve: ServerFactory, make_pool: PoolFactory) -> None:
@@ -384,11 +429,9 @@ async def test_a_redirect_is_returned_not_followed(
 async def test_response_headers_are_lower_case_and_repeats_joined(
     serve: ServerFactory, make_pool: PoolFactory
 ) -> None:
-    async def headers(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            conn.send(answer(429, headers=(("Retry-After", "3"), ("X-A", "1"), ("x-a", "2"))))
-
-    server = await serve(headers)
+    server = await serve(
+        answers_each(answer(429, headers=(("Retry-After", "3"), ("X-A", "1"), ("x-a", "2"))))
+    )
     response = await make_pool().post(server.url(), {}, b"", timeout=0.5)
     assert response.headers["retry-after"] == "3"
     assert response.headers["x-a"] == "1, 2"
@@ -426,11 +469,7 @@ async def test_unsolicited_data_on_an_idle_connection_discards_it(
 async def test_an_idle_connection_the_peer_closed_is_replaced_without_error(
     serve: ServerFactory, make_pool: PoolFactory
 ) -> None:
-    async def one_each(conn: Conn) -> None:
-        if await conn.read_request() is not None:
-            conn.send(answer())
-
-    server = await serve(one_each)  # answers keep-alive, then closes anyway
+    server = await serve(answers_once(answer()))  # answers keep-alive, then closes anyway
     pool = make_pool()
     await post(pool, server.url())
     await asyncio.sleep(0.05)  # the close has arrived
@@ -438,16 +477,23 @@ async def test_an_idle_connection_the_peer_closed_is_replaced_without_error(
     assert server.accepted == 2
 
 
+def hangs_up_on_the_second_request(hang_up: Callable[[Conn], None]) -> Handler:
+    """Reads the second request on the first connection, then ``hang_up(conn)`` instead of an
+    answer (the keep-alive race); every other request is answered."""
+
+    async def handler(conn: Conn) -> None:
+        while await conn.read_request() is not None:
+            if conn.number == 1 and len(conn.server.requests) == 2:
+                return hang_up(conn)
+            conn.send(answer())
+
+    return handler
+
+
 async def test_a_reused_connection_closed_before_any_answer_is_retried_once_on_a_new_one(
     serve: ServerFactory, make_pool: PoolFactory
 ) -> None:
-    async def stale(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            if conn.number == 1 and len(conn.server.requests) == 2:
-                return  # read the second request, hang up without a word: the keep-alive race
-            conn.send(answer())
-
-    server = await serve(stale)
+    server = await serve(hangs_up_on_the_second_request(lambda conn: None))  # without a word
     pool = make_pool()
     await post(pool, server.url(), b"1")
     await post(pool, server.url(), b"2")
@@ -464,13 +510,7 @@ def reset(conn: Conn) -> None:
 async def test_a_reset_reused_connection_is_retried_too(
     serve: ServerFactory, make_pool: PoolFactory
 ) -> None:
-    async def resets(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            if conn.number == 1 and len(conn.server.requests) == 2:
-                return reset(conn)
-            conn.send(answer())
-
-    server = await serve(resets)
+    server = await serve(hangs_up_on_the_second_request(reset))
     pool = make_pool()
     await post(pool, server.url(), b"1")
     await post(pool, server.url(), b"2")
@@ -493,9 +533,6 @@ async def test_a_reset_fresh_connection_is_a_read_error(
 async def test_a_fresh_connection_closed_without_answer_is_not_retried(
     serve: ServerFactory, make_pool: PoolFactory
 ) -> None:
-    async def drops(conn: Conn) -> None:
-        await conn.read_request()
-
     server = await serve(drops)
     pool = make_pool()
     with pytest.raises(RemoteProtocolError, match="disconnected without sending an answer"):
@@ -538,30 +575,12 @@ async def test_a_malformed_answer_is_a_protocol_error(
     assert pool.open_connections(server.url()) == 0
 
 
-async def test_garbage_after_a_complete_answer_keeps_the_answer_but_not_the_connection(
-    serve: ServerFactory, make_pool: PoolFactory
-) -> None:
-    async def trailing(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            conn.send(answer() + b"junk\r\n\r\n")
-
-    server = await serve(trailing)
-    pool = make_pool()
-    assert await post(pool, server.url()) == b"ok"
-    assert await post(pool, server.url()) == b"ok"
-    assert server.accepted == 2
-
-
 # -- deadlines, refusals and limits ----------------------------------------------------------
 
 
 async def test_a_server_that_never_answers_times_out_and_the_connection_is_aborted(
     serve: ServerFactory, make_pool: PoolFactory
 ) -> None:
-    async def hangs(conn: Conn) -> None:
-        if await conn.read_request() is not None:
-            await conn.wait_closed_by_client()
-
     server = await serve(hangs)
     pool = make_pool()
     started = time.monotonic()
@@ -604,13 +623,7 @@ async def test_waiters_are_served_in_order_and_one_that_times_out_frees_its_plac
     serve: ServerFactory, make_pool: PoolFactory
 ) -> None:
     gate = asyncio.Event()
-
-    async def gated(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            await gate.wait()
-            conn.send(answer())
-
-    server = await serve(gated)
+    server = await serve(gated(gate))
     pool = make_pool(max_connections=1)
     first = asyncio.create_task(post(pool, server.url(), b"a", timeout=2))
     await server.wait_requests(1)
@@ -647,13 +660,7 @@ async def test_other_origins_have_their_own_cap(
     serve: ServerFactory, make_pool: PoolFactory
 ) -> None:
     gate = asyncio.Event()
-
-    async def gated(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            await gate.wait()
-            conn.send(answer())
-
-    busy = await serve(gated)
+    busy = await serve(gated(gate))
     free = await serve(answer_all)
     pool = make_pool(max_connections=1)
     stuck = asyncio.create_task(post(pool, busy.url(), timeout=2))
@@ -702,10 +709,6 @@ async def test_a_non_http_url_is_refused(make_pool: PoolFactory) -> None:
 async def test_a_cancelled_request_aborts_its_connection(
     serve: ServerFactory, make_pool: PoolFactory
 ) -> None:
-    async def hangs(conn: Conn) -> None:
-        if await conn.read_request() is not None:
-            await conn.wait_closed_by_client()
-
     server = await serve(hangs)
     pool = make_pool()
     task = asyncio.create_task(post(pool, server.url(), timeout=5))
@@ -720,15 +723,6 @@ async def test_a_cancelled_request_aborts_its_connection(
 async def test_close_aborts_connections_and_later_requests_fail(
     serve: ServerFactory, make_pool: PoolFactory
 ) -> None:
-    async def keeps(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            conn.send(answer())
-        conn.server.note_client_close()
-
-    async def hangs(conn: Conn) -> None:
-        if await conn.read_request() is not None:
-            await conn.wait_closed_by_client()
-
     idle_server = await serve(keeps)
     busy_server = await serve(hangs)
     pool = make_pool()
@@ -897,11 +891,7 @@ async def make_sender() -> AsyncIterator[Callable[..., Sender]]:
 async def test_sender_posts_the_signed_event_and_reads_the_answer(
     serve: ServerFactory, make_sender: Callable[..., Sender]
 ) -> None:
-    async def throttles(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            conn.send(answer(429, b"slow down", (("Retry-After", "7"),)))
-
-    server = await serve(throttles)
+    server = await serve(answers_each(answer(429, b"slow down", (("Retry-After", "7"),))))
     sender = make_sender()
     result = await sender.send(endpoint(server.url(), {"X-Team": "blue"}), EVENT, "msg_1")
     assert (result.status_code, result.error, result.timed_out) == (429, None, False)
@@ -947,11 +937,7 @@ async def test_sender_keeps_4_kib_of_the_body_without_half_characters(
 ) -> None:
     text = "a" + "é" * 3000  # 4096 bytes cut the 2048th "é" in half
 
-    async def long(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            conn.send(answer(body=text.encode()))
-
-    server = await serve(long)
+    server = await serve(answers_each(answer(body=text.encode())))
     result = await make_sender().send(endpoint(server.url()), EVENT, "msg_1")
     assert result.response_body == text[:2048]
     assert len(result.response_body.encode()) == RESPONSE_BODY_LIMIT - 1
@@ -960,10 +946,6 @@ async def test_sender_keeps_4_kib_of_the_body_without_half_characters(
 async def test_sender_reports_a_timeout(
     serve: ServerFactory, make_sender: Callable[..., Sender]
 ) -> None:
-    async def hangs(conn: Conn) -> None:
-        if await conn.read_request() is not None:
-            await conn.wait_closed_by_client()
-
     server = await serve(hangs)
     result = await make_sender(timeout_s=0.2).send(endpoint(server.url()), EVENT, "msg_1")
     assert (result.status_code, result.error, result.timed_out) == (None, "timed out", True)
@@ -974,9 +956,6 @@ async def test_sender_reports_a_timeout(
 async def test_sender_reports_errors_with_the_class_name(
     serve: ServerFactory, make_sender: Callable[..., Sender]
 ) -> None:
-    async def drops(conn: Conn) -> None:
-        await conn.read_request()
-
     server = await serve(drops)
     sender = make_sender()
     dropped = await sender.send(endpoint(server.url()), EVENT, "msg_1")
@@ -1071,11 +1050,6 @@ async def test_sender_still_refuses_private_destinations(
 async def test_sender_close_closes_its_connections(
     serve: ServerFactory, make_sender: Callable[..., Sender]
 ) -> None:
-    async def keeps(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            conn.send(answer())
-        conn.server.note_client_close()
-
     server = await serve(keeps)
     sender = make_sender()
     assert sender.timeout_s == 0.5
@@ -1109,11 +1083,7 @@ async def test_many_small_headers_count_toward_the_cap_too(
 ) -> None:
     many = tuple((f"X-H{i}", "v" * 50) for i in range(2000))  # about 120 KB of headers
 
-    async def chatty_headers(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            conn.send(answer(headers=many))
-
-    server = await serve(chatty_headers)
+    server = await serve(answers_each(answer(headers=many)))
     with pytest.raises(RemoteProtocolError, match="headers exceed"):
         await make_pool().post(server.url(), {}, b"{}", timeout=5)  # the default cap: 64 KiB
     roomy = make_pool(header_limit=256 * 1024)
@@ -1123,11 +1093,7 @@ async def test_many_small_headers_count_toward_the_cap_too(
 async def test_an_idle_connection_the_peer_closes_gives_its_slot_back_at_once(
     serve: ServerFactory, make_pool: PoolFactory
 ) -> None:
-    async def one_each(conn: Conn) -> None:
-        if await conn.read_request() is not None:
-            conn.send(answer())  # keep-alive, then it closes anyway
-
-    server = await serve(one_each)
+    server = await serve(answers_once(answer()))  # keep-alive, then it closes anyway
     pool = make_pool(max_connections=1)
     await post(pool, server.url())
     # No request to that origin follows: the pool notices the close by itself.
@@ -1140,11 +1106,6 @@ async def test_an_idle_connection_the_peer_closes_gives_its_slot_back_at_once(
 async def test_an_idle_connection_is_closed_after_the_idle_timeout(
     serve: ServerFactory, make_pool: PoolFactory
 ) -> None:
-    async def keeps(conn: Conn) -> None:
-        while await conn.read_request() is not None:
-            conn.send(answer())
-        conn.server.note_client_close()
-
     server = await serve(keeps)
     pool = make_pool(idle_timeout=0.05)
     await post(pool, server.url())
@@ -1168,27 +1129,52 @@ async def test_a_connection_reused_in_time_is_not_closed_by_its_idle_timer(
 # -- the same under uvloop, the loop ``tidings serve`` runs on ------------------------------
 
 
-def _scenarios() -> list[Callable[..., Awaitable[None]]]:
-    """The tests above that need only servers, pools and the certificate."""
+_PARAM = type(pytest.param(None))
+
+
+def _cases(function: Callable[..., Any]) -> list[tuple[str, dict[str, Any]]]:
+    """A test's cases, each an id and its parameters (one case without any when the test is
+    not parametrized; the tests here have one ``parametrize`` at most)."""
+    marks = [m for m in getattr(function, "pytestmark", []) if m.name == "parametrize"]
+    if not marks:
+        return [("", {})]
+    [mark] = marks
+    names, values = mark.args
+    if isinstance(names, str):
+        names = [name.strip() for name in names.split(",")]
+    cases = []
+    for i, value in enumerate(values):
+        case = value if isinstance(value, _PARAM) else pytest.param(value)
+        cases.append((case.id or str(i), dict(zip(names, case.values, strict=True))))
+    return cases
+
+
+def _scenarios() -> list[Any]:
+    """The tests above that need only servers, pools, the certificate and their parameters."""
     runnable = {"serve", "make_pool", "certificate"}
-    return [
-        function
-        for name, function in sorted(globals().items())
-        if name.startswith("test_")
-        and inspect.iscoroutinefunction(function)
-        and set(inspect.signature(function).parameters) <= runnable
-    ]
+    found = []
+    for name, function in sorted(globals().items()):
+        if not (name.startswith("test_") and inspect.iscoroutinefunction(function)):
+            continue
+        for case_id, args in _cases(function):
+            if set(inspect.signature(function).parameters) <= runnable | set(args):
+                label = f"{name[5:]}-{case_id}" if case_id else name[5:]
+                found.append(pytest.param(function, args, id=label))
+    return found
 
 
-@pytest.mark.parametrize("scenario", _scenarios(), ids=lambda f: f.__name__[5:])
-def test_under_uvloop(scenario: Callable[..., Awaitable[None]], certificate: Certificate) -> None:
+@pytest.mark.parametrize(("scenario", "args"), _scenarios())
+def test_under_uvloop(
+    scenario: Callable[..., Awaitable[None]], args: dict[str, Any], certificate: Certificate
+) -> None:
     uvloop = pytest.importorskip("uvloop")
 
     async def main() -> None:
         async with serving() as serve, pooling() as make_pool:
             available = {"serve": serve, "make_pool": make_pool, "certificate": certificate}
             wanted = inspect.signature(scenario).parameters
-            await scenario(**{name: available[name] for name in wanted})
+            given = available | args
+            await scenario(**{name: given[name] for name in wanted})
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())

@@ -15,19 +15,7 @@ import typer
 from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
 
 from tidings.cli.choices import ExportFormat, Order
-from tidings.cli.filters import (
-    AfterOption,
-    BeforeOption,
-    ExcludeSourceOption,
-    SinceOption,
-    SourceOption,
-    SubjectOption,
-    TraceIdOption,
-    TypeOption,
-    UntilOption,
-    WhereOption,
-    filter_params,
-)
+from tidings.cli.filters import EventFilter, filter_options
 from tidings.cli.http import USAGE, KeyOption, UrlOption, api, err, fail
 from tidings.client._calls import Call
 
@@ -69,17 +57,9 @@ def _export_error(tail: bytes) -> str | None:
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @filter_options(history=True)
     def export(
-        types: TypeOption = None,
-        sources: SourceOption = None,
-        exclude_sources: ExcludeSourceOption = None,
-        subjects: SubjectOption = None,
-        trace_ids: TraceIdOption = None,
-        where: WhereOption = None,
-        since: SinceOption = None,
-        until: UntilOption = None,
-        after: AfterOption = None,
-        before: BeforeOption = None,
+        filters: EventFilter,
         format: Annotated[
             ExportFormat, typer.Option("--format", help="One event per line, or CSV.")
         ] = ExportFormat.ndjson,
@@ -122,18 +102,7 @@ def register(app: typer.Typer) -> None:
 
           tidings export --source smartthings | gzip > smartthings.ndjson.gz
         """
-        params = filter_params(
-            types=types,
-            sources=sources,
-            exclude_sources=exclude_sources,
-            subjects=subjects,
-            trace_ids=trace_ids,
-            where=where,
-            since=since,
-            until=until,
-            after=after,
-            before=before,
-        )
+        params = filters.params()
         params += [("format", format.value), ("order", order.value)]
         if limit is not None:
             params.append(("limit", str(limit)))

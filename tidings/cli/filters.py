@@ -6,10 +6,13 @@ stays the only judge of what a filter means; the client only adds relative times
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -127,3 +130,71 @@ def filter_params(
     if before is not None:
         params.append(("before", str(before)))
     return params
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """The filter options a command was given (None where not given)."""
+
+    types: list[str] | None = None
+    sources: list[str] | None = None
+    exclude_sources: list[str] | None = None
+    subjects: list[str] | None = None
+    trace_ids: list[str] | None = None
+    where: list[str] | None = None
+    since: str | None = None
+    until: str | None = None
+    after: int | None = None
+    before: int | None = None
+
+    def params(self) -> list[tuple[str, str]]:
+        """The query parameters of :func:`filter_params`."""
+        return filter_params(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+# What an event is, then (for history) where in it to read; in the order ``--help`` lists them.
+_SELECTION_OPTIONS: dict[str, Any] = {
+    "types": TypeOption,
+    "sources": SourceOption,
+    "exclude_sources": ExcludeSourceOption,
+    "subjects": SubjectOption,
+    "trace_ids": TraceIdOption,
+    "where": WhereOption,
+}
+_RANGE_OPTIONS: dict[str, Any] = {
+    "since": SinceOption,
+    "until": UntilOption,
+    "after": AfterOption,
+    "before": BeforeOption,
+}
+
+
+def filter_options(*, history: bool) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the filter options, before its own, passed to it as ``filters``.
+
+    Every command that reads events takes the same options with the same help; ``history``
+    adds the time and position range (``--since``, ``--until``, ``--after``, ``--before``),
+    which a live stream does not have.
+    """
+    added = {**_SELECTION_OPTIONS, **(_RANGE_OPTIONS if history else {})}
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for name, p in signature.parameters.items() if name != "filters"]
+        options = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=hint)
+            for name, hint in added.items()
+        ]
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> None:
+            given = {name: kwargs.pop(name) for name in added}
+            command(filters=EventFilter(**given), **kwargs)
+
+        # typer reads the options from the signature and the annotations.
+        parameters = [*options, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own)]
+        run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": None}
+        return run
+
+    return decorate

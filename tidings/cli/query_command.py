@@ -11,19 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tidings.cli.choices import Order
-from tidings.cli.filters import (
-    AfterOption,
-    BeforeOption,
-    ExcludeSourceOption,
-    SinceOption,
-    SourceOption,
-    SubjectOption,
-    TraceIdOption,
-    TypeOption,
-    UntilOption,
-    WhereOption,
-    filter_params,
-)
+from tidings.cli.filters import EventFilter, filter_options
 from tidings.cli.http import KeyOption, UrlOption, api, err
 from tidings.client._calls import Call, Pager
 
@@ -58,17 +46,9 @@ def event_table(events: list[dict[str, Any]]) -> Table:
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @filter_options(history=True)
     def query(
-        types: TypeOption = None,
-        sources: SourceOption = None,
-        exclude_sources: ExcludeSourceOption = None,
-        subjects: SubjectOption = None,
-        trace_ids: TraceIdOption = None,
-        where: WhereOption = None,
-        since: SinceOption = None,
-        until: UntilOption = None,
-        after: AfterOption = None,
-        before: BeforeOption = None,
+        filters: EventFilter,
         order: Annotated[
             Order, typer.Option("--order", help="Newest first (desc) or oldest first.")
         ] = Order.desc,
@@ -104,18 +84,7 @@ def register(app: typer.Typer) -> None:
 
           tidings query --type order.paid --order asc --all --json > paid.ndjson
         """
-        params = filter_params(
-            types=types,
-            sources=sources,
-            exclude_sources=exclude_sources,
-            subjects=subjects,
-            trace_ids=trace_ids,
-            where=where,
-            since=since,
-            until=until,
-            after=after,
-            before=before,
-        )
+        params = filters.params()
         params += [("order", order.value), ("limit", str(limit))]
         shown: list[dict[str, Any]] = []
         pages = Pager(Call("GET", "/v1/events", tuple(params), safe=True), "events", dict)

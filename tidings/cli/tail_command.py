@@ -13,16 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tidings import __version__
-from tidings.cli.filters import (
-    ExcludeSourceOption,
-    SourceOption,
-    SubjectOption,
-    TraceIdOption,
-    TypeOption,
-    WhereOption,
-    parse_where,
-    resolve_time,
-)
+from tidings.cli.filters import EventFilter, filter_options, parse_where, resolve_time
 from tidings.cli.http import (
     FAILED,
     KeyOption,
@@ -93,13 +84,9 @@ def where_filter(conditions: Iterable[str] | None) -> dict[str, list[str]]:
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    @filter_options(history=False)
     def tail(
-        types: TypeOption = None,
-        sources: SourceOption = None,
-        exclude_sources: ExcludeSourceOption = None,
-        subjects: SubjectOption = None,
-        trace_ids: TraceIdOption = None,
-        where: WhereOption = None,
+        filters: EventFilter,
         last_event_id: Annotated[
             int | None,
             typer.Option("--last-event-id", help="Start after this position.", show_default=False),
@@ -145,12 +132,12 @@ def register(app: typer.Typer) -> None:
             headers={"User-Agent": f"tidings-cli/{__version__}"},
         )
         items = client.stream(
-            type=list(types) if types else None,
-            source=list(sources) if sources else None,
-            exclude_source=list(exclude_sources) if exclude_sources else None,
-            subject=list(subjects) if subjects else None,
-            trace_id=list(trace_ids) if trace_ids else None,
-            where=where_filter(where),
+            type=filters.types or None,
+            source=filters.sources or None,
+            exclude_source=filters.exclude_sources or None,
+            subject=filters.subjects or None,
+            trace_id=filters.trace_ids or None,
+            where=where_filter(filters.where),
             last_event_id=last_event_id,
             since=resolve_time(since) if since else None,
             on_reconnect=follower.reconnecting,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-import orjson
-
+from tidings.store import delivery_rows
+from tidings.store.base import purge_in_chunks
 from tidings.store.deliveries import (
     Attempt,
     AttemptRecord,
@@ -15,7 +15,6 @@ from tidings.store.deliveries import (
     DeliveryStats,
     Endpoint,
     EndpointAttempts,
-    Secret,
     Status,
 )
 from tidings.store.postgres.store import PostgresStore
@@ -24,40 +23,6 @@ from tidings.store.sql import load_queries
 T = TypeVar("T")
 Q = load_queries("tidings.store.postgres", "deliveries.sql")
 PURGE_CHUNK = 1000
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _endpoint(row: Any) -> Endpoint:
-    return Endpoint(
-        id=row["id"],
-        tenant=row["tenant"],
-        url=row["url"],
-        events=orjson.loads(row["events"]),
-        filter=orjson.loads(row["filter"]),
-        secrets=[Secret(s["secret"], s.get("expires_at_us")) for s in orjson.loads(row["secrets"])],
-        active=row["active"],
-        description=row["description"],
-        rate_limit=row["rate_limit"],
-        headers=orjson.loads(row["headers"]),
-        created_at_us=row["created_at_us"],
-        updated_at_us=row["updated_at_us"],
-        disabled_reason=row["disabled_reason"],
-        cursor=row["cursor"],
-        failing_since_us=row["failing_since_us"],
-    )
-
-
-def _secrets(endpoint: Endpoint) -> str:
-    return _dumps(
-        [{"secret": s.secret, "expires_at_us": s.expires_at_us} for s in endpoint.secrets]
-    )
-
-
-def _delivery(row: Any) -> Delivery:
-    return Delivery(*row)
 
 
 async def _attempts(conn: Any, delivery_id: str) -> list[Attempt]:
@@ -102,43 +67,11 @@ class PostgresDeliveryStore:
         return await self._store.run(run)
 
     async def create_endpoint(self, endpoint: Endpoint) -> None:
-        e = endpoint
-        args = (
-            e.id,
-            e.tenant,
-            e.url,
-            _dumps(e.events),
-            _dumps(e.filter),
-            _secrets(e),
-            e.active,
-            e.description,
-            e.rate_limit,
-            _dumps(e.headers),
-            e.created_at_us,
-            e.updated_at_us,
-            e.disabled_reason,
-            e.cursor,
-            e.failing_since_us,
-        )
+        args = delivery_rows.endpoint_insert(endpoint)
         await self._store.run(lambda conn: conn.execute(Q["insert_endpoint"], *args))
 
     async def save_endpoint(self, endpoint: Endpoint) -> None:
-        e = endpoint
-        args = (
-            e.url,
-            _dumps(e.events),
-            _dumps(e.filter),
-            _secrets(e),
-            e.active,
-            e.description,
-            e.rate_limit,
-            _dumps(e.headers),
-            e.updated_at_us,
-            e.disabled_reason,
-            e.failing_since_us,
-            e.tenant,
-            e.id,
-        )
+        args = delivery_rows.endpoint_update(endpoint)
         await self._store.run(lambda conn: conn.execute(Q["update_endpoint"], *args))
 
     async def delete_endpoint(self, tenant: str, endpoint_id: str, now_us: int = 0) -> bool:
@@ -152,13 +85,16 @@ class PostgresDeliveryStore:
     async def get_endpoint(self, tenant: str, endpoint_id: str) -> Endpoint | None:
         async def run(conn: Any) -> Endpoint | None:
             row = await conn.fetchrow(Q["select_endpoint"], tenant, endpoint_id)
-            return _endpoint(row) if row else None
+            return delivery_rows.endpoint_from(row) if row else None
 
         return await self._store.run(run)
 
     async def list_endpoints(self, tenant: str | None) -> list[Endpoint]:
         async def run(conn: Any) -> list[Endpoint]:
-            return [_endpoint(r) for r in await conn.fetch(Q["select_endpoints"], tenant)]
+            return [
+                delivery_rows.endpoint_from(r)
+                for r in await conn.fetch(Q["select_endpoints"], tenant)
+            ]
 
         return await self._store.run(run)
 
@@ -168,25 +104,8 @@ class PostgresDeliveryStore:
         cursors: dict[str, int],
         lease_until_us: int | None = None,
     ) -> None:
-        rows = [
-            (
-                d.id,
-                d.tenant,
-                d.webhook_id,
-                d.event_seq,
-                d.event_id,
-                d.message_id,
-                d.status,
-                d.attempts,
-                d.max_attempts,
-                d.next_attempt_at_us,
-                lease_until_us,
-                d.created_at_us,
-                d.updated_at_us,
-            )
-            for d in deliveries
-        ]
-        moves = [(position, endpoint_id) for endpoint_id, position in cursors.items()]
+        rows = delivery_rows.delivery_inserts(deliveries, lease_until_us)
+        moves = delivery_rows.cursor_moves(cursors)
 
         async def run(conn: Any) -> None:
             if rows:
@@ -202,38 +121,15 @@ class PostgresDeliveryStore:
 
         async def run(conn: Any) -> list[Delivery]:
             rows = await conn.fetch(Q["claim_due"], now_us, limit, lease_until_us)
-            return sorted(map(_delivery, rows), key=lambda d: d.next_attempt_at_us or 0)
+            return delivery_rows.by_due_time(map(delivery_rows.delivery_from, rows))
 
         return await self._store.run(run)
 
     async def record(self, records: Sequence[AttemptRecord], now_us: int) -> None:
         """Log the attempts and settle their deliveries; each endpoint is updated once."""
-        attempts = [
-            (
-                r.delivery_id,
-                r.attempt.n,
-                r.attempt.at_us,
-                r.attempt.status_code,
-                r.attempt.latency_ms,
-                r.attempt.error,
-                r.attempt.response_body,
-            )
-            for r in records
-        ]
-        settled = [
-            (r.status, r.attempt.n, r.next_attempt_at_us, now_us, r.delivery_id) for r in records
-        ]
-        # In completion order: a success clears an endpoint's run of failures, and a failure
-        # starts one unless one is running; only the batch's net effect is written.
-        cleared: set[str] = set()
-        first_failure: dict[str, int] = {}
-        for r in records:
-            if r.succeeded:
-                cleared.add(r.webhook_id)
-                first_failure.pop(r.webhook_id, None)
-            else:
-                first_failure.setdefault(r.webhook_id, r.attempt.at_us)
-
+        batch = delivery_rows.RecordedBatch.of(records, now_us)
+        attempts, settled = batch.attempts, batch.settled
+        cleared, first_failure = batch.cleared, batch.first_failure
         if len({r.delivery_id for r in records}) == len(records):
             # The usual batch, one attempt per delivery: one statement, one round trip, so
             # results are recorded soon after they arrive (a crash re-sends only those not).
@@ -288,7 +184,7 @@ class PostgresDeliveryStore:
             row = await conn.fetchrow(Q["select_delivery"], tenant, delivery_id)
             if row is None:
                 return None
-            return _delivery(row), await _attempts(conn, delivery_id)
+            return delivery_rows.delivery_from(row), await _attempts(conn, delivery_id)
 
         return await self._store.run(run)
 
@@ -299,7 +195,7 @@ class PostgresDeliveryStore:
             rows = await conn.fetch(
                 Q["select_deliveries"], tenant, endpoint_id, status, before, limit
             )
-            found = [_delivery(r) for r in rows]
+            found = [delivery_rows.delivery_from(r) for r in rows]
             return [(d, await _attempts(conn, d.id)) for d in found]
 
         return await self._store.run(run)
@@ -308,15 +204,15 @@ class PostgresDeliveryStore:
         async def run(conn: Any) -> Delivery | None:
             await conn.execute(Q["retry_delivery"], now_us, now_us, tenant, delivery_id)
             row = await conn.fetchrow(Q["select_delivery"], tenant, delivery_id)
-            return _delivery(row) if row else None
+            return delivery_rows.delivery_from(row) if row else None
 
         return await self._write(run)
 
     async def retention_floor(self) -> int | None:
         async def run(conn: Any) -> int | None:
-            values = [await conn.fetchval(Q[name]) for name in ("floor_pending", "floor_cursors")]
-            present = [int(v) for v in values if v is not None]
-            return min(present) if present else None
+            return delivery_rows.lowest(
+                [await conn.fetchval(Q[name]) for name in ("floor_pending", "floor_cursors")]
+            )
 
         return await self._store.run(run)
 
@@ -328,12 +224,7 @@ class PostgresDeliveryStore:
                 await conn.executemany(Q["delete_attempts"], [(i,) for i in ids])
             return len(ids)
 
-        total = 0
-        while True:
-            deleted = await self._write(chunk)
-            total += deleted
-            if deleted < PURGE_CHUNK:
-                return total
+        return await purge_in_chunks(lambda: self._write(chunk), PURGE_CHUNK)
 
     async def stats(self, tenant: str, now_us: int) -> DeliveryStats:
         async def run(conn: Any) -> DeliveryStats:
@@ -341,7 +232,9 @@ class PostgresDeliveryStore:
             oldest = await conn.fetchval(Q["oldest_pending"], tenant)
             recent = {
                 r[0]: int(r[1])
-                for r in await conn.fetch(Q["attempts_since"], tenant, now_us - 3_600_000_000)
+                for r in await conn.fetch(
+                    Q["attempts_since"], tenant, now_us - delivery_rows.HOUR_US
+                )
             }
             return DeliveryStats(by_status, oldest, recent)
 
