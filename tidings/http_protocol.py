@@ -227,12 +227,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
+        begun = False
         if self._reading_headers:
             self._header_bytes += len(data)
             if not self._request_begun:
                 # the keep-alive wait ended: the header deadline counts from this request
-                self._request_begun = True
-                self._restart_header_timer()
+                self._request_begun = begun = True
         parser = self.parser
         if parser is None:  # let go by ``settle_stream``: these bytes begin a next request
             parser = self.parser = _new_parser(self)
@@ -255,8 +255,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             else:
                 self.send_400_response(str(error) or type(error).__name__)
             return
-        if self._reading_headers and self._header_bytes > self.guard.limits.max_header_bytes:
-            self._answer_and_close(*self._oversize())
+        if self._reading_headers:
+            if self._header_bytes > self.guard.limits.max_header_bytes:
+                self._answer_and_close(*self._oversize())
+            elif begun:
+                # Started only now: headers that arrived whole in this read (nearly every
+                # request) need no deadline, and a timer set and cancelled per request costs.
+                self._restart_header_timer()
 
     def _oversize(self) -> tuple[int, str, str]:
         limit = self.guard.limits.max_header_bytes
