@@ -414,6 +414,9 @@ class OneWriteCycle(RequestResponseCycle):
     wait for a paused transport, so holding it changes no ordering: nothing else writes to
     the connection between a response's start and its body. Streamed (chunked) answers are
     written as before.
+
+    Its start also skips the access log line's arguments when the access logger would
+    drop the line (a level above INFO).
     """
 
     async def send(self, message: Any) -> None:
@@ -427,6 +430,10 @@ class OneWriteCycle(RequestResponseCycle):
             if self.response_complete and isinstance(self.transport, _HeadFirst):
                 self.transport = self.transport.release()
             return
+        if self.access_log and not self.access_logger.isEnabledFor(logging.INFO):
+            # ``info`` would drop the line, but only after its arguments (the client's
+            # address, the path) were worked out
+            self.access_log = False
         transport = self.transport
         held = _HeadFirst(transport)
         self.transport = held  # type: ignore[assignment]

@@ -7,8 +7,10 @@ the test picks by path.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
@@ -154,3 +156,32 @@ async def test_a_paused_transport_gets_the_head_and_the_body_after_it_resumes() 
     await settle_loop()
     assert b"".join(transport.writes).endswith(b"\r\n\r\n" + BODY)
     assert transport.writes[0].startswith(b"HTTP/1.1 201 Created\r\n")
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING])
+async def test_the_access_line_is_logged_exactly_when_the_access_logger_takes_it(
+    level: int,
+) -> None:
+    protocol, transport = connect(App())
+    access = logging.getLogger("uvicorn.access")
+    lines, before = Lines(), access.level
+    access.addHandler(lines)
+    access.setLevel(level)
+    try:
+        protocol.data_received(request("/?q=1"))
+        await settle_loop()
+    finally:
+        access.removeHandler(lines)
+        access.setLevel(before)
+    expected = ['127.0.0.1:40000 - "GET /?q=1 HTTP/1.1" 201'] if level == logging.INFO else []
+    assert lines.lines == expected
+    assert transport.writes[0].endswith(BODY)
