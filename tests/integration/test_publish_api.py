@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -352,3 +353,29 @@ def test_a_cloudevent_sent_in_reads_back_as_the_same_cloudevent(client: httpx.Cl
     )
     for getter in ("get_id", "get_source", "get_type", "get_subject", "get_data"):
         assert getattr(back, getter)() == getattr(original, getter)(), getter
+
+
+def test_the_location_of_a_client_chosen_id_is_quoted_and_a_plain_one_is_not(
+    client: httpx.Client,
+) -> None:
+    odd = unique("a/b é?")
+    answer = client.post("/v1/events", json={"id": odd, "type": "loc.odd"})
+    assert answer.status_code == 201
+    assert answer.headers["location"] == "/v1/events/" + quote(odd, safe="")
+    plain = unique("Plain-Id-9")
+    answer = client.post("/v1/events", json={"id": plain, "type": "loc.plain"})
+    assert answer.headers["location"] == f"/v1/events/{plain}"
+    assert answer.headers["content-type"] == "application/json"
+    assert int(answer.headers["content-length"]) == len(answer.content)
+
+
+def test_a_repeated_header_counts_by_its_first_value(client: httpx.Client) -> None:
+    headers = [
+        ("Content-Type", "text/plain"),
+        ("content-type", "application/json"),
+        ("Idempotency-Key", unique("first")),
+        ("Idempotency-Key", ""),
+    ]
+    answer = client.post("/v1/events", content=b'{"type": "hdr.first"}', headers=headers)
+    assert answer.status_code == 415
+    assert "text/plain" in answer.json()["error"]["message"]

@@ -256,3 +256,16 @@ def test_the_server_finds_the_protocol_of_a_scope_and_remembers_the_last_one() -
     assert server._protocol_of(second.scope) is second  # remembered
     assert server._protocol_of(first.scope) is None  # gone
     assert server._protocol_of(None) is None
+
+
+async def test_headers_arriving_whole_set_no_deadline_and_headers_in_pieces_do() -> None:
+    app = App()
+    protocol, _ = make_protocol(app)
+    await settle_loop()
+    protocol.data_received(PING)
+    assert protocol._header_timer is None
+    await settle_loop()
+    protocol.data_received(PING[:10])
+    assert protocol._header_timer is not None
+    protocol.data_received(PING[10:])
+    assert protocol._header_timer is None

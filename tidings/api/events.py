@@ -18,7 +18,7 @@ from starlette.responses import Response, StreamingResponse
 
 from tidings.api.body import JSON_TYPES, media_type, parse_json, read_body
 from tidings.api.params import EXPORT_PARAMS, make_cursor, parse_query
-from tidings.api.responses import json_response, raw_json_response
+from tidings.api.responses import created_response, json_response, raw_json_response
 from tidings.api.schemas import (
     PUBLISH_BODY,
     PUBLISH_RESPONSES,
@@ -143,11 +143,16 @@ async def publish(request: Request) -> Response:
     if batch:
         return json_response({"events": [r.to_dict() for r in results]}, status)
     result = results[0]
+    if not fresh:
+        return json_response(result.to_dict(), status)
     # A client-chosen id may hold any character; a header holds only ASCII (stored already:
-    # a failure to encode the answer must not turn an acknowledged event into a 500).
-    location = f"/v1/events/{quote(result.id, safe='')}"
-    headers = {"Location": location} if fresh else None
-    return json_response(result.to_dict(), status, headers=headers)
+    # a failure to encode the answer must not turn an acknowledged event into a 500). A
+    # generated id needs no quoting.
+    id_ = result.id
+    plain = id_.isascii() and id_.replace("-", "").isalnum()
+    return created_response(
+        orjson.dumps(result.to_dict()), f"/v1/events/{id_ if plain else quote(id_, safe='')}"
+    )
 
 
 def _page_body(events: list[Event], next_cursor: str | None) -> bytes:
