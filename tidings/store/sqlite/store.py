@@ -93,6 +93,12 @@ class SqliteStore:
         except sqlite3.Error as error:
             raise StoreOpenError(str(self.path), f"SQLite cannot open it: {error}") from None
         try:
+            # The writer's savepoints (one per caller in a group) keep the pages they change in
+            # a sub-journal, which SQLite spills to a temporary file past 64 KiB: a 100-event
+            # caller's pages were written there once more, a fifth of the writer's CPU
+            # (BENCHMARKS.md, publish section). In memory it holds one caller's pages at a
+            # time, and is emptied when the savepoint is released.
+            conn.execute("PRAGMA temp_store=MEMORY")
             self._quick_check(conn)
             migrate(conn)
             head = int(conn.execute(QUERIES["sequence_position"]).fetchone()[0])
