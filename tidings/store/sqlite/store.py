@@ -95,7 +95,7 @@ class SqliteStore:
         try:
             # The writer's savepoints (one per caller in a group) keep the pages they change in
             # a sub-journal, which SQLite spills to a temporary file past 64 KiB: a 100-event
-            # caller's pages were written there once more, a fifth of the writer's CPU
+            # caller's pages were written there once more, a quarter of the writer's CPU
             # (BENCHMARKS.md, publish section). In memory it holds one caller's pages at a
             # time, and is emptied when the savepoint is released.
             conn.execute("PRAGMA temp_store=MEMORY")
