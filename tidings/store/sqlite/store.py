@@ -29,6 +29,7 @@ from tidings.store.listeners import Listeners
 from tidings.store.sql import load_migrations, load_queries
 from tidings.store.sqlite.connection import SYNCHRONOUS_MODES, connect
 from tidings.store.sqlite.filter_sql import EVENT_COLUMNS, count_sql, filter_clause, query_sql
+from tidings.store.sqlite.insert_rows import STATEMENT_CACHE
 from tidings.store.sqlite.integrity import check_location, quick_check
 from tidings.store.sqlite.readers import ReaderPool
 from tidings.store.sqlite.writer import Writer
@@ -89,7 +90,9 @@ class SqliteStore:
     def _open_writer_connection(self) -> tuple[sqlite3.Connection, int]:
         check_location(self.path)
         try:
-            conn = connect(self.path, synchronous=self._synchronous)
+            conn = connect(
+                self.path, synchronous=self._synchronous, cached_statements=STATEMENT_CACHE
+            )
         except sqlite3.Error as error:
             raise StoreOpenError(str(self.path), f"SQLite cannot open it: {error}") from None
         try:
