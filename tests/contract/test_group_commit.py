@@ -335,6 +335,30 @@ class TestSqliteWriter:
         keys = {e.id: e.idempotency_key for e in events}
         assert (keys["k5"], keys["k299"], keys["e6"]) == ("k5", "k299", None)
 
+    @pytest.mark.parametrize("size", [2, 100, 128])
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [("data_json", {"not": "text"}), ("type", None)],  # cannot be bound; NOT NULL midway
+    )
+    async def test_a_batch_of_one_statement_with_a_refused_row_stores_none_of_it(
+        self, sqlite_store: SqliteStore, size: int, field: str, value: Any
+    ) -> None:
+        doomed = [candidate({"n": n}, id=f"d{n}") for n in range(size)]
+        setattr(doomed[size // 2], field, value)
+
+        async with writer_held(sqlite_store):
+            before = asyncio.create_task(sqlite_store.append([candidate(id="b1")]))
+            bad = asyncio.create_task(sqlite_store.append(doomed))
+            after = asyncio.create_task(sqlite_store.append([candidate(id="a1")]))
+            await asyncio.sleep(0)
+
+        with pytest.raises(TidingsError) as raised:
+            await bad
+        assert raised.value.status == 500
+        [b1], [a1] = await before, await after
+        assert a1.seq == b1.seq + 1
+        assert [e.id for e in await read_all(sqlite_store)] == ["plug", "b1", "a1"]
+
     async def test_a_row_sqlite_cannot_store_deep_in_a_long_batch_fails_only_its_caller(
         self, sqlite_store: SqliteStore
     ) -> None:

@@ -27,7 +27,7 @@ from tidings.envelope import AppendResult, Candidate, Event
 from tidings.envelope.timefmt import now_us
 from tidings.errors import TidingsError
 from tidings.store.idempotency import conflict_error, same_content
-from tidings.store.sqlite.insert_rows import chunk_sizes, insert_rows_sql, row_params
+from tidings.store.sqlite.insert_rows import MAX_ROWS, chunk_sizes, insert_rows_sql, row_params
 
 log = logging.getLogger("tidings.store")
 
@@ -198,9 +198,14 @@ class Writer:
 
     def _run_append(self, request: _Append, received_us: int) -> None:
         conn = self._conn
-        # One plain insert is atomic by itself (SQLite undoes a failed statement), so only a
-        # caller with several rows or a deduplication key needs a savepoint.
-        guarded = len(request.candidates) > 1 or request.candidates[0].dedupe_key is not None
+        # One statement is atomic by itself (SQLite undoes a failed statement), so only a
+        # caller written in several needs a savepoint: one with a key (looked up first) or
+        # with more rows than one INSERT holds. A savepoint is two more statements, and each
+        # statement gives the GIL up and then waits for the event loop to hand it back.
+        candidates = request.candidates
+        guarded = len(candidates) > MAX_ROWS or any(
+            c.dedupe_key is not None or c.idempotency_key is not None for c in candidates
+        )
         if guarded:
             conn.execute("SAVEPOINT caller")
         try:
