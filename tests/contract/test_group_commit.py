@@ -309,6 +309,79 @@ class TestSqliteWriter:
         assert (await good)[0].duplicate is False
         assert [e.id for e in await read_all(sqlite_store)] == ["plug", "good"]
 
+    async def test_a_long_batch_with_keys_among_its_rows_keeps_positions_in_order(
+        self, sqlite_store: SqliteStore
+    ) -> None:
+        [earlier] = await sqlite_store.append([candidate(1, id="earlier", idempotency_key="dup")])
+        committed: list[Event] = []
+        sqlite_store.add_commit_listener(committed.extend)
+        batch = [candidate({"n": n}, id=f"e{n}") for n in range(300)]
+        batch[5] = candidate({"n": 5}, id="k5", idempotency_key="k5")
+        batch[130] = candidate(1, id="again", idempotency_key="dup")  # a repeat: not stored
+        batch[299] = candidate({"n": 299}, id="k299", idempotency_key="k299")
+
+        results = await sqlite_store.append(batch)
+
+        assert results[130] == AppendResult("earlier", earlier.seq, True)
+        stored = [r for r in results if not r.duplicate]
+        assert [r.seq for r in stored] == list(range(earlier.seq + 1, earlier.seq + 300))
+        assert [r.id for r in stored] == [c.id for i, c in enumerate(batch) if i != 130]
+        events = await read_all(sqlite_store)
+        assert [(e.seq, e.id) for e in events[1:]] == [(r.seq, r.id) for r in stored]
+        assert [(e.seq, e.id, e.data) for e in committed] == [
+            (e.seq, e.id, e.data) for e in events[1:]
+        ]
+        assert len({e.received_at_us for e in events[1:]}) == 1
+        keys = {e.id: e.idempotency_key for e in events}
+        assert (keys["k5"], keys["k299"], keys["e6"]) == ("k5", "k299", None)
+
+    @pytest.mark.parametrize("size", [2, 100, 128])
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [("data_json", {"not": "text"}), ("type", None)],  # cannot be bound; NOT NULL midway
+    )
+    async def test_a_batch_of_one_statement_with_a_refused_row_stores_none_of_it(
+        self, sqlite_store: SqliteStore, size: int, field: str, value: Any
+    ) -> None:
+        doomed = [candidate({"n": n}, id=f"d{n}") for n in range(size)]
+        setattr(doomed[size // 2], field, value)
+
+        async with writer_held(sqlite_store):
+            before = asyncio.create_task(sqlite_store.append([candidate(id="b1")]))
+            bad = asyncio.create_task(sqlite_store.append(doomed))
+            after = asyncio.create_task(sqlite_store.append([candidate(id="a1")]))
+            await asyncio.sleep(0)
+
+        with pytest.raises(TidingsError) as raised:
+            await bad
+        assert raised.value.status == 500
+        [b1], [a1] = await before, await after
+        assert a1.seq == b1.seq + 1
+        assert [e.id for e in await read_all(sqlite_store)] == ["plug", "b1", "a1"]
+
+    async def test_a_row_sqlite_cannot_store_deep_in_a_long_batch_fails_only_its_caller(
+        self, sqlite_store: SqliteStore
+    ) -> None:
+        doomed = [candidate({"n": n}, id=f"d{n}") for n in range(300)]
+        doomed[250].data_json = {"not": "text"}  # type: ignore[assignment]
+
+        async with writer_held(sqlite_store):
+            before = asyncio.create_task(sqlite_store.append([candidate(id="b1")]))
+            bad = asyncio.create_task(sqlite_store.append(doomed))
+            after = asyncio.create_task(
+                sqlite_store.append([candidate(id=f"a{n}") for n in range(200)])
+            )
+            await asyncio.sleep(0)
+
+        with pytest.raises(TidingsError) as raised:
+            await bad
+        assert raised.value.status == 500
+        [b1] = await before
+        after_results = await after
+        assert [r.seq for r in after_results] == list(range(b1.seq + 1, b1.seq + 201))
+        ids = [e.id for e in await read_all(sqlite_store)]
+        assert ids == ["plug", "b1"] + [f"a{n}" for n in range(200)]
+
     async def test_other_writes_share_the_group_and_a_failing_one_fails_alone(
         self, sqlite_store: SqliteStore
     ) -> None:

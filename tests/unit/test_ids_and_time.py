@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tidings.envelope import ids
-from tidings.envelope.ids import new_trace_id, trace_id_from_traceparent, uuid7
+from tidings.envelope.ids import new_trace_id, new_trace_ids, trace_id_from_traceparent, uuid7
 from tidings.envelope.timefmt import format_us, now_us, parse_iso, to_us
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -66,9 +66,22 @@ def test_new_trace_id_is_32_lowercase_hex_digits() -> None:
 
 
 def test_new_trace_id_is_never_all_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
-    draws = iter([bytes(16), bytes(16), b"\x01" * 16])
-    monkeypatch.setattr(ids, "_random", lambda n: next(draws))
-    assert new_trace_id() == "01" * 16
+    monkeypatch.setattr(ids, "_random", lambda n: bytes(n))
+    value = new_trace_id()
+    assert value != "0" * 32
+    assert ids.TRACE_ID.fullmatch(value)
+
+
+def test_new_trace_ids_start_with_the_millisecond(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([PAST_NS, PAST_NS + 1_000_000])
+    monkeypatch.setattr(ids, "time", SimpleNamespace(time_ns=lambda: next(clock)))
+    earlier = new_trace_ids(3)
+    later = new_trace_ids(1)
+    ms = f"{PAST_NS // 1_000_000:012x}"
+    assert all(value.startswith(ms) for value in earlier)
+    assert len(set(earlier)) == 3
+    assert later[0][:12] > ms  # a new trace sorts after the older ones
+    assert max(earlier) < later[0]
 
 
 @pytest.mark.parametrize(

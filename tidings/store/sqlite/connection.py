@@ -11,14 +11,24 @@ SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
 def connect(
-    path: Path | str, *, synchronous: str = "FULL", readonly: bool = False
+    path: Path | str,
+    *,
+    synchronous: str = "FULL",
+    readonly: bool = False,
+    cached_statements: int = 128,
 ) -> sqlite3.Connection:
     """An autocommit connection in WAL mode: callers open transactions explicitly.
 
     ``check_same_thread`` is off because a connection moves between pool threads, but it is
     only ever used by one thread at a time.
     """
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn = sqlite3.connect(
+        str(path),
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=30.0,
+        cached_statements=cached_statements,
+    )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=30000")

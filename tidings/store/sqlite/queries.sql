@@ -6,9 +6,6 @@ INSERT INTO events (tenant, id, type, source, subject, time_us, received_at_us, 
                     idempotency_key, dedupe_key, data, metadata)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
--- name: last_insert_rowid
-SELECT last_insert_rowid();
-
 -- name: last_position
 -- received_at never decreases with seq, so the newest row holds the latest stamp: no scan
 SELECT COALESCE(MAX(seq), 0),

@@ -30,6 +30,7 @@ from tidings.store.sql import load_migrations, load_queries
 from tidings.store.sqlite import time_pages
 from tidings.store.sqlite.connection import SYNCHRONOUS_MODES, connect
 from tidings.store.sqlite.filter_sql import EVENT_COLUMNS, count_sql, filter_clause, query_sql
+from tidings.store.sqlite.insert_rows import STATEMENT_CACHE
 from tidings.store.sqlite.integrity import check_location, quick_check
 from tidings.store.sqlite.readers import ReaderPool
 from tidings.store.sqlite.time_pages import has_time_window, time_page
@@ -93,10 +94,18 @@ class SqliteStore:
     def _open_writer_connection(self) -> tuple[sqlite3.Connection, int]:
         check_location(self.path)
         try:
-            conn = connect(self.path, synchronous=self._synchronous)
+            conn = connect(
+                self.path, synchronous=self._synchronous, cached_statements=STATEMENT_CACHE
+            )
         except sqlite3.Error as error:
             raise StoreOpenError(str(self.path), f"SQLite cannot open it: {error}") from None
         try:
+            # The writer's savepoints (one per caller in a group) keep the pages they change in
+            # a sub-journal, which SQLite spills to a temporary file past 64 KiB: a 100-event
+            # caller's pages were written there once more, a quarter of the writer's CPU
+            # (BENCHMARKS.md, publish section). In memory it holds one caller's pages at a
+            # time, and is emptied when the savepoint is released.
+            conn.execute("PRAGMA temp_store=MEMORY")
             self._quick_check(conn)
             migrate(conn)
             head = int(conn.execute(QUERIES["sequence_position"]).fetchone()[0])

@@ -27,6 +27,7 @@ from tidings.envelope import AppendResult, Candidate, Event
 from tidings.envelope.timefmt import now_us
 from tidings.errors import TidingsError
 from tidings.store.idempotency import conflict_error, same_content
+from tidings.store.sqlite.insert_rows import MAX_ROWS, chunk_sizes, insert_rows_sql, row_params
 
 log = logging.getLogger("tidings.store")
 
@@ -197,9 +198,14 @@ class Writer:
 
     def _run_append(self, request: _Append, received_us: int) -> None:
         conn = self._conn
-        # One plain insert is atomic by itself (SQLite undoes a failed statement), so only a
-        # caller with several rows or a deduplication key needs a savepoint.
-        guarded = len(request.candidates) > 1 or request.candidates[0].dedupe_key is not None
+        # One statement is atomic by itself (SQLite undoes a failed statement), so only a
+        # caller written in several needs a savepoint: one with a key (looked up first) or
+        # with more rows than one INSERT holds. A savepoint is two more statements, and each
+        # statement gives the GIL up and then waits for the event loop to hand it back.
+        candidates = request.candidates
+        guarded = len(candidates) > MAX_ROWS or any(
+            c.dedupe_key is not None or c.idempotency_key is not None for c in candidates
+        )
         if guarded:
             conn.execute("SAVEPOINT caller")
         try:
@@ -244,22 +250,23 @@ class Writer:
         conn = self._conn
         find = self._q["find_by_dedupe_key"]
         results: list[AppendResult] = []
-        run: list[Candidate] = []  # consecutive candidates without a dedupe key
+        run: list[Candidate] = []  # consecutive candidates without a key
         for index, c in enumerate(request.candidates):
-            if c.dedupe_key is None:
+            if c.dedupe_key is None and c.idempotency_key is None:
                 run.append(c)
                 continue
             if run:
                 self._insert_run(run, request, results, received_us)
                 run = []
-            row = conn.execute(find, (c.tenant, c.dedupe_key)).fetchone()
-            if row is not None:
-                seq, id_, type_, source, subject, data = row
-                if not same_content(type_, source, subject, data, c):
-                    raise _Conflict(index, c.idempotency_key)
-                results.append(AppendResult(id_, seq, True))
-                continue
-            self._insert_run([c], request, results, received_us)
+            if c.dedupe_key is not None:
+                row = conn.execute(find, (c.tenant, c.dedupe_key)).fetchone()
+                if row is not None:
+                    seq, id_, type_, source, subject, data = row
+                    if not same_content(type_, source, subject, data, c):
+                        raise _Conflict(index, c.idempotency_key)
+                    results.append(AppendResult(id_, seq, True))
+                    continue
+            self._insert_keyed(c, request, results, received_us)
         if run:
             self._insert_run(run, request, results, received_us)
         return results
@@ -271,33 +278,54 @@ class Writer:
         results: list[AppendResult],
         received_us: int,
     ) -> None:
-        """Insert rows in one ``executemany``. Inside this ``BEGIN IMMEDIATE`` transaction the
-        writer is the only writer, so AUTOINCREMENT hands the rows consecutive positions
-        ending at ``last_insert_rowid()``."""
+        """Insert rows without keys, up to ``MAX_ROWS`` per statement (``insert_rows``).
+        Inside this ``BEGIN IMMEDIATE`` transaction the writer is the only writer, so
+        AUTOINCREMENT hands the rows consecutive positions ending at ``last_insert_rowid()``."""
         conn = self._conn
-        rows = [
-            (
-                c.tenant,
-                c.id,
-                c.type,
-                c.source,
-                c.subject,
-                c.time_us,
-                received_us,
-                c.trace_id,
-                c.idempotency_key,
-                c.dedupe_key,
-                c.data_json,
-                c.metadata_json,
-            )
-            for c in run
-        ]
-        if len(rows) == 1:
-            last = conn.execute(self._q["insert_event"], rows[0]).lastrowid
-        else:
-            conn.executemany(self._q["insert_event"], rows)
-            last = conn.execute(self._q["last_insert_rowid"]).fetchone()[0]
+        start = 0
+        last: int | None = None
+        for size in chunk_sizes(len(run)):
+            chunk = run[start : start + size] if size < len(run) else run
+            last = conn.execute(insert_rows_sql(size), row_params(received_us, chunk)).lastrowid
+            start += size
         assert last is not None
+        self._stored(run, last, request, results, received_us)
+
+    def _insert_keyed(
+        self,
+        c: Candidate,
+        request: _Append,
+        results: list[AppendResult],
+        received_us: int,
+    ) -> None:
+        """Insert one row that carries an idempotency or deduplication key."""
+        row = (
+            c.tenant,
+            c.id,
+            c.type,
+            c.source,
+            c.subject,
+            c.time_us,
+            received_us,
+            c.trace_id,
+            c.idempotency_key,
+            c.dedupe_key,
+            c.data_json,
+            c.metadata_json,
+        )
+        last = self._conn.execute(self._q["insert_event"], row).lastrowid
+        assert last is not None
+        self._stored([c], last, request, results, received_us)
+
+    @staticmethod
+    def _stored(
+        run: list[Candidate],
+        last: int,
+        request: _Append,
+        results: list[AppendResult],
+        received_us: int,
+    ) -> None:
+        """The answers and the stored events of rows whose positions end at ``last``."""
         seq = last - len(run)
         events = request.events
         for c in run:
