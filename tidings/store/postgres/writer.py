@@ -346,20 +346,26 @@ def _rows_json(rows: list[Candidate]) -> str:
             "idempotency_key": c.idempotency_key,
             "dedupe_key": c.dedupe_key,
         }
-        if "\\u0000" in c.data_json:  # a json column cannot take it: text, and its document
-            row["data_text"], row["data_doc"] = c.data_json, document_text(c.data_json)
-        else:
+        if _as_json(c.data_json):
             row["data"] = orjson.Fragment(c.data_json)
-        if "\\u0000" in c.metadata_json:
+        else:
+            row["data_text"], row["data_doc"] = c.data_json, document_text(c.data_json)
+        if _as_json(c.metadata_json):
+            row["metadata"] = orjson.Fragment(c.metadata_json)
+        else:
             row["metadata_text"] = c.metadata_json
             row["metadata_doc"] = document_text(c.metadata_json)
-        else:
-            row["metadata"] = orjson.Fragment(c.metadata_json)
         out.append(row)
     try:
         return orjson.dumps(out).decode()
     except TypeError as error:  # a Fragment's text is not UTF-8 (a lone surrogate)
         raise ValueError(f"the events cannot be encoded: {error}") from None
+
+
+def _as_json(text: str) -> bool:
+    """Whether ``append_group`` can take this JSON text into a json column. It cannot take
+    ``\\u0000``, and a top-level ``null`` would come out as SQL NULL: those go as strings."""
+    return "\\u0000" not in text and text.strip() != "null"
 
 
 def _columns(rows: list[Candidate]) -> list[list[Any]]:
