@@ -97,7 +97,6 @@ class Writer:
         self._order: CommitOrder[_Landed] = CommitOrder(head)  # hands groups on in order
         self._flights: dict[asyncio.Task[None], frozenset[tuple[str, str]]] = {}  # their keys
         self._last_sent = 0  # candidates in the group sent last
-        self._idle: list[Any] = []  # write connections between groups, kept from the pool
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="tidings:pg-writer")
@@ -119,9 +118,6 @@ class Writer:
         self._wake.set()
         if self._task is not None:
             await self._task
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await self._pool.release(conn)
 
     # -- the task -----------------------------------------------------------------------
 
@@ -234,22 +230,16 @@ class Writer:
         Keys are looked up first, outside the lock; one stored meanwhile by another node
         makes the insert fail on the unique index, and the group goes the slow way.
         """
-        conn = await self._take()
-        try:
+        async with self._pool.acquire() as conn:
             plan = GroupPlan(await self._stored_keys(conn, keys))
             for request in group:
                 plan.add(request.candidates)
             rows = plan.rows
             if not rows:
-                self._idle.append(conn)
                 return plan.callers, 0
             last, received_us, _ = await conn.fetchrow(
                 self._q["append_group"], _rows_json(rows), now_us(), len(rows)
             )
-        except BaseException:
-            await self._pool.release(conn)
-            raise
-        self._idle.append(conn)
         plan.assign(last - len(rows) + 1)
         return plan.callers, int(received_us)
 
@@ -258,8 +248,7 @@ class Writer:
     ) -> tuple[list[CallerPlan], int]:
         """One transaction under the log lock, with a savepoint per caller: a caller whose
         rows are refused fails alone."""
-        conn = await self._take()
-        try:
+        async with self._pool.acquire() as conn:
             await conn.execute(self._q["lock_log"])  # BEGIN; the lock, until COMMIT
             try:
                 plan = GroupPlan(await self._stored_keys(conn, keys))
@@ -271,17 +260,7 @@ class Writer:
             except BaseException:
                 await _rollback(conn)
                 raise
-        except BaseException:
-            await self._pool.release(conn)
-            raise
-        self._idle.append(conn)
         return plan.callers, received_us
-
-    async def _take(self) -> Any:
-        """A write connection. One that served a group without failing is kept rather than
-        given back: the pool's acquire and release cost the event loop about 18 µs a group.
-        One that failed goes back to the pool, which opens a new one if it was lost."""
-        return self._idle.pop() if self._idle else await self._pool.acquire()
 
     async def _stored_keys(
         self, conn: Any, keys: frozenset[tuple[str, str]]
