@@ -370,6 +370,44 @@ async def test_data_with_a_nul_character_is_stored_served_as_published_and_filte
     assert [e.id for e in found] == [stored.id]
 
 
+async def test_data_of_every_shape_goes_in_one_statement_and_is_stored_as_published(
+    pg_store: PostgresStore, pg_url: str
+) -> None:
+    """Data and metadata travel as JSON inside the group's statement; a top-level null and
+    text holding NUL go as strings. A group the statement refused would be written again
+    with positions drawn anew, leaving a hole: consecutive positions mean it went through."""
+    shapes: list[object] = [None, {"name": "a\x00b"}, {"a": None}, [1, "x", None], "t", 0, []]
+    [first] = await pg_store.append([candidate()])
+    batch = [candidate(data=d) for d in shapes]
+    batch.append(candidate(data=1, metadata={"note": "a\x00b"}))
+    results = await pg_store.append(batch)
+
+    assert [r.seq for r in results] == list(range(first.seq + 1, first.seq + 2 + len(shapes)))
+    for c, r in zip(batch, results, strict=True):
+        event = await pg_store.get("default", r.id)
+        assert event is not None
+        assert (event.data_json, event.metadata_json) == (c.data_json, c.metadata_json)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT data::text, metadata::text FROM events WHERE seq > $1 ORDER BY seq",
+            first.seq,
+        )
+    finally:
+        await conn.close()
+    documents = [(orjson.loads(d), orjson.loads(m)) for d, m in rows]
+    assert documents == [
+        (None, {}),
+        ({"name": "a\ufffdb"}, {}),
+        ({"a": None}, {}),
+        ([1, "x", None], {}),
+        ("t", {}),
+        (0, {}),
+        ([], {}),
+        (1, {"note": "a\ufffdb"}),
+    ]
+
+
 async def test_a_text_field_with_a_nul_character_is_refused_alone_with_422(
     pg_store: PostgresStore,
 ) -> None:

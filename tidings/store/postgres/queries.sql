@@ -43,7 +43,11 @@ FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::te
 -- committed since this statement began), then the positions, then the rows. Both locks are
 -- held until the commit: the next group draws only once these rows are visible. The rows come
 -- as one JSON array of objects ($1, built by orjson): one text parameter costs the driver far
--- less to encode than an array per column.
+-- less to encode than an array per column. An event's data and metadata sit in it as the JSON
+-- they already are (``data``, ``metadata``: a json column gives its text back as it came), not
+-- as strings to escape and unescape again; text a json column cannot take (``\u0000``) or
+-- would turn into SQL NULL (a top-level ``null``) comes as a string (``data_text``...), with
+-- the document to index beside it when that differs (``data_doc``...).
 WITH state AS (
     UPDATE log_state SET received_at_us = GREATEST(received_at_us, $2)
     WHERE id = 1
@@ -57,13 +61,15 @@ WITH state AS (
                         trace_id, idempotency_key, dedupe_key, data_text, metadata_text, data,
                         metadata)
     SELECT d.last - $3 + u.n, u.tenant, u.id, u.type, u.source, u.subject, u.time_us,
-           d.received_at_us, u.trace_id, u.idempotency_key, u.dedupe_key, u.data_text,
-           u.metadata_text, COALESCE(u.data_doc, u.data_text)::jsonb,
-           COALESCE(u.metadata_doc, u.metadata_text)::jsonb
+           d.received_at_us, u.trace_id, u.idempotency_key, u.dedupe_key,
+           COALESCE(u.data_text, u.data::text), COALESCE(u.metadata_text, u.metadata::text),
+           COALESCE(u.data::jsonb, COALESCE(u.data_doc, u.data_text)::jsonb),
+           COALESCE(u.metadata::jsonb, COALESCE(u.metadata_doc, u.metadata_text)::jsonb)
     FROM json_to_recordset($1::json)
          AS u(n bigint, tenant text, id text, type text, source text, subject text,
               time_us bigint, trace_id text, idempotency_key text, dedupe_key text,
-              data_text text, metadata_text text, data_doc text, metadata_doc text),
+              data json, metadata json, data_text text, metadata_text text, data_doc text,
+              metadata_doc text),
          drawn d
     RETURNING 1
 )

@@ -302,34 +302,49 @@ def _keys(group: list[_Append]) -> frozenset[tuple[str, str]]:
 
 
 def _positions(plans: list[CallerPlan] | None) -> tuple[int, int] | None:
-    """The first and last position a group stored (None: it stored nothing)."""
-    seqs = [seq for plan in plans or () for seq in plan.seqs if plan.error is None]
-    return (min(seqs), max(seqs)) if seqs else None
+    """The first and last position a group stored (None: it stored nothing). Positions rise
+    in plan order, so they are the first caller's first and the last caller's last."""
+    stored = [plan.seqs for plan in plans or () if plan.error is None and plan.seqs]
+    return (stored[0][0], stored[-1][-1]) if stored else None
 
 
 def _rows_json(rows: list[Candidate]) -> str:
-    """The rows of ``append_group``: one JSON array, ``n`` counting from 1."""
-    return orjson.dumps(
-        [
-            {
-                "n": n,
-                "tenant": c.tenant,
-                "id": c.id,
-                "type": c.type,
-                "source": c.source,
-                "subject": c.subject,
-                "time_us": c.time_us,
-                "trace_id": c.trace_id,
-                "idempotency_key": c.idempotency_key,
-                "dedupe_key": c.dedupe_key,
-                "data_text": c.data_json,
-                "metadata_text": c.metadata_json,
-                "data_doc": document_text(c.data_json),
-                "metadata_doc": document_text(c.metadata_json),
-            }
-            for n, c in enumerate(rows, 1)
-        ]
-    ).decode()
+    """The rows of ``append_group``: one JSON array, ``n`` counting from 1. Data and metadata
+    go in as the JSON they are (``orjson.Fragment``: copied, not escaped as a string)."""
+    out: list[dict[str, Any]] = []
+    for n, c in enumerate(rows, 1):
+        row: dict[str, Any] = {
+            "n": n,
+            "tenant": c.tenant,
+            "id": c.id,
+            "type": c.type,
+            "source": c.source,
+            "subject": c.subject,
+            "time_us": c.time_us,
+            "trace_id": c.trace_id,
+            "idempotency_key": c.idempotency_key,
+            "dedupe_key": c.dedupe_key,
+        }
+        if _as_json(c.data_json):
+            row["data"] = orjson.Fragment(c.data_json)
+        else:
+            row["data_text"], row["data_doc"] = c.data_json, document_text(c.data_json)
+        if _as_json(c.metadata_json):
+            row["metadata"] = orjson.Fragment(c.metadata_json)
+        else:
+            row["metadata_text"] = c.metadata_json
+            row["metadata_doc"] = document_text(c.metadata_json)
+        out.append(row)
+    try:
+        return orjson.dumps(out).decode()
+    except TypeError as error:  # a Fragment's text is not UTF-8 (a lone surrogate)
+        raise ValueError(f"the events cannot be encoded: {error}") from None
+
+
+def _as_json(text: str) -> bool:
+    """Whether ``append_group`` can take this JSON text into a json column. It cannot take
+    ``\\u0000``, and a top-level ``null`` would come out as SQL NULL: those go as strings."""
+    return "\\u0000" not in text and text.strip() != "null"
 
 
 def _columns(rows: list[Candidate]) -> list[list[Any]]:
