@@ -1,4 +1,4 @@
-"""What requiring keys costs per delivered stream event, both servers measured at once.
+"""What requiring keys costs per delivered stream event (or per publish), both servers at once.
 
 bench/auth/run.py runs auth off and auth on one after the other, so whatever the machine does
 meanwhile (other work, frequency, a drift over the run) falls on one variant and not the
@@ -10,9 +10,11 @@ side by side under the same load in the same seconds, so that noise falls on bot
   at the same rate to both at once; the figure is each server's CPU seconds (from /proc) per
   event written to its streams, and the ratio on / off of the same round.
 
+With ``--subscribers 0`` the figure is each server's CPU per acknowledged publish instead.
 Prints a Markdown table; the JSON goes to bench/results/.
 
     .venv/bin/python bench/auth/stream_pair.py --rounds 6 --seconds 10
+    .venv/bin/python bench/auth/stream_pair.py --rounds 6 --seconds 10 --subscribers 0 --rate 800
 """
 
 from __future__ import annotations
@@ -79,33 +81,39 @@ async def one_round(round_: int, args: argparse.Namespace, work: Path) -> dict[s
             "server_cpu_s": round(cpu, 3),
             "server_cpu_percent": round(100 * cpu / wall, 1),
             "cpu_us_per_delivered": round(1e6 * cpu / delivered, 2) if delivered else None,
+            "cpu_us_per_publish": round(1e6 * cpu / loop["ok"], 2) if loop["ok"] else None,
         }
     return result
 
 
 def table(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) -> str:
+    unit, field, count = (
+        ("event", "cpu_us_per_delivered", "delivered")
+        if args.subscribers
+        else ("publish", "cpu_us_per_publish", "published")
+    )
     lines = [
         f"{args.rounds} rounds; {args.rate:g} publishes/s to each server, {args.subscribers} SSE "
         f"subscribers each, {args.seconds:g} s; both servers at once",
         "",
-        "| round | first | off: µs per event | on: µs per event | on / off |",
+        f"| round | first | off: µs per {unit} | on: µs per {unit} | on / off |",
         "|---:|---|---:|---:|---:|",
     ]
     ratios = []
     for i, r in enumerate(rounds):
-        off, on = r["off"]["cpu_us_per_delivered"], r["on"]["cpu_us_per_delivered"]
+        off, on = r["off"][field], r["on"][field]
         ratio = on / off if off and on else float("nan")
         ratios.append(ratio)
         first = VARIANTS[0] if i % 2 == 0 else VARIANTS[1]
         lines.append(f"| {i} | {first} | {off:.2f} | {on:.2f} | {ratio:.3f} |")
     cpu = {n: sum(r[n]["server_cpu_s"] for r in rounds) for n in VARIANTS}
-    events = {n: sum(r[n]["delivered"] for r in rounds) for n in VARIANTS}
+    events = {n: sum(r[n][count] for r in rounds) for n in VARIANTS}
     per = {n: 1e6 * cpu[n] / events[n] for n in VARIANTS}
     lines += [
         "",
         f"median of the rounds' ratios: {statistics.median(ratios):.3f} "
         f"(range {min(ratios):.3f}-{max(ratios):.3f}); all rounds together: off "
-        f"{per['off']:.2f} µs, on {per['on']:.2f} µs per event, on / off "
+        f"{per['off']:.2f} µs, on {per['on']:.2f} µs per {unit}, on / off "
         f"{per['on'] / per['off']:.3f}",
     ]
     return "\n".join(lines)
