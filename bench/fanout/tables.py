@@ -9,7 +9,7 @@ from typing import Any
 MEMORY_TARGET_KB = 10.0  # per idle SSE connection, above the idle process
 MEMORY_TARGET_CONNECTIONS = 10_000
 TARGET_SUBSCRIBERS = 1000
-RATE_TARGET = 0.5  # Tidings' flat delivery rate at least half of nchan's
+RATE_TARGET = 1.0  # Tidings' flat delivery rate at least nchan's
 P99_TARGET = 2.0  # Tidings' p99 at most twice nchan's
 # nchan with its subscribers needs most of this machine's two cores at 1,000 x 100 events/s:
 # a latency window is "quiet" when the rest of the machine used at most this much of a core.
