@@ -63,6 +63,11 @@ class ConnectionGuard:
             log.warning(line)
 
 
+PROTOCOL_SCOPE_KEY = "tidings.protocol"
+"""The scope entry naming the protocol that serves the request, so that a stream finds its
+connection's transport in one lookup rather than by looking through every open connection."""
+
+
 def error_bytes(status: int, code: str, message: str, default_headers: list[Any]) -> bytes:
     """A complete ``Connection: close`` response carrying the error shape."""
     body = orjson.dumps({"error": {"code": code, "message": message}})
@@ -304,6 +309,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._refusal = (400, "bad_request", f"the request target is not a valid URL: {error}")
             raise _Refused from None
         if self.cycle is not previous:  # a new request's cycle, whose event nothing awaits yet
+            self.scope[PROTOCOL_SCOPE_KEY] = self  # type: ignore[literal-required]
             self.cycle.message_event = _lighten(self.cycle.message_event)
             self.cycle.__class__ = OneWriteCycle  # a subclass adding one method, no state
 

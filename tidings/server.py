@@ -19,7 +19,7 @@ from tidings import logs
 from tidings.api.app import create_asgi
 from tidings.auth.service import is_loopback
 from tidings.connection_limits import ConnectionLimits, connection_cap, raise_open_files_limit
-from tidings.http_protocol import guarded_protocol
+from tidings.http_protocol import PROTOCOL_SCOPE_KEY, guarded_protocol
 from tidings.hub import Hub
 from tidings.settings import Settings
 
@@ -47,29 +47,25 @@ class TidingsServer(uvicorn.Server):
         hub.streams.transport_of = self.transport_of
         hub.streams.chunked_of = self.chunked_of
         hub.streams.settle = self.settle
-        self._last_found: tuple[Any, Any] = (
-            None,
-            None,
-        )  # the last scope looked up, and its protocol
 
     def _protocol_of(self, scope: Any) -> Any:
         """The uvicorn protocol of the open connection that is serving ``scope``.
 
-        uvicorn's protocols keep the scope of their current request; the peer address is the
-        fallback. (The scope's ``client`` alone is not enough: behind a trusted proxy it holds
-        the forwarded address, not the peer's.)
+        Tidings' protocol names itself in the scope (``PROTOCOL_SCOPE_KEY``). Otherwise uvicorn's
+        protocols keep the scope of their current request, and the peer address is the last
+        resort. (The scope's ``client`` alone is not enough: behind a trusted proxy it holds the
+        forwarded address, not the peer's.)
         """
         if not scope:
             return None
-        last_scope, last_found = self._last_found
-        if scope is last_scope:  # a stream asks several questions about its scope in a row
-            return last_found
+        named = scope.get(PROTOCOL_SCOPE_KEY)
+        if named is not None:
+            return named if named in self.server_state.connections else None
         connections = list(self.server_state.connections)
         found = next((c for c in connections if getattr(c, "scope", None) is scope), None)
         if found is None and scope.get("client"):
             peer = tuple(scope["client"])
             found = next((c for c in connections if getattr(c, "client", None) == peer), None)
-        self._last_found = (scope, found)
         return found
 
     def transport_of(self, scope: Any) -> asyncio.WriteTransport | None:

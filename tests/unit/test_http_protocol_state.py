@@ -19,7 +19,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from tidings.connection_limits import ConnectionLimits
-from tidings.http_protocol import GuardedHttpProtocol, guarded_protocol
+from tidings.http_protocol import PROTOCOL_SCOPE_KEY, GuardedHttpProtocol, guarded_protocol
 from tidings.server import TidingsServer
 from tidings.streams.registry import StreamRegistry
 
@@ -242,20 +242,44 @@ class _Conn:
         self.client = scope["client"]
 
 
-def test_the_server_finds_the_protocol_of_a_scope_and_remembers_the_last_one() -> None:
-    """A stream asks three questions about its scope in a row (its transport, its framing,
-    settling): one look through the open connections answers all three."""
+def test_the_server_finds_a_protocol_named_in_its_scope_while_its_connection_is_open() -> None:
+    """Tidings' protocol names itself in the scope: one lookup, no walk through the open
+    connections; a connection that has gone answers None."""
     hub = SimpleNamespace(streams=StreamRegistry())
     server = TidingsServer(Config(App()), hub)  # type: ignore[arg-type]
     first = _Conn({"client": ("10.0.0.1", 1)})
     second = _Conn({"client": ("10.0.0.2", 2)})
+    for conn in (first, second):
+        conn.scope[PROTOCOL_SCOPE_KEY] = conn
     server.server_state.connections.update({first, second})  # type: ignore[arg-type]
     assert server._protocol_of(first.scope) is first
     assert server._protocol_of(second.scope) is second
-    server.server_state.connections.clear()
-    assert server._protocol_of(second.scope) is second  # remembered
+    server.server_state.connections.discard(first)  # type: ignore[arg-type]
     assert server._protocol_of(first.scope) is None  # gone
+    assert server._protocol_of(second.scope) is second
     assert server._protocol_of(None) is None
+
+
+def test_the_server_finds_an_unnamed_scope_by_identity_then_by_peer() -> None:
+    """A protocol that does not name itself (another server's) is found by the scope it
+    holds, then by the peer's address."""
+    hub = SimpleNamespace(streams=StreamRegistry())
+    server = TidingsServer(Config(App()), hub)  # type: ignore[arg-type]
+    first = _Conn({"client": ("10.0.0.1", 1)})
+    server.server_state.connections.add(first)  # type: ignore[arg-type]
+    assert server._protocol_of(first.scope) is first
+    assert server._protocol_of({"client": ["10.0.0.1", 1]}) is first  # by peer
+    assert server._protocol_of({"client": ("10.0.0.9", 9)}) is None
+
+
+async def test_a_request_scope_names_the_protocol_serving_it() -> None:
+    app = App()
+    protocol, _ = make_protocol(app)
+    protocol.data_received(STREAM)
+    await asyncio.wait_for(app.streaming.wait(), 5)
+    assert protocol.scope[PROTOCOL_SCOPE_KEY] is protocol
+    app.end_stream.set()
+    await settle_loop()
 
 
 async def test_headers_arriving_whole_set_no_deadline_and_headers_in_pieces_do() -> None:
